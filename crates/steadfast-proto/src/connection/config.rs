@@ -1,0 +1,133 @@
+//! Connection configuration and limits.
+
+use std::time::Duration;
+
+use crate::frame::{Settings, DEFAULT_MAX_FRAME_SIZE};
+
+/// Which side of the connection this endpoint is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// Sends the connection preface and opens streams.
+    Client,
+    /// Accepts streams.
+    Server,
+}
+
+/// Settings and limits for one connection.
+///
+/// Defaults suit a general-purpose client or server; every limit that bounds memory or
+/// work caused by the peer is here, so a runtime can tighten them.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// SETTINGS_HEADER_TABLE_SIZE we advertise: the HPACK table the peer may use.
+    pub header_table_size: u32,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS we advertise and enforce on peer-initiated
+    /// streams (excess streams are refused with REFUSED_STREAM).
+    pub max_concurrent_streams: u32,
+    /// SETTINGS_INITIAL_WINDOW_SIZE we advertise: the receive window of each stream.
+    pub initial_stream_window: u32,
+    /// The connection-level receive window (raised from 65,535 with a WINDOW_UPDATE).
+    pub initial_connection_window: u32,
+    /// SETTINGS_MAX_FRAME_SIZE we advertise.
+    pub max_frame_size: u32,
+    /// SETTINGS_MAX_HEADER_LIST_SIZE we advertise and enforce on decoded field blocks.
+    pub max_header_list_size: u32,
+    /// Advertise SETTINGS_ENABLE_CONNECT_PROTOCOL (RFC 8441, server only).
+    pub enable_connect_protocol: bool,
+    /// Released receive capacity is announced with WINDOW_UPDATE once it reaches this
+    /// fraction (in percent) of the window; lower values send more, smaller updates.
+    pub window_update_percent: u8,
+    /// A SETTINGS frame not acknowledged within this time fails the connection with
+    /// SETTINGS_TIMEOUT.
+    pub settings_timeout: Duration,
+    /// During graceful shutdown, how long to wait for the PING that follows the first
+    /// GOAWAY before sending the final one anyway.
+    pub shutdown_ping_timeout: Duration,
+    /// The largest field block accepted across HEADERS and CONTINUATION frames, in
+    /// bytes, before it is decoded.
+    pub max_header_block_size: usize,
+    /// The most CONTINUATION frames accepted for one field block.
+    pub max_continuation_frames: usize,
+    /// How many recently reset streams are remembered, so that frames the peer sent
+    /// before it saw our RST_STREAM are ignored rather than treated as errors.
+    pub max_reset_streams_remembered: usize,
+    /// The most bytes of control frames (PING and SETTINGS acknowledgements, RST_STREAM)
+    /// that may wait for the transport before the peer is told to calm down.
+    pub max_pending_control_bytes: usize,
+    /// Budgets for frames a peer can make this endpoint process or answer.
+    pub flood: FloodLimits,
+    /// The most DATA bytes `poll_transmit` writes per call, to keep output batches
+    /// bounded while still filling a socket buffer.
+    pub max_transmit_data: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self {
+            header_table_size: 4096,
+            max_concurrent_streams: 256,
+            initial_stream_window: 1 << 20,
+            initial_connection_window: 2 << 20,
+            max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+            max_header_list_size: 64 << 10,
+            enable_connect_protocol: false,
+            window_update_percent: 50,
+            settings_timeout: Duration::from_secs(10),
+            shutdown_ping_timeout: Duration::from_secs(5),
+            max_header_block_size: 80 << 10,
+            max_continuation_frames: 64,
+            max_reset_streams_remembered: 1024,
+            max_pending_control_bytes: 64 << 10,
+            flood: FloodLimits::default(),
+            max_transmit_data: 256 << 10,
+        }
+    }
+}
+
+impl Config {
+    pub(crate) fn local_settings(&self, role: Role) -> Settings {
+        Settings {
+            header_table_size: Some(self.header_table_size),
+            enable_push: (role == Role::Client).then_some(false),
+            max_concurrent_streams: Some(self.max_concurrent_streams),
+            initial_window_size: Some(self.initial_stream_window),
+            max_frame_size: Some(self.max_frame_size),
+            max_header_list_size: Some(self.max_header_list_size),
+            enable_connect_protocol: (role == Role::Server && self.enable_connect_protocol)
+                .then_some(true),
+        }
+    }
+}
+
+/// How many frames of each costly kind a peer may cause per `window`; exceeding one
+/// fails the connection with GOAWAY(ENHANCE_YOUR_CALM).
+///
+/// These stop floods that cost the peer little and us much: rapid stream resets
+/// (CVE-2023-44487), PING and SETTINGS floods (CVE-2019-9512/9515), and empty frames
+/// (CVE-2019-9518).
+#[derive(Clone, Debug)]
+pub struct FloodLimits {
+    /// The accounting period.
+    pub window: Duration,
+    /// Streams reset by the peer, or by us because of the peer's frames.
+    pub max_resets: u32,
+    /// PING frames received that need an acknowledgement.
+    pub max_pings: u32,
+    /// SETTINGS frames received.
+    pub max_settings: u32,
+    /// DATA frames without payload or END_STREAM, and CONTINUATION frames without
+    /// payload.
+    pub max_empty_frames: u32,
+}
+
+impl Default for FloodLimits {
+    fn default() -> Self {
+        Self {
+            window: Duration::from_secs(10),
+            max_resets: 1000,
+            max_pings: 1000,
+            max_settings: 100,
+            max_empty_frames: 1000,
+        }
+    }
+}

@@ -1,0 +1,912 @@
+//! The HTTP/2 connection state machine.
+
+mod config;
+mod recv;
+mod send;
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use http::{HeaderMap, Request, Response};
+use steadfast_hpack::{Decoder, Encoder};
+
+pub use self::config::{Config, FloodLimits, Role};
+use crate::error::{Error, ErrorCode, Fate, GoAway, Initiator, UserError};
+use crate::frame::{
+    GoAwayFrame, Ping, RstStream, Settings, SettingsFrame, StreamId, WindowUpdate,
+    DEFAULT_MAX_FRAME_SIZE,
+};
+use crate::message;
+use crate::stream::{SendEnd, Stream, StreamState};
+
+/// The client connection preface (RFC 9113 §3.4).
+pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The initial flow-control window of every stream and of the connection (§6.9.2).
+const DEFAULT_WINDOW: u32 = 65_535;
+
+/// The opaque data of the PING sent with the first GOAWAY of a graceful shutdown.
+const SHUTDOWN_PING: [u8; 8] = *b"sf-drain";
+
+/// Something that happened on the connection, for the application.
+#[derive(Debug)]
+pub enum Event {
+    /// (Server) The peer opened a stream with this request head.
+    Request {
+        /// The new stream.
+        id: StreamId,
+        /// The request head; the body follows as `Data` events unless `end_stream`.
+        request: Request<()>,
+        /// The request has no body.
+        end_stream: bool,
+    },
+    /// (Client) An interim 1xx response.
+    Informational {
+        /// The stream.
+        id: StreamId,
+        /// The interim response.
+        response: Response<()>,
+    },
+    /// (Client) The final response head.
+    Response {
+        /// The stream.
+        id: StreamId,
+        /// The response head; the body follows as `Data` events unless `end_stream`.
+        response: Response<()>,
+        /// The response has no body.
+        end_stream: bool,
+    },
+    /// A chunk of a message body. Release it with
+    /// [`Connection::release_capacity`] once consumed, so the peer may send more.
+    Data {
+        /// The stream.
+        id: StreamId,
+        /// The bytes (possibly empty when only `end_stream` is set).
+        data: Bytes,
+        /// The last chunk of the body.
+        end_stream: bool,
+    },
+    /// The trailer section, which ends the stream.
+    Trailers {
+        /// The stream.
+        id: StreamId,
+        /// The trailers.
+        trailers: HeaderMap,
+    },
+    /// A stream ended abnormally: reset by either side, refused by a GOAWAY, or lost
+    /// with the connection. Not reported for resets the application asked for.
+    StreamError {
+        /// The stream.
+        id: StreamId,
+        /// What happened.
+        error: Error,
+        /// For locally initiated streams: what the server may have done with it.
+        fate: Option<Fate>,
+    },
+    /// The peer's SETTINGS took effect (the first one completes the handshake).
+    PeerSettings(Settings),
+    /// The peer acknowledged our SETTINGS.
+    SettingsAcked,
+    /// The peer answered one of our PINGs.
+    PingAck([u8; 8]),
+    /// The peer sent GOAWAY. Locally initiated streams above its last-stream-id have
+    /// already been reported as refused.
+    GoAwayReceived(GoAway),
+    /// Streams may be opened again: concurrency was freed.
+    StreamsAvailable,
+    /// The connection is finished: `None` after a graceful close, otherwise the error.
+    /// Write out what `poll_transmit` still returns, then close the transport.
+    Closed(Option<Error>),
+}
+
+#[derive(Debug)]
+enum State {
+    Open,
+    Closed(Option<Error>),
+}
+
+#[derive(Debug)]
+enum Shutdown {
+    /// GOAWAY(2^31-1) and a PING were sent; waiting for the PING's ACK.
+    AwaitingPing { deadline: Instant },
+    /// The final GOAWAY was sent.
+    Final,
+}
+
+/// A field block being reassembled from HEADERS and CONTINUATION frames.
+#[derive(Debug)]
+struct PartialBlock {
+    stream_id: StreamId,
+    block: BytesMut,
+    end_stream: bool,
+    self_dependent: bool,
+    frames: usize,
+}
+
+/// The peer's settings, with the RFC's initial values for the ones it did not send.
+#[derive(Clone, Copy, Debug)]
+struct PeerSettings {
+    max_concurrent_streams: u32,
+    initial_window_size: u32,
+    max_frame_size: u32,
+    enable_connect_protocol: bool,
+}
+
+#[derive(Debug)]
+struct FloodCounters {
+    window_start: Instant,
+    resets: u32,
+    pings: u32,
+    settings: u32,
+    empty_frames: u32,
+}
+
+/// One HTTP/2 connection, without I/O and without a clock.
+///
+/// The methods come in four kinds:
+/// - getters (`&self`): [`fate`](Self::fate), [`stream_state`](Self::stream_state),
+///   [`send_capacity`](Self::send_capacity), [`error`](Self::error), …
+/// - `handle_*`: input from the network ([`handle_read`](Self::handle_read),
+///   [`handle_eof`](Self::handle_eof)) or from a timer
+///   ([`handle_timeout`](Self::handle_timeout));
+/// - commands from the application: [`send_request`](Self::send_request),
+///   [`send_response`](Self::send_response), [`send_data`](Self::send_data),
+///   [`reset`](Self::reset), [`graceful_shutdown`](Self::graceful_shutdown), …
+/// - `poll_*`: output. After any input or command, call
+///   [`poll_transmit`](Self::poll_transmit) until it writes nothing, then drain
+///   [`poll_event`](Self::poll_event), then arm a timer for
+///   [`poll_timeout`](Self::poll_timeout).
+///
+/// Every method that may act on time takes `now`; it must never go backwards. Nothing
+/// that the peer sends can make a method panic or grow memory without bound: protocol
+/// violations become the RST_STREAM or GOAWAY that RFC 9113 names, and an
+/// [`Event::StreamError`] or [`Event::Closed`] for the application.
+#[derive(Debug)]
+pub struct Connection {
+    role: Role,
+    config: Config,
+    state: State,
+
+    /// Bytes of the client preface still expected (server), 0 once matched.
+    preface_remaining: usize,
+    /// The peer's first SETTINGS arrived.
+    handshake_done: bool,
+    recv_buf: BytesMut,
+    /// Control frames and HEADERS, in the order they must reach the wire.
+    out: BytesMut,
+    /// Locally opened streams whose HEADERS sit in `out` (their fate changes from
+    /// `NotSent` once `out` is handed to the transport).
+    unflushed_opens: Vec<StreamId>,
+
+    /// SETTINGS we sent and the peer has not acknowledged, oldest first.
+    pending_settings: VecDeque<(Settings, Instant)>,
+    /// Our settings as acknowledged by the peer.
+    local: Settings,
+    peer: PeerSettings,
+    encoder: Encoder,
+    decoder: Decoder,
+
+    streams: HashMap<StreamId, Stream>,
+    /// Locally opened streams waiting for concurrency, in id order.
+    pending_open: VecDeque<StreamId>,
+    /// Streams with data, trailers or END_STREAM to write.
+    send_ready: VecDeque<StreamId>,
+    next_local_id: u32,
+    /// Locally initiated streams currently counted against the peer's limit.
+    active_local: usize,
+    /// Peer-initiated streams currently counted against our limit.
+    active_remote: usize,
+    /// The highest stream id the peer has opened (or tried to).
+    last_remote_id: StreamId,
+    /// The highest peer-initiated stream handed to the application.
+    last_processed_remote_id: StreamId,
+    /// Streams reset recently, whose late frames are ignored (§5.1 "closed").
+    reset_streams: HashSet<StreamId>,
+    reset_order: VecDeque<StreamId>,
+    partial: Option<PartialBlock>,
+
+    /// How much we may send on the connection (may not go negative).
+    send_window: i64,
+    /// How much the peer may send on the connection.
+    recv_window: i64,
+    recv_release_pending: u32,
+    /// Target connection receive window.
+    recv_window_target: u32,
+
+    goaway_sent: Option<GoAway>,
+    goaway_received: Option<GoAway>,
+    shutdown: Option<Shutdown>,
+    pings_in_flight: Vec<[u8; 8]>,
+    flood: FloodCounters,
+    events: VecDeque<Event>,
+    stream_available_signalled: bool,
+}
+
+impl Connection {
+    /// Starts a connection. The client's preface and SETTINGS (and the server's
+    /// SETTINGS) are ready in `poll_transmit` immediately.
+    pub fn new(role: Role, config: Config, now: Instant) -> Self {
+        let settings = config.local_settings(role);
+        let mut conn = Self {
+            role,
+            preface_remaining: if role == Role::Server { PREFACE.len() } else { 0 },
+            handshake_done: false,
+            recv_buf: BytesMut::with_capacity(16 << 10),
+            out: BytesMut::with_capacity(4 << 10),
+            unflushed_opens: Vec::new(),
+            pending_settings: VecDeque::new(),
+            // Until acknowledged, the RFC's initial values are in force (§6.5.2).
+            local: Settings {
+                header_table_size: Some(4096),
+                enable_push: Some(true),
+                max_concurrent_streams: None,
+                initial_window_size: Some(DEFAULT_WINDOW),
+                max_frame_size: Some(DEFAULT_MAX_FRAME_SIZE),
+                max_header_list_size: None,
+                enable_connect_protocol: Some(false),
+            },
+            peer: PeerSettings {
+                max_concurrent_streams: u32::MAX,
+                initial_window_size: DEFAULT_WINDOW,
+                max_frame_size: DEFAULT_MAX_FRAME_SIZE,
+                enable_connect_protocol: false,
+            },
+            encoder: Encoder::new(),
+            decoder: Decoder::new(config.header_table_size as usize),
+            streams: HashMap::new(),
+            pending_open: VecDeque::new(),
+            send_ready: VecDeque::new(),
+            next_local_id: if role == Role::Client { 1 } else { 2 },
+            active_local: 0,
+            active_remote: 0,
+            last_remote_id: StreamId::ZERO,
+            last_processed_remote_id: StreamId::ZERO,
+            reset_streams: HashSet::new(),
+            reset_order: VecDeque::new(),
+            partial: None,
+            send_window: i64::from(DEFAULT_WINDOW),
+            recv_window: i64::from(DEFAULT_WINDOW),
+            recv_release_pending: 0,
+            recv_window_target: config.initial_connection_window.max(DEFAULT_WINDOW),
+            goaway_sent: None,
+            goaway_received: None,
+            shutdown: None,
+            pings_in_flight: Vec::new(),
+            flood: FloodCounters {
+                window_start: now,
+                resets: 0,
+                pings: 0,
+                settings: 0,
+                empty_frames: 0,
+            },
+            events: VecDeque::new(),
+            stream_available_signalled: false,
+            state: State::Open,
+            config,
+        };
+        if role == Role::Client {
+            conn.out.extend_from_slice(PREFACE);
+        }
+        conn.write_frame(&crate::frame::Frame::Settings(SettingsFrame::Values(settings)));
+        conn.pending_settings.push_back((settings, now));
+        let extra = i64::from(conn.recv_window_target) - i64::from(DEFAULT_WINDOW);
+        if extra > 0 {
+            conn.recv_window += extra;
+            conn.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(
+                StreamId::ZERO,
+                extra as u32,
+            )));
+        }
+        conn
+    }
+
+    // ---- getters ----
+
+    /// This endpoint's role.
+    pub fn role(&self) -> Role {
+        self.role
+    }
+
+    /// The fate of a locally initiated stream that is still known to the connection.
+    /// Failed streams report their fate in [`Event::StreamError`].
+    pub fn fate(&self, id: StreamId) -> Option<Fate> {
+        self.streams.get(&id).filter(|s| s.local).map(|s| s.fate)
+    }
+
+    /// The state of a stream, or `None` once it is closed (or was never opened).
+    pub fn stream_state(&self, id: StreamId) -> Option<StreamState> {
+        self.streams.get(&id).map(Stream::state)
+    }
+
+    /// How many bytes of DATA may be sent on `id` right now under both flow-control
+    /// windows, minus what is already queued. The application uses this for
+    /// backpressure; `send_data` itself never refuses data.
+    pub fn send_capacity(&self, id: StreamId) -> usize {
+        let Some(s) = self.streams.get(&id) else {
+            return 0;
+        };
+        let window = s.send_window.min(self.send_window).max(0) as usize;
+        window.saturating_sub(s.send_queued)
+    }
+
+    /// Bytes queued on `id` and not yet written.
+    pub fn buffered_send(&self, id: StreamId) -> usize {
+        self.streams.get(&id).map_or(0, |s| s.send_queued)
+    }
+
+    /// True when a new stream would be sent right away rather than wait for the peer's
+    /// concurrency limit, and the connection accepts new streams at all.
+    pub fn can_open_stream(&self) -> bool {
+        self.accepts_new_streams()
+            && self.pending_open.is_empty()
+            && self.active_local < self.peer.max_concurrent_streams as usize
+    }
+
+    /// True while new streams may be opened (no GOAWAY either way, not closed).
+    pub fn accepts_new_streams(&self) -> bool {
+        matches!(self.state, State::Open)
+            && self.goaway_received.is_none()
+            && self.goaway_sent.is_none()
+            && self.next_local_id <= StreamId::MAX.get()
+    }
+
+    /// The peer's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until it says otherwise).
+    pub fn peer_max_concurrent_streams(&self) -> u32 {
+        self.peer.max_concurrent_streams
+    }
+
+    /// Streams open in each direction: (locally initiated, peer-initiated).
+    pub fn active_streams(&self) -> (usize, usize) {
+        (self.active_local, self.active_remote)
+    }
+
+    /// The GOAWAY the peer sent, if any.
+    pub fn goaway_received(&self) -> Option<&GoAway> {
+        self.goaway_received.as_ref()
+    }
+
+    /// The GOAWAY this endpoint sent, if any (the latest one).
+    pub fn goaway_sent(&self) -> Option<&GoAway> {
+        self.goaway_sent.as_ref()
+    }
+
+    /// The peer's first SETTINGS arrived.
+    pub fn is_established(&self) -> bool {
+        self.handshake_done
+    }
+
+    /// The connection is finished (gracefully or not). Output may remain.
+    pub fn is_closed(&self) -> bool {
+        matches!(self.state, State::Closed(_))
+    }
+
+    /// Finished and nothing left to write: the transport can be closed.
+    pub fn is_done(&self) -> bool {
+        self.is_closed() && self.out.is_empty()
+    }
+
+    /// The error that ended the connection, if it failed. Sticky.
+    pub fn error(&self) -> Option<&Error> {
+        match &self.state {
+            State::Closed(e) => e.as_ref(),
+            State::Open => None,
+        }
+    }
+
+    /// The earliest time at which [`handle_timeout`](Self::handle_timeout) must be
+    /// called.
+    pub fn poll_timeout(&self) -> Option<Instant> {
+        if self.is_closed() {
+            return None;
+        }
+        let settings = self
+            .pending_settings
+            .front()
+            .map(|(_, sent)| *sent + self.config.settings_timeout);
+        let shutdown = match self.shutdown {
+            Some(Shutdown::AwaitingPing { deadline }) => Some(deadline),
+            _ => None,
+        };
+        settings.into_iter().chain(shutdown).min()
+    }
+
+    /// The next event for the application.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    // ---- commands ----
+
+    /// (Client) Opens a stream with a request head. The request URI must carry a
+    /// scheme and, except for CONNECT, a path. The stream is sent at once if the peer's
+    /// concurrency limit allows, otherwise when a slot frees; until then its fate is
+    /// `NotSent`.
+    pub fn send_request(&mut self, request: &Request<()>, end_stream: bool) -> Result<StreamId, Error> {
+        if self.role != Role::Client {
+            return Err(UserError::NotClient.into());
+        }
+        self.check_open()?;
+        if !self.accepts_new_streams() {
+            return Err(if self.next_local_id > StreamId::MAX.get() {
+                UserError::StreamIdsExhausted.into()
+            } else {
+                UserError::GoingAway.into()
+            });
+        }
+        let fields = message::request_fields(request)?;
+        let id = StreamId::new(self.next_local_id);
+        self.next_local_id += 2;
+        let mut stream = Stream::new(
+            id,
+            true,
+            i64::from(self.peer.initial_window_size),
+            i64::from(self.local_initial_window()),
+        );
+        stream.head_request = request.method() == http::Method::HEAD;
+        stream.pending_open = Some((fields, end_stream));
+        if end_stream {
+            stream.send_end = SendEnd::EndStream;
+        }
+        self.streams.insert(id, stream);
+        self.pending_open.push_back(id);
+        self.open_pending_streams();
+        Ok(id)
+    }
+
+    /// (Server) Sends a response head on a peer-initiated stream: any number of 1xx
+    /// interim responses, then one final response.
+    pub fn send_response(&mut self, id: StreamId, response: &Response<()>, end_stream: bool) -> Result<(), Error> {
+        if self.role != Role::Server {
+            return Err(UserError::NotServer.into());
+        }
+        self.check_open()?;
+        let fields = message::response_fields(response)?;
+        let informational = response.status().is_informational();
+        let stream = self.streams.get_mut(&id).ok_or(UserError::UnknownStream(id))?;
+        if stream.response_sent {
+            return Err(UserError::ResponseAlreadySent(id).into());
+        }
+        if stream.send_ended() {
+            return Err(UserError::SendClosed(id).into());
+        }
+        if informational && end_stream {
+            return Err(UserError::MalformedHeaders("a 1xx response cannot end the stream".into()).into());
+        }
+        stream.response_sent = !informational;
+        if end_stream {
+            stream.send_closed = true;
+        }
+        self.write_headers(id, &fields, end_stream);
+        if end_stream {
+            self.maybe_close_stream(id);
+        }
+        Ok(())
+    }
+
+    /// Queues body data. It is written as the flow-control windows allow; see
+    /// [`send_capacity`](Self::send_capacity) for backpressure.
+    pub fn send_data(&mut self, id: StreamId, data: Bytes, end_stream: bool) -> Result<(), Error> {
+        self.check_open()?;
+        let role = self.role;
+        let stream = self.streams.get_mut(&id).ok_or(UserError::UnknownStream(id))?;
+        if stream.send_ended() {
+            return Err(UserError::SendClosed(id).into());
+        }
+        if role == Role::Server && !stream.response_sent {
+            return Err(UserError::MalformedHeaders("DATA before the response head".into()).into());
+        }
+        if !data.is_empty() {
+            stream.send_queued += data.len();
+            stream.send_queue.push_back(data);
+        }
+        if end_stream {
+            stream.send_end = SendEnd::EndStream;
+        }
+        self.schedule(id);
+        Ok(())
+    }
+
+    /// Queues a trailer section, which ends the stream after the queued data.
+    pub fn send_trailers(&mut self, id: StreamId, trailers: &HeaderMap) -> Result<(), Error> {
+        self.check_open()?;
+        let fields = message::trailer_fields(trailers)?;
+        let role = self.role;
+        let stream = self.streams.get_mut(&id).ok_or(UserError::UnknownStream(id))?;
+        if stream.send_ended() {
+            return Err(UserError::SendClosed(id).into());
+        }
+        if role == Role::Server && !stream.response_sent {
+            return Err(UserError::MalformedHeaders("trailers before the response head".into()).into());
+        }
+        stream.send_end = SendEnd::Trailers(fields);
+        self.schedule(id);
+        Ok(())
+    }
+
+    /// Resets a stream on the application's behalf (e.g. CANCEL). A locally opened
+    /// stream that was never sent is simply dropped. No event is reported for it.
+    pub fn reset(&mut self, id: StreamId, code: ErrorCode) -> Result<(), Error> {
+        self.check_open()?;
+        let stream = self.streams.get(&id).ok_or(UserError::UnknownStream(id))?;
+        if stream.pending_open.is_some() {
+            self.pending_open.retain(|p| *p != id);
+            self.remove_stream(id);
+            return Ok(());
+        }
+        self.write_frame(&crate::frame::Frame::RstStream(RstStream::new(id, code)));
+        self.remove_stream(id);
+        self.remember_reset(id);
+        Ok(())
+    }
+
+    /// The application consumed `len` bytes of received DATA on `id`; they may be
+    /// announced to the peer with WINDOW_UPDATE. Unknown streams only release the
+    /// connection window.
+    pub fn release_capacity(&mut self, id: StreamId, len: usize) {
+        let len = u32::try_from(len).unwrap_or(u32::MAX);
+        let mut released = 0;
+        if let Some(s) = self.streams.get_mut(&id) {
+            released = len.min(s.recv_unreleased);
+            s.recv_unreleased -= released;
+            if !s.recv_closed {
+                s.recv_release_pending += released;
+            }
+        }
+        self.release_connection(released);
+        self.flush_window_updates(Some(id));
+    }
+
+    /// Sends a PING; its acknowledgement arrives as [`Event::PingAck`].
+    pub fn ping(&mut self, payload: [u8; 8]) -> Result<(), Error> {
+        self.check_open()?;
+        if payload == SHUTDOWN_PING || self.pings_in_flight.contains(&payload) {
+            return Err(UserError::PingInFlight.into());
+        }
+        self.pings_in_flight.push(payload);
+        self.write_frame(&crate::frame::Frame::Ping(Ping { payload, ack: false }));
+        Ok(())
+    }
+
+    /// Starts a graceful shutdown.
+    ///
+    /// A server sends GOAWAY(2^31-1, NO_ERROR) and a PING; when the PING is
+    /// acknowledged (or after `shutdown_ping_timeout`), it sends GOAWAY with the real
+    /// last stream id, so that requests in flight when the first GOAWAY was sent are
+    /// not refused. A client sends GOAWAY(0, NO_ERROR). Either way, streams in progress
+    /// finish and the connection then closes with [`Event::Closed(None)`](Event::Closed).
+    pub fn graceful_shutdown(&mut self, now: Instant) {
+        self.graceful_shutdown_with(now, Bytes::new());
+    }
+
+    /// Like [`graceful_shutdown`](Self::graceful_shutdown), with debug data in the
+    /// GOAWAY frames (e.g. `max_age`, `max_idle`).
+    pub fn graceful_shutdown_with(&mut self, now: Instant, debug_data: Bytes) {
+        if self.is_closed() || self.shutdown.is_some() {
+            return;
+        }
+        match self.role {
+            Role::Server => {
+                self.send_goaway(ErrorCode::NO_ERROR, StreamId::MAX, debug_data);
+                self.write_frame(&crate::frame::Frame::Ping(Ping {
+                    payload: SHUTDOWN_PING,
+                    ack: false,
+                }));
+                self.shutdown = Some(Shutdown::AwaitingPing {
+                    deadline: now + self.config.shutdown_ping_timeout,
+                });
+            }
+            Role::Client => {
+                self.send_goaway(ErrorCode::NO_ERROR, StreamId::ZERO, debug_data);
+                self.shutdown = Some(Shutdown::Final);
+                self.fail_pending_opens(&Error::User(UserError::GoingAway));
+                self.maybe_finish();
+            }
+        }
+    }
+
+    /// Closes the connection at once with GOAWAY(code) on the application's behalf;
+    /// every open stream fails.
+    pub fn close(&mut self, code: ErrorCode, debug_data: Bytes) {
+        if self.is_closed() {
+            return;
+        }
+        let goaway = GoAway {
+            code,
+            last_stream_id: self.last_processed_remote_id,
+            debug_data,
+        };
+        self.write_frame(&crate::frame::Frame::GoAway(GoAwayFrame(goaway.clone())));
+        self.goaway_sent = Some(goaway.clone());
+        let error = Error::GoAway {
+            goaway,
+            initiator: Initiator::Application,
+            reason: None,
+        };
+        self.fail_connection(error);
+    }
+
+    // ---- input ----
+
+    /// Feeds bytes read from the transport.
+    pub fn handle_read(&mut self, data: &[u8], now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        self.recv_buf.extend_from_slice(data);
+        self.process_input(now);
+    }
+
+    /// The transport reached EOF or failed. Streams still open fail with their fate.
+    pub fn handle_eof(&mut self, _now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        let error = Error::TransportClosed {
+            after_goaway: self.goaway_received.clone(),
+        };
+        self.fail_connection(error);
+    }
+
+    /// Time has reached (or passed) [`poll_timeout`](Self::poll_timeout).
+    pub fn handle_timeout(&mut self, now: Instant) {
+        if self.is_closed() {
+            return;
+        }
+        if let Some((_, sent)) = self.pending_settings.front() {
+            if now >= *sent + self.config.settings_timeout {
+                self.connection_error(ErrorCode::SETTINGS_TIMEOUT, "SETTINGS not acknowledged in time");
+                return;
+            }
+        }
+        if let Some(Shutdown::AwaitingPing { deadline }) = self.shutdown {
+            if now >= deadline {
+                self.send_final_goaway();
+            }
+        }
+    }
+
+    // ---- internals shared by recv and send ----
+
+    fn check_open(&self) -> Result<(), Error> {
+        match &self.state {
+            State::Open => Ok(()),
+            State::Closed(Some(e)) => Err(e.clone()),
+            State::Closed(None) => Err(UserError::GoingAway.into()),
+        }
+    }
+
+    fn local_initial_window(&self) -> u32 {
+        self.local.initial_window_size.unwrap_or(DEFAULT_WINDOW)
+    }
+
+    fn write_frame(&mut self, frame: &crate::frame::Frame) {
+        frame.encode(&mut self.out);
+    }
+
+    /// Encodes a field block into HEADERS + CONTINUATION frames in `out`.
+    fn write_headers(&mut self, id: StreamId, fields: &message::EncodedFields, end_stream: bool) {
+        let mut block = BytesMut::new();
+        self.encoder.encode(fields.iter(), &mut block);
+        send::write_field_block(&mut self.out, id, block.freeze(), end_stream, self.peer.max_frame_size);
+    }
+
+    fn schedule(&mut self, id: StreamId) {
+        if let Some(s) = self.streams.get_mut(&id) {
+            if !s.scheduled && s.has_send_work() {
+                s.scheduled = true;
+                self.send_ready.push_back(id);
+            }
+        }
+    }
+
+    /// Sends the HEADERS of waiting streams while the peer's limit allows.
+    fn open_pending_streams(&mut self) {
+        while self.active_local < self.peer.max_concurrent_streams as usize {
+            let Some(id) = self.pending_open.pop_front() else {
+                break;
+            };
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            let Some((fields, end_stream)) = stream.pending_open.take() else {
+                continue;
+            };
+            let end_now = end_stream && stream.send_queued == 0;
+            if end_now {
+                stream.send_closed = true;
+            }
+            self.active_local += 1;
+            self.write_headers(id, &fields, end_now);
+            self.unflushed_opens.push(id);
+            self.schedule(id);
+        }
+    }
+
+    fn remember_reset(&mut self, id: StreamId) {
+        if self.config.max_reset_streams_remembered == 0 {
+            return;
+        }
+        if self.reset_streams.insert(id) {
+            self.reset_order.push_back(id);
+            if self.reset_order.len() > self.config.max_reset_streams_remembered {
+                if let Some(old) = self.reset_order.pop_front() {
+                    self.reset_streams.remove(&old);
+                }
+            }
+        }
+    }
+
+    /// Removes a stream from every structure and returns its flow-control credit.
+    fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
+        let stream = self.streams.remove(&id)?;
+        if stream.pending_open.is_none() {
+            if stream.local {
+                self.active_local -= 1;
+                if !self.stream_available_signalled && self.accepts_new_streams() {
+                    self.stream_available_signalled = true;
+                }
+            } else {
+                self.active_remote -= 1;
+            }
+        }
+        // Data the application never released still occupies the connection window.
+        self.release_connection(stream.recv_unreleased);
+        self.flush_window_updates(None);
+        if stream.local {
+            self.open_pending_streams();
+            if self.stream_available_signalled && self.pending_open.is_empty() {
+                self.stream_available_signalled = false;
+                self.events.push_back(Event::StreamsAvailable);
+            }
+        }
+        Some(stream)
+    }
+
+    fn maybe_close_stream(&mut self, id: StreamId) {
+        if let Some(s) = self.streams.get(&id) {
+            if s.send_closed && s.recv_closed {
+                self.remove_stream(id);
+                self.maybe_finish();
+            }
+        }
+    }
+
+    fn release_connection(&mut self, len: u32) {
+        self.recv_release_pending = self.recv_release_pending.saturating_add(len);
+    }
+
+    /// Sends WINDOW_UPDATE for the connection and for `id` once enough was released.
+    fn flush_window_updates(&mut self, id: Option<StreamId>) {
+        let percent = u64::from(self.config.window_update_percent.clamp(1, 100));
+        let threshold = |target: u32| (u64::from(target) * percent / 100).max(1) as u32;
+        if self.recv_release_pending >= threshold(self.recv_window_target) {
+            let inc = self.recv_release_pending;
+            self.recv_release_pending = 0;
+            self.recv_window += i64::from(inc);
+            self.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(StreamId::ZERO, inc)));
+        }
+        let target = self.local_initial_window();
+        if let Some(id) = id {
+            if let Some(s) = self.streams.get_mut(&id) {
+                if s.recv_release_pending >= threshold(target) && !s.recv_closed {
+                    let inc = s.recv_release_pending;
+                    s.recv_release_pending = 0;
+                    s.recv_window += i64::from(inc);
+                    WindowUpdate::new(id, inc).encode(&mut self.out);
+                }
+            }
+        }
+    }
+
+    fn send_goaway(&mut self, code: ErrorCode, last_stream_id: StreamId, debug_data: Bytes) {
+        let goaway = GoAway {
+            code,
+            last_stream_id,
+            debug_data,
+        };
+        self.write_frame(&crate::frame::Frame::GoAway(GoAwayFrame(goaway.clone())));
+        self.goaway_sent = Some(goaway);
+    }
+
+    fn send_final_goaway(&mut self) {
+        let debug = self
+            .goaway_sent
+            .as_ref()
+            .map(|g| g.debug_data.clone())
+            .unwrap_or_default();
+        self.send_goaway(ErrorCode::NO_ERROR, self.last_processed_remote_id, debug);
+        self.shutdown = Some(Shutdown::Final);
+        // Streams the peer opened after the last processed one were never handed to
+        // the application; they are covered by the GOAWAY and simply forgotten.
+        let ignored: Vec<StreamId> = self
+            .streams
+            .keys()
+            .copied()
+            .filter(|id| !self.streams[id].local && *id > self.last_processed_remote_id)
+            .collect();
+        for id in ignored {
+            self.remove_stream(id);
+            self.remember_reset(id);
+        }
+        self.maybe_finish();
+    }
+
+    /// Closes the connection once a GOAWAY was exchanged and no stream remains.
+    fn maybe_finish(&mut self) {
+        if self.is_closed() || !self.streams.is_empty() {
+            return;
+        }
+        let final_goaway_sent = matches!(self.shutdown, Some(Shutdown::Final));
+        if let Some(g) = &self.goaway_received {
+            let error = (g.code != ErrorCode::NO_ERROR).then(|| Error::GoAway {
+                goaway: g.clone(),
+                initiator: Initiator::Remote,
+                reason: None,
+            });
+            self.set_closed(error);
+        } else if final_goaway_sent {
+            self.set_closed(None);
+        }
+    }
+
+    fn set_closed(&mut self, error: Option<Error>) {
+        self.state = State::Closed(error.clone());
+        self.recv_buf = BytesMut::new();
+        self.partial = None;
+        for s in self.streams.values_mut() {
+            s.send_queue.clear();
+        }
+        self.send_ready.clear();
+        self.events.push_back(Event::Closed(error));
+    }
+
+    /// A connection error detected here: GOAWAY(code) and close (§5.4.1).
+    fn connection_error(&mut self, code: ErrorCode, reason: &'static str) {
+        if self.is_closed() {
+            return;
+        }
+        tracing::debug!(%code, reason, "HTTP/2 connection error");
+        let error = Error::library_goaway(code, self.last_processed_remote_id, reason);
+        if let Error::GoAway { goaway, .. } = &error {
+            self.write_frame(&crate::frame::Frame::GoAway(GoAwayFrame(goaway.clone())));
+            self.goaway_sent = Some(goaway.clone());
+        }
+        self.fail_connection(error);
+    }
+
+    /// Fails every stream with `error` and closes.
+    fn fail_connection(&mut self, error: Error) {
+        let mut ids: Vec<StreamId> = self.streams.keys().copied().collect();
+        ids.sort_unstable();
+        for id in ids {
+            if let Some(s) = self.streams.remove(&id) {
+                let fate = s.local.then_some(s.fate);
+                self.events.push_back(Event::StreamError {
+                    id,
+                    error: error.clone(),
+                    fate,
+                });
+            }
+        }
+        self.pending_open.clear();
+        self.active_local = 0;
+        self.active_remote = 0;
+        self.set_closed(Some(error));
+    }
+
+    fn fail_pending_opens(&mut self, error: &Error) {
+        while let Some(id) = self.pending_open.pop_front() {
+            if self.streams.remove(&id).is_some() {
+                self.events.push_back(Event::StreamError {
+                    id,
+                    error: error.clone(),
+                    fate: Some(Fate::NotSent),
+                });
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,145 @@
+//! The send path: batching control frames, HEADERS and flow-controlled DATA into one
+//! output buffer.
+
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+
+use super::Connection;
+use crate::frame::{Continuation, Data, Headers, StreamId};
+use crate::stream::SendEnd;
+
+impl Connection {
+    /// Appends everything ready to be written to `dst` and returns how many bytes were
+    /// appended (0 when there is nothing to write).
+    ///
+    /// Control frames and HEADERS go first, in the order they were produced; then DATA
+    /// from streams with queued data, one frame per stream in turn so that no stream
+    /// starves the others, within both flow-control windows and at most
+    /// `Config::max_transmit_data` bytes of DATA per call. A locally opened stream's
+    /// fate becomes `MaybeProcessed` here, when its HEADERS leave the connection.
+    pub fn poll_transmit(&mut self, _now: Instant, dst: &mut BytesMut) -> usize {
+        let start = dst.len();
+        if !self.out.is_empty() {
+            if dst.is_empty() {
+                // Hand over the whole buffer without copying.
+                std::mem::swap(dst, &mut self.out);
+            } else {
+                dst.extend_from_slice(&self.out);
+                self.out.clear();
+            }
+        }
+        for id in self.unflushed_opens.drain(..) {
+            if let Some(s) = self.streams.get_mut(&id) {
+                s.mark_sent();
+            }
+        }
+        if !self.is_closed() {
+            self.write_data(dst);
+            // Trailers and stream ends may have queued HEADERS or freed concurrency.
+            if !self.out.is_empty() {
+                dst.extend_from_slice(&self.out);
+                self.out.clear();
+                for id in self.unflushed_opens.drain(..) {
+                    if let Some(s) = self.streams.get_mut(&id) {
+                        s.mark_sent();
+                    }
+                }
+            }
+        }
+        dst.len() - start
+    }
+
+    fn write_data(&mut self, dst: &mut BytesMut) {
+        let mut budget = self.config.max_transmit_data;
+        let mut rounds = self.send_ready.len();
+        while rounds > 0 && budget > 0 {
+            rounds -= 1;
+            let Some(id) = self.send_ready.pop_front() else {
+                break;
+            };
+            let max_frame = self.peer.max_frame_size as usize;
+            let conn_window = self.send_window;
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            stream.scheduled = false;
+            if !stream.has_send_work() {
+                continue;
+            }
+            let mut wrote = 0;
+            if let Some(front) = stream.send_queue.front_mut() {
+                let window = stream.send_window.min(conn_window).max(0) as usize;
+                let n = front.len().min(window).min(max_frame).min(budget.max(1));
+                if n > 0 {
+                    let chunk: Bytes = front.split_to(n);
+                    if front.is_empty() {
+                        stream.send_queue.pop_front();
+                    }
+                    stream.send_queued -= n;
+                    stream.send_window -= n as i64;
+                    let last = stream.send_queued == 0 && matches!(stream.send_end, SendEnd::EndStream);
+                    if last {
+                        stream.send_closed = true;
+                    }
+                    Data::encode_parts(id, &chunk, last, dst);
+                    wrote = n;
+                }
+            }
+            self.send_window -= wrote as i64;
+            budget = budget.saturating_sub(wrote);
+            let Some(stream) = self.streams.get_mut(&id) else {
+                continue;
+            };
+            if stream.send_queued == 0 && !stream.send_closed {
+                match std::mem::replace(&mut stream.send_end, SendEnd::Open) {
+                    SendEnd::Open => {}
+                    SendEnd::EndStream => {
+                        stream.send_closed = true;
+                        Data::encode_parts(id, &[], true, dst);
+                    }
+                    SendEnd::Trailers(fields) => {
+                        stream.send_closed = true;
+                        let mut block = BytesMut::new();
+                        self.encoder.encode(fields.iter(), &mut block);
+                        write_field_block(dst, id, block.freeze(), true, self.peer.max_frame_size);
+                    }
+                }
+            }
+            let Some(stream) = self.streams.get(&id) else {
+                continue;
+            };
+            if stream.send_closed {
+                self.maybe_close_stream(id);
+            } else if wrote > 0 && stream.has_send_work() {
+                // More to send: back of the queue, for fairness.
+                self.schedule(id);
+            }
+            // A stream blocked on flow control is rescheduled by WINDOW_UPDATE.
+        }
+    }
+}
+
+/// Writes a field block as HEADERS followed by as many CONTINUATION frames as the
+/// peer's maximum frame size requires.
+pub(super) fn write_field_block(dst: &mut BytesMut, id: StreamId, mut block: Bytes, end_stream: bool, max_frame_size: u32) {
+    let max = max_frame_size as usize;
+    let first = block.split_to(block.len().min(max));
+    Headers {
+        stream_id: id,
+        priority: None,
+        fragment: first,
+        end_stream,
+        end_headers: block.is_empty(),
+    }
+    .encode(dst);
+    while !block.is_empty() {
+        let fragment = block.split_to(block.len().min(max));
+        Continuation {
+            stream_id: id,
+            fragment,
+            end_headers: block.is_empty(),
+        }
+        .encode(dst);
+    }
+}
