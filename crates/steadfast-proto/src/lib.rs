@@ -20,6 +20,8 @@
 
 mod connection;
 mod error;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod frame;
 mod message;
 mod stream;
