@@ -31,6 +31,9 @@ impl Connection {
         if self.preface_remaining > 0 && !self.match_preface() {
             return;
         }
+        if self.role == Role::Client && !self.handshake_done && self.diagnose_server_preface() {
+            return;
+        }
         loop {
             if self.is_closed() {
                 return;
@@ -82,6 +85,22 @@ impl Connection {
         let _ = self.recv_buf.split_to(n);
         self.preface_remaining -= n;
         self.preface_remaining == 0
+    }
+
+    /// A client's first bytes from the server should be a SETTINGS frame; a TLS
+    /// record or an HTTP/1 status line means the two sides disagree on the protocol,
+    /// which deserves a clearer word than FRAME_SIZE_ERROR.
+    fn diagnose_server_preface(&mut self) -> bool {
+        let buf = &self.recv_buf[..];
+        let reason = if buf.len() >= 2 && matches!(buf[0], 0x15 | 0x16) && buf[1] == 0x03 {
+            "the server answered with TLS: connect with https:// instead of h2c"
+        } else if buf.starts_with(b"HTTP/1.") || (!buf.is_empty() && buf.len() < 7 && b"HTTP/1.".starts_with(buf)) {
+            "the server answered with HTTP/1.x: it does not accept HTTP/2 with prior knowledge"
+        } else {
+            return false;
+        };
+        self.connection_error(ErrorCode::PROTOCOL_ERROR, reason);
+        true
     }
 
     fn max_recv_frame_size(&self) -> u32 {

@@ -1,0 +1,300 @@
+//! The HTTP/2 client: one connection, over TCP (h2c with prior knowledge) or TLS.
+
+use std::future::Future;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{Authority, Scheme};
+use http::{Request, Response, Uri};
+use http_body::Body;
+use steadfast_proto::{Fate, Role};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::body::{boxed, RecvBody};
+use crate::driver::{Command, Driver, DriverConfig, Shared};
+use crate::error::{BoxError, Error, Kind};
+use crate::tls;
+
+/// Settings for a client connection.
+#[derive(Clone, Debug)]
+pub struct ClientConfig {
+    /// HTTP/2 settings and limits.
+    pub proto: steadfast_proto::Config,
+    /// Give up connecting (TCP and TLS) after this long. The gRPC connection-backoff
+    /// spec's minimum connect timeout, 20 s, is the default.
+    pub connect_timeout: Duration,
+    /// TLS settings for `https` targets; `None` uses the Web PKI roots.
+    pub tls: Option<Arc<rustls::ClientConfig>>,
+}
+
+impl Default for ClientConfig {
+    fn default() -> Self {
+        Self {
+            proto: steadfast_proto::Config::default(),
+            connect_timeout: Duration::from_secs(20),
+            tls: None,
+        }
+    }
+}
+
+/// A handle to send requests on one HTTP/2 connection. Cheap to clone; the connection
+/// closes gracefully when the last handle is dropped and its requests are done.
+#[derive(Clone, Debug)]
+pub struct SendRequest {
+    inner: Arc<HandleInner>,
+}
+
+#[derive(Debug)]
+struct HandleInner {
+    commands: mpsc::UnboundedSender<Command>,
+    shared: Arc<Shared>,
+    next_token: AtomicU64,
+    scheme: Scheme,
+    authority: Option<Authority>,
+}
+
+impl Drop for HandleInner {
+    fn drop(&mut self) {
+        let _ = self.commands.send(Command::Shutdown {
+            debug_data: Bytes::new(),
+        });
+    }
+}
+
+/// Connects to `uri` (`http://` for h2c with prior knowledge, `https://` for TLS with
+/// ALPN `h2`) and completes the TCP, TLS and HTTP/2 handshakes: when it returns, the
+/// server's SETTINGS (its concurrency limit above all) are known, so requests never
+/// overrun the limit, and a server that does not speak HTTP/2 as expected is reported
+/// here, in words.
+pub async fn connect(uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
+    let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+    let authority = uri
+        .authority()
+        .cloned()
+        .ok_or_else(|| Error::new(Kind::Connect(std::io::Error::other("URI has no host"))))?;
+    let tls = scheme == Scheme::HTTPS;
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let target = format!("{}:{port}", authority.host());
+    let timeout = config.connect_timeout;
+    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port)))
+        .await
+        .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("connecting to {target}")))?
+        .map_err(|e| Error::with_fate(Kind::Connect(e), None, None).context(format!("connecting to {target}")))?;
+    let _ = tcp.set_nodelay(true);
+    let peer = tcp.peer_addr().ok();
+    let span = tracing::debug_span!("h2", role = "client", peer = ?peer);
+    if tls {
+        let tls_config = match &config.tls {
+            Some(c) => c.clone(),
+            None => tls::client_config(tls::Roots::WebPki).map_err(|e| Error::new(Kind::Tls(e)))?,
+        };
+        let stream = tokio::time::timeout(timeout, tls::connect(tls_config, &host, tcp))
+            .await
+            .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("TLS handshake with {target}")))?
+            .map_err(|e| e.context(format!("TLS handshake with {target}")))?;
+        let (handle, ready) = start(stream, scheme, Some(authority), config, span);
+        wait_ready(handle, ready, timeout, &target).await
+    } else {
+        let (handle, ready) = start(tcp, scheme, Some(authority), config, span);
+        wait_ready(handle, ready, timeout, &target).await
+    }
+}
+
+async fn wait_ready(handle: SendRequest, ready: oneshot::Receiver<()>, timeout: Duration, target: &str) -> Result<SendRequest, Error> {
+    match tokio::time::timeout(timeout, ready).await {
+        Ok(Ok(())) => Ok(handle),
+        Ok(Err(_)) => {
+            let error = handle.inner.shared.closed_error();
+            let hint = if error.code().is_some() {
+                String::new()
+            } else {
+                " (the server closed the connection before sending HTTP/2 SETTINGS: \
+                 does it expect TLS, or not speak HTTP/2 on this port?)"
+                    .to_owned()
+            };
+            Err(error.context(format!("HTTP/2 handshake with {target}{hint}")))
+        }
+        Err(_) => Err(Error::new(Kind::ConnectTimeout).context(format!("HTTP/2 handshake with {target}"))),
+    }
+}
+
+/// Starts an HTTP/2 client connection over an established transport and waits for
+/// the server's SETTINGS (up to the connect timeout).
+pub async fn handshake<IO>(io: IO, config: &ClientConfig) -> Result<SendRequest, Error>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let (handle, ready) = start(io, Scheme::HTTP, None, config, tracing::debug_span!("h2", role = "client"));
+    wait_ready(handle, ready, config.connect_timeout, "peer").await
+}
+
+fn start<IO>(
+    io: IO,
+    scheme: Scheme,
+    authority: Option<Authority>,
+    config: &ClientConfig,
+    span: tracing::Span,
+) -> (SendRequest, oneshot::Receiver<()>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let driver_config = DriverConfig {
+        proto: config.proto.clone(),
+        shutdown_grace: Duration::from_secs(3600),
+    };
+    let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None);
+    driver.spawn(span);
+    let handle = SendRequest {
+        inner: Arc::new(HandleInner {
+            commands,
+            shared,
+            next_token: AtomicU64::new(1),
+            scheme,
+            authority,
+        }),
+    };
+    (handle, ready)
+}
+
+impl SendRequest {
+    /// Sends a request and waits for the response head. A request without a scheme
+    /// or authority gets the connection's.
+    ///
+    /// When more requests are in flight than the server's
+    /// SETTINGS_MAX_CONCURRENT_STREAMS allows, this one waits for a free slot rather
+    /// than failing. Dropping the future cancels the request (RST_STREAM CANCEL if it
+    /// was sent). Every error carries the request's [`Fate`].
+    pub fn send<B>(&self, request: Request<B>) -> impl Future<Output = Result<Response<RecvBody>, Error>> + Send + 'static
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let mut head = Request::from_parts(parts, ());
+        self.fill_uri(&mut head);
+        let token = self.inner.next_token.fetch_add(1, Ordering::Relaxed);
+        let (tx, rx) = oneshot::channel();
+        let sent = self.inner.commands.send(Command::Request {
+            request: head,
+            body: boxed(body),
+            token,
+            tx,
+        });
+        let guard = CancelGuard {
+            commands: self.inner.commands.clone(),
+            token,
+            armed: sent.is_ok(),
+        };
+        let shared = self.inner.shared.clone();
+        async move {
+            let mut guard = guard;
+            if !guard.armed {
+                return Err(not_sent(&shared));
+            }
+            let result = rx.await;
+            guard.armed = false;
+            match result {
+                Ok(result) => result,
+                // The driver ended without answering: it never took the request.
+                Err(_) => Err(not_sent(&shared)),
+            }
+        }
+    }
+
+    fn fill_uri(&self, head: &mut Request<()>) {
+        let uri = head.uri();
+        if uri.scheme().is_some() && uri.authority().is_some() {
+            return;
+        }
+        let mut parts = uri.clone().into_parts();
+        if parts.scheme.is_none() {
+            parts.scheme = Some(self.inner.scheme.clone());
+        }
+        if parts.authority.is_none() {
+            parts.authority = self.inner.authority.clone();
+        }
+        if parts.path_and_query.is_none() {
+            parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+        }
+        if let Ok(uri) = Uri::from_parts(parts) {
+            *head.uri_mut() = uri;
+        }
+    }
+
+    /// True once the connection can take no more requests (closed or going away).
+    pub fn is_closed(&self) -> bool {
+        self.inner.shared.closed.load(Ordering::Acquire)
+    }
+
+    /// True once a GOAWAY was sent or received: requests in flight finish, new ones
+    /// belong on another connection.
+    pub fn is_draining(&self) -> bool {
+        self.inner.shared.draining.load(Ordering::Acquire)
+    }
+
+    /// True once the server's SETTINGS arrived.
+    pub fn is_established(&self) -> bool {
+        self.inner.shared.established.load(Ordering::Acquire)
+    }
+
+    /// Requests accepted and not yet finished.
+    pub fn in_flight(&self) -> usize {
+        self.inner.shared.in_flight.load(Ordering::Acquire)
+    }
+
+    /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until known).
+    pub fn peer_max_concurrent_streams(&self) -> u32 {
+        self.inner.shared.peer_max_concurrent.load(Ordering::Acquire)
+    }
+
+    /// The GOAWAY the server sent, if any.
+    pub fn goaway(&self) -> Option<steadfast_proto::GoAway> {
+        self.inner.shared.goaway.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Sends a PING and waits for its acknowledgement; returns the round-trip time.
+    pub async fn ping(&self) -> Result<Duration, Error> {
+        let (tx, rx) = oneshot::channel();
+        let start = tokio::time::Instant::now();
+        self.inner
+            .commands
+            .send(Command::Ping { tx })
+            .map_err(|_| self.inner.shared.closed_error())?;
+        rx.await.map_err(|_| self.inner.shared.closed_error())?;
+        Ok(start.elapsed())
+    }
+
+    /// Starts a graceful close: no new requests; those in flight finish.
+    pub fn close(&self) {
+        let _ = self.inner.commands.send(Command::Shutdown {
+            debug_data: Bytes::new(),
+        });
+    }
+}
+
+fn not_sent(shared: &Shared) -> Error {
+    let closed = shared.closed_error();
+    match closed.proto_error() {
+        Some(e) => Error::proto(e.clone(), Some(Fate::NotSent), None),
+        None => Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None),
+    }
+}
+
+struct CancelGuard {
+    commands: mpsc::UnboundedSender<Command>,
+    token: u64,
+    armed: bool,
+}
+
+impl Drop for CancelGuard {
+    fn drop(&mut self) {
+        if self.armed {
+            let _ = self.commands.send(Command::Cancel { token: self.token });
+        }
+    }
+}

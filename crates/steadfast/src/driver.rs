@@ -1,0 +1,772 @@
+//! The connection driver: one task per connection that owns the sans-IO
+//! [`Connection`] exclusively.
+//!
+//! Stream handles never touch the state machine: they send [`Command`]s over a channel
+//! and receive what concerns them over per-stream channels. The driver polls the
+//! socket, the command channel, the bodies it sends, and its timer, all in one task,
+//! and writes everything the state machine produced in one batch per turn.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, BytesMut};
+use http::{Request, Response};
+use http_body::Body;
+use steadfast_proto::{Connection, ErrorCode, Event, Fate, Role, StreamId};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{mpsc, oneshot};
+use tokio::task::AbortHandle;
+use tracing::Instrument;
+
+use crate::body::{BoxBody, RecvBody, RecvItem};
+use crate::error::{BoxError, Error, Kind};
+
+/// Read this much from the socket per call.
+const READ_CHUNK: usize = 64 << 10;
+/// Stop reading while this much output waits for the socket.
+const WRITE_HIGH_WATER: usize = 1 << 20;
+/// Poll a body for more data only while less than this is queued for its stream.
+const SEND_BUFFER: usize = 64 << 10;
+/// Turns of the driver loop before yielding to other tasks.
+const TURNS_PER_POLL: usize = 32;
+
+/// The answer to a request: its response head and body, or the error with its fate.
+pub(crate) type ResponseResult = Result<Response<RecvBody>, Error>;
+
+/// A future that produces a response, from the server's service.
+pub(crate) type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+
+/// Turns a request into a response future (a type-erased `tower::Service`).
+pub(crate) type Dispatch = Box<dyn FnMut(Request<RecvBody>) -> ResponseFuture + Send>;
+
+/// Messages from handles to the driver.
+pub(crate) enum Command {
+    /// (Client) Send a request.
+    Request {
+        request: Request<()>,
+        body: BoxBody,
+        token: u64,
+        tx: oneshot::Sender<ResponseResult>,
+    },
+    /// (Client) The caller stopped waiting for this request.
+    Cancel { token: u64 },
+    /// (Server) A service produced its answer.
+    Response {
+        id: StreamId,
+        result: Result<Response<BoxBody>, BoxError>,
+    },
+    /// A receiving body handed `len` bytes to its reader.
+    Release { id: StreamId, len: usize },
+    /// A receiving body was dropped before its end.
+    BodyDropped { id: StreamId },
+    /// Start a graceful shutdown (with GOAWAY debug data).
+    Shutdown { debug_data: bytes::Bytes },
+    /// Close now.
+    Abort,
+    /// Send a PING and report when its ACK arrives.
+    Ping { tx: oneshot::Sender<()> },
+}
+
+impl std::fmt::Debug for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Request { .. } => "Request",
+            Self::Cancel { .. } => "Cancel",
+            Self::Response { .. } => "Response",
+            Self::Release { .. } => "Release",
+            Self::BodyDropped { .. } => "BodyDropped",
+            Self::Shutdown { .. } => "Shutdown",
+            Self::Abort => "Abort",
+            Self::Ping { .. } => "Ping",
+        })
+    }
+}
+
+/// State the driver publishes for handles and pools, without locking the driver.
+#[derive(Debug, Default)]
+pub(crate) struct Shared {
+    /// Closed: no request can be sent any more.
+    pub(crate) closed: AtomicBool,
+    /// A GOAWAY was sent or received: no new streams.
+    pub(crate) draining: AtomicBool,
+    /// The peer's SETTINGS arrived.
+    pub(crate) established: AtomicBool,
+    pub(crate) peer_max_concurrent: AtomicU32,
+    /// Requests accepted by the driver and not yet finished.
+    pub(crate) in_flight: AtomicUsize,
+    /// Why the connection ended, if it failed.
+    pub(crate) error: Mutex<Option<Error>>,
+    /// The GOAWAY the peer sent, if any.
+    pub(crate) goaway: Mutex<Option<steadfast_proto::GoAway>>,
+}
+
+impl Shared {
+    pub(crate) fn new() -> Self {
+        Self {
+            peer_max_concurrent: AtomicU32::new(u32::MAX),
+            ..Self::default()
+        }
+    }
+
+    pub(crate) fn closed_error(&self) -> Error {
+        self.error
+            .lock()
+            .ok()
+            .and_then(|e| e.clone())
+            .unwrap_or_else(|| Error::new(Kind::ConnectionGone))
+    }
+}
+
+#[derive(Default)]
+struct Slot {
+    /// Where received body data goes.
+    recv_tx: Option<mpsc::UnboundedSender<RecvItem>>,
+    /// (Client) Where the response goes.
+    response_tx: Option<oneshot::Sender<ResponseResult>>,
+    /// The body being sent.
+    send_body: Option<BoxBody>,
+    /// (Server) The task running the service for this request.
+    handler: Option<AbortHandle>,
+    /// (Client) The caller's token, to cancel by.
+    token: u64,
+    /// The reader dropped the received body: release incoming data at once.
+    discard: bool,
+    /// Our side of the stream is complete.
+    send_done: bool,
+}
+
+/// Per-driver settings.
+#[derive(Clone, Debug)]
+pub(crate) struct DriverConfig {
+    pub(crate) proto: steadfast_proto::Config,
+    /// How long in-flight streams may take to finish after a graceful shutdown starts.
+    pub(crate) shutdown_grace: Duration,
+}
+
+pub(crate) struct Driver<IO> {
+    io: IO,
+    conn: Connection,
+    role: Role,
+    commands: mpsc::UnboundedReceiver<Command>,
+    commands_tx: mpsc::UnboundedSender<Command>,
+    slots: HashMap<StreamId, Slot>,
+    tokens: HashMap<u64, StreamId>,
+    read_buf: Box<[u8]>,
+    write_buf: BytesMut,
+    read_closed: bool,
+    io_failed: bool,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    sleep_at: Option<Instant>,
+    shared: Arc<Shared>,
+    dispatch: Option<Dispatch>,
+    grace: Duration,
+    /// When a graceful shutdown must give up on in-flight streams.
+    drain_deadline: Option<Instant>,
+    pings: Vec<([u8; 8], oneshot::Sender<()>)>,
+    next_ping: u64,
+    /// Fired when the peer's SETTINGS arrive (dropped if the connection ends first).
+    ready: Option<oneshot::Sender<()>>,
+}
+
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+impl<IO> Driver<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    pub(crate) fn new(
+        io: IO,
+        role: Role,
+        config: DriverConfig,
+        dispatch: Option<Dispatch>,
+    ) -> (Self, mpsc::UnboundedSender<Command>, Arc<Shared>, oneshot::Receiver<()>) {
+        let (ready_tx, ready_rx) = oneshot::channel();
+        let (commands_tx, commands) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared::new());
+        let driver = Self {
+            io,
+            conn: Connection::new(role, config.proto, now()),
+            role,
+            commands,
+            commands_tx: commands_tx.clone(),
+            slots: HashMap::new(),
+            tokens: HashMap::new(),
+            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
+            write_buf: BytesMut::with_capacity(64 << 10),
+            read_closed: false,
+            io_failed: false,
+            sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
+            sleep_at: None,
+            shared: shared.clone(),
+            dispatch,
+            grace: config.shutdown_grace,
+            drain_deadline: None,
+            pings: Vec::new(),
+            next_ping: 1,
+            ready: Some(ready_tx),
+        };
+        (driver, commands_tx, shared, ready_rx)
+    }
+
+    /// Runs the driver on the current tokio runtime, inside `span`.
+    pub(crate) fn spawn(self, span: tracing::Span) {
+        tokio::spawn(self.instrument(span));
+    }
+
+    fn handle_command(&mut self, command: Command) {
+        match command {
+            Command::Request {
+                request,
+                body,
+                token,
+                tx,
+            } => self.start_request(request, body, token, tx),
+            Command::Cancel { token } => {
+                if let Some(id) = self.tokens.remove(&token) {
+                    if self.slots.remove(&id).is_some() {
+                        let _ = self.conn.reset(id, ErrorCode::CANCEL);
+                        self.request_finished();
+                    }
+                }
+            }
+            Command::Response { id, result } => self.start_response(id, result),
+            Command::Release { id, len } => self.conn.release_capacity(id, len),
+            Command::BodyDropped { id } => {
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    return;
+                };
+                slot.recv_tx = None;
+                slot.discard = true;
+                match self.role {
+                    // The client no longer wants the response.
+                    Role::Client => {
+                        let _ = self.conn.reset(id, ErrorCode::CANCEL);
+                        self.remove_slot(id);
+                    }
+                    // A server that has answered completely asks the client to stop
+                    // sending (RFC 9113 §8.1); otherwise it keeps answering.
+                    Role::Server => {
+                        if slot.send_done {
+                            let _ = self.conn.reset(id, ErrorCode::NO_ERROR);
+                            self.remove_slot(id);
+                        }
+                    }
+                }
+            }
+            Command::Shutdown { debug_data } => self.start_shutdown(debug_data),
+            Command::Abort => {
+                self.conn.close(ErrorCode::NO_ERROR, bytes::Bytes::from_static(b"shutdown"));
+            }
+            Command::Ping { tx } => {
+                let payload = self.next_ping.to_be_bytes();
+                self.next_ping += 1;
+                if self.conn.ping(payload).is_ok() {
+                    self.pings.push((payload, tx));
+                }
+            }
+        }
+    }
+
+    fn start_shutdown(&mut self, debug_data: bytes::Bytes) {
+        if self.drain_deadline.is_none() {
+            self.conn.graceful_shutdown_with(now(), debug_data);
+            self.drain_deadline = Some(now() + self.grace);
+            self.shared.draining.store(true, Ordering::Release);
+        }
+    }
+
+    fn start_request(&mut self, request: Request<()>, body: BoxBody, token: u64, tx: oneshot::Sender<ResponseResult>) {
+        let end_stream = body.is_end_stream();
+        match self.conn.send_request(&request, end_stream) {
+            Ok(id) => {
+                tracing::trace!(stream = %id, method = %request.method(), uri = %request.uri(), "request");
+                self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                self.tokens.insert(token, id);
+                self.slots.insert(
+                    id,
+                    Slot {
+                        response_tx: Some(tx),
+                        send_body: (!end_stream).then_some(body),
+                        send_done: end_stream,
+                        token,
+                        ..Slot::default()
+                    },
+                );
+            }
+            Err(e) => {
+                // Nothing of this request reached the connection.
+                let _ = tx.send(Err(Error::proto(e, Some(Fate::NotSent), None)));
+            }
+        }
+    }
+
+    fn start_response(&mut self, id: StreamId, result: Result<Response<BoxBody>, BoxError>) {
+        if !self.slots.contains_key(&id) {
+            return; // reset while the service ran
+        }
+        let response = match result {
+            Ok(r) => r,
+            Err(e) => {
+                tracing::debug!(stream = %id, error = %e, "service failed");
+                let _ = self.conn.reset(id, ErrorCode::INTERNAL_ERROR);
+                self.remove_slot(id);
+                return;
+            }
+        };
+        let (parts, body) = response.into_parts();
+        let head = Response::from_parts(parts, ());
+        let end_stream = body.is_end_stream();
+        if let Err(e) = self.conn.send_response(id, &head, end_stream) {
+            tracing::debug!(stream = %id, error = %e, "response rejected");
+            let _ = self.conn.reset(id, ErrorCode::INTERNAL_ERROR);
+            self.remove_slot(id);
+            return;
+        }
+        let discard = if let Some(slot) = self.slots.get_mut(&id) {
+            slot.handler = None;
+            slot.send_done = end_stream;
+            if !end_stream {
+                slot.send_body = Some(body);
+            }
+            slot.discard && end_stream
+        } else {
+            false
+        };
+        if discard {
+            let _ = self.conn.reset(id, ErrorCode::NO_ERROR);
+            self.remove_slot(id);
+        } else {
+            self.maybe_finish_slot(id);
+        }
+    }
+
+    fn handle_event(&mut self, event: Event) {
+        match event {
+            Event::Request {
+                id,
+                request,
+                end_stream,
+            } => self.dispatch_request(id, request, end_stream),
+            Event::Response {
+                id,
+                response,
+                end_stream,
+            } => {
+                let commands = self.commands_tx.clone();
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    return;
+                };
+                let content_length = content_length(response.headers());
+                let rx = if end_stream {
+                    None
+                } else {
+                    let (tx, rx) = mpsc::unbounded_channel();
+                    slot.recv_tx = Some(tx);
+                    Some(rx)
+                };
+                let (parts, ()) = response.into_parts();
+                let body = RecvBody::new(id, rx, commands, content_length);
+                let delivered = slot
+                    .response_tx
+                    .take()
+                    .is_some_and(|tx| tx.send(Ok(Response::from_parts(parts, body))).is_ok());
+                if !delivered {
+                    // The caller is gone: the dropped body above already asked for a
+                    // reset; make sure the slot is gone.
+                    slot.recv_tx = None;
+                }
+                self.maybe_finish_slot(id);
+            }
+            Event::Informational { id, response } => {
+                tracing::trace!(stream = %id, status = %response.status(), "interim response");
+            }
+            Event::Data { id, data, end_stream } => {
+                let len = data.len();
+                let mut release = false;
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    match &slot.recv_tx {
+                        Some(tx) if !slot.discard => {
+                            if tx.send(RecvItem::Data(data)).is_err() {
+                                release = true;
+                            }
+                        }
+                        _ => release = true,
+                    }
+                    if end_stream {
+                        slot.recv_tx = None;
+                    }
+                } else {
+                    release = true;
+                }
+                if release {
+                    self.conn.release_capacity(id, len);
+                }
+                if end_stream {
+                    self.maybe_finish_slot(id);
+                }
+            }
+            Event::Trailers { id, trailers } => {
+                if let Some(slot) = self.slots.get_mut(&id) {
+                    if let Some(tx) = slot.recv_tx.take() {
+                        let _ = tx.send(RecvItem::Trailers(trailers));
+                    }
+                }
+                self.maybe_finish_slot(id);
+            }
+            Event::StreamError { id, error, fate } => {
+                let error = Error::proto(error, fate, Some(id));
+                tracing::debug!(stream = %id, %error, "stream failed");
+                if let Some(mut slot) = self.slots.remove(&id) {
+                    self.tokens.remove(&slot.token);
+                    if let Some(tx) = slot.response_tx.take() {
+                        let _ = tx.send(Err(error.clone()));
+                    }
+                    if let Some(tx) = slot.recv_tx.take() {
+                        let _ = tx.send(RecvItem::Error(error));
+                    }
+                    if let Some(handler) = slot.handler.take() {
+                        handler.abort();
+                    }
+                    self.request_finished();
+                }
+            }
+            Event::PeerSettings(_) => {
+                self.shared.established.store(true, Ordering::Release);
+                if let Some(ready) = self.ready.take() {
+                    let _ = ready.send(());
+                }
+                self.shared
+                    .peer_max_concurrent
+                    .store(self.conn.peer_max_concurrent_streams(), Ordering::Release);
+            }
+            Event::SettingsAcked | Event::StreamsAvailable => {}
+            Event::PingAck(payload) => {
+                if let Some(pos) = self.pings.iter().position(|(p, _)| *p == payload) {
+                    let (_, tx) = self.pings.swap_remove(pos);
+                    let _ = tx.send(());
+                }
+            }
+            Event::GoAwayReceived(goaway) => {
+                tracing::debug!(%goaway, "GOAWAY received");
+                self.shared.draining.store(true, Ordering::Release);
+                if let Ok(mut g) = self.shared.goaway.lock() {
+                    *g = Some(goaway);
+                }
+            }
+            Event::Closed(error) => {
+                self.shared.draining.store(true, Ordering::Release);
+                self.shared.closed.store(true, Ordering::Release);
+                if let Some(error) = error {
+                    tracing::debug!(%error, "connection closed");
+                    if let Ok(mut e) = self.shared.error.lock() {
+                        *e = Some(Error::proto(error, None, None));
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch_request(&mut self, id: StreamId, request: Request<()>, end_stream: bool) {
+        let Some(dispatch) = self.dispatch.as_mut() else {
+            return;
+        };
+        let content_length = content_length(request.headers());
+        let (recv_tx, rx) = if end_stream {
+            (None, None)
+        } else {
+            let (tx, rx) = mpsc::unbounded_channel();
+            (Some(tx), Some(rx))
+        };
+        let body = RecvBody::new(id, rx, self.commands_tx.clone(), content_length);
+        let (parts, ()) = request.into_parts();
+        tracing::trace!(stream = %id, method = %parts.method, uri = %parts.uri, "request");
+        let future = dispatch(Request::from_parts(parts, body));
+        let commands = self.commands_tx.clone();
+        let handler = tokio::spawn(
+            async move {
+                let result = future.await;
+                let _ = commands.send(Command::Response { id, result });
+            }
+            .in_current_span(),
+        );
+        self.slots.insert(
+            id,
+            Slot {
+                recv_tx,
+                handler: Some(handler.abort_handle()),
+                ..Slot::default()
+            },
+        );
+    }
+
+    /// Forgets a stream once both directions are done (from the driver's view).
+    fn maybe_finish_slot(&mut self, id: StreamId) {
+        let done = self.slots.get(&id).is_some_and(|s| {
+            s.send_done && s.send_body.is_none() && s.recv_tx.is_none() && s.response_tx.is_none() && s.handler.is_none()
+        });
+        if done && self.conn.stream_state(id).is_none() {
+            self.remove_slot(id);
+        }
+    }
+
+    fn remove_slot(&mut self, id: StreamId) {
+        if let Some(slot) = self.slots.remove(&id) {
+            self.tokens.remove(&slot.token);
+            if let Some(handler) = slot.handler {
+                handler.abort();
+            }
+            self.request_finished();
+        }
+    }
+
+    fn request_finished(&self) {
+        if self.role == Role::Client {
+            self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+
+    /// Pulls data from the bodies being sent while their streams have room.
+    fn poll_bodies(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        let ids: Vec<StreamId> = self
+            .slots
+            .iter()
+            .filter(|(_, s)| s.send_body.is_some())
+            .map(|(id, _)| *id)
+            .collect();
+        for id in ids {
+            loop {
+                if self.conn.buffered_send(id) >= SEND_BUFFER {
+                    break;
+                }
+                let Some(slot) = self.slots.get_mut(&id) else {
+                    break;
+                };
+                let Some(body) = slot.send_body.as_mut() else {
+                    break;
+                };
+                let frame = match Pin::new(body).poll_frame(cx) {
+                    Poll::Pending => break,
+                    Poll::Ready(frame) => frame,
+                };
+                progress = true;
+                let result = match frame {
+                    None => {
+                        slot.send_body = None;
+                        slot.send_done = true;
+                        self.conn.send_data(id, bytes::Bytes::new(), true)
+                    }
+                    Some(Ok(frame)) => match frame.into_data() {
+                        Ok(data) => {
+                            let end = slot.send_body.as_ref().is_some_and(|b| b.is_end_stream());
+                            if end {
+                                slot.send_body = None;
+                                slot.send_done = true;
+                            }
+                            self.conn.send_data(id, data, end)
+                        }
+                        Err(frame) => {
+                            slot.send_body = None;
+                            slot.send_done = true;
+                            match frame.into_trailers() {
+                                Ok(trailers) => self.conn.send_trailers(id, &trailers),
+                                Err(_) => self.conn.send_data(id, bytes::Bytes::new(), true),
+                            }
+                        }
+                    },
+                    Some(Err(e)) => {
+                        tracing::debug!(stream = %id, error = %e, "body failed; resetting the stream");
+                        slot.send_body = None;
+                        let error = Error::with_fate(Kind::Body(e), self.conn.fate(id), Some(id));
+                        if let Some(tx) = slot.response_tx.take() {
+                            let _ = tx.send(Err(error));
+                        }
+                        let _ = self.conn.reset(id, ErrorCode::CANCEL);
+                        self.remove_slot(id);
+                        break;
+                    }
+                };
+                if let Err(e) = result {
+                    tracing::debug!(stream = %id, error = %e, "could not send body");
+                    if let Some(slot) = self.slots.get_mut(&id) {
+                        slot.send_body = None;
+                    }
+                    break;
+                }
+                if self.slots.get(&id).is_some_and(|s| s.send_done) {
+                    self.maybe_finish_slot(id);
+                    break;
+                }
+            }
+        }
+        progress
+    }
+
+    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
+        if self.read_closed || self.conn.is_closed() || self.write_buf.len() >= WRITE_HIGH_WATER {
+            return false;
+        }
+        let mut buf = ReadBuf::new(&mut self.read_buf);
+        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+            Poll::Pending => false,
+            Poll::Ready(Ok(())) => {
+                let n = buf.filled().len();
+                if n == 0 {
+                    self.read_closed = true;
+                    self.conn.handle_eof(now());
+                } else {
+                    self.conn.handle_read(&self.read_buf[..n], now());
+                }
+                true
+            }
+            Poll::Ready(Err(e)) => {
+                self.transport_failed(e);
+                true
+            }
+        }
+    }
+
+    fn transport_failed(&mut self, e: io::Error) {
+        tracing::debug!(error = %e, "transport failed");
+        self.read_closed = true;
+        self.io_failed = true;
+        self.write_buf.clear();
+        if !self.conn.is_closed() {
+            if let Ok(mut slot) = self.shared.error.lock() {
+                slot.get_or_insert_with(|| Error::new(Kind::Io(e)));
+            }
+        }
+        self.conn.handle_eof(now());
+    }
+
+    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
+        let mut progress = false;
+        while !self.write_buf.is_empty() && !self.io_failed {
+            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
+                Poll::Pending => return progress,
+                Poll::Ready(Ok(0)) => {
+                    self.transport_failed(io::ErrorKind::WriteZero.into());
+                    return true;
+                }
+                Poll::Ready(Ok(n)) => {
+                    self.write_buf.advance(n);
+                    progress = true;
+                }
+                Poll::Ready(Err(e)) => {
+                    self.transport_failed(e);
+                    return true;
+                }
+            }
+        }
+        if !self.io_failed {
+            if let Poll::Ready(Err(e)) = Pin::new(&mut self.io).poll_flush(cx) {
+                self.transport_failed(e);
+                return true;
+            }
+        }
+        progress
+    }
+
+    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
+        let deadline = self.conn.poll_timeout().into_iter().chain(self.drain_deadline).min();
+        let Some(deadline) = deadline else {
+            self.sleep_at = None;
+            return false;
+        };
+        if self.sleep_at != Some(deadline) {
+            self.sleep.as_mut().reset(deadline.into());
+            self.sleep_at = Some(deadline);
+        }
+        if self.sleep.as_mut().poll(cx).is_pending() {
+            return false;
+        }
+        self.sleep_at = None;
+        let now = now();
+        if self.drain_deadline.is_some_and(|d| now >= d) {
+            self.drain_deadline = None;
+            tracing::debug!("graceful shutdown grace period expired; closing");
+            self.conn.close(ErrorCode::NO_ERROR, bytes::Bytes::from_static(b"shutdown grace period expired"));
+        }
+        self.conn.handle_timeout(now);
+        true
+    }
+
+    fn fail_remaining(&mut self) {
+        let error = self.shared.closed_error();
+        for (_, mut slot) in self.slots.drain() {
+            if let Some(tx) = slot.response_tx.take() {
+                let _ = tx.send(Err(error.clone()));
+            }
+            if let Some(tx) = slot.recv_tx.take() {
+                let _ = tx.send(RecvItem::Error(error.clone()));
+            }
+            if let Some(h) = slot.handler.take() {
+                h.abort();
+            }
+        }
+        for (_, tx) in self.pings.drain(..) {
+            drop(tx);
+        }
+        while let Ok(command) = self.commands.try_recv() {
+            if let Command::Request { tx, .. } = command {
+                let _ = tx.send(Err(Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None)));
+            }
+        }
+    }
+}
+
+impl<IO> Future for Driver<IO>
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    type Output = ();
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let this = &mut *self;
+        for _ in 0..TURNS_PER_POLL {
+            let mut progress = false;
+            while let Poll::Ready(Some(command)) = this.commands.poll_recv(cx) {
+                this.handle_command(command);
+                progress = true;
+            }
+            progress |= this.poll_read(cx);
+            progress |= this.poll_bodies(cx);
+            while let Some(event) = this.conn.poll_event() {
+                this.handle_event(event);
+                progress = true;
+            }
+            this.conn.poll_transmit(now(), &mut this.write_buf);
+            progress |= this.poll_write(cx);
+            progress |= this.poll_timer(cx);
+            if this.conn.is_done() && (this.write_buf.is_empty() || this.io_failed) {
+                this.shared.closed.store(true, Ordering::Release);
+                this.fail_remaining();
+                if !this.io_failed {
+                    let _ = Pin::new(&mut this.io).poll_shutdown(cx);
+                }
+                return Poll::Ready(());
+            }
+            if !progress {
+                return Poll::Pending;
+            }
+        }
+        // Still busy: let other tasks run, then continue.
+        cx.waker().wake_by_ref();
+        Poll::Pending
+    }
+}
+
+fn content_length(headers: &http::HeaderMap) -> Option<u64> {
+    headers
+        .get(http::header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok())
+}

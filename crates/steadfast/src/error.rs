@@ -1,0 +1,307 @@
+//! The public error: one type that says which layer failed, who caused it, what the
+//! server may have done with the request, and what to do about it.
+
+use std::fmt;
+use std::io;
+use std::sync::Arc;
+
+use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};
+
+/// A boxed error from an application body or service.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// Where a failure happened.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum Layer {
+    /// TCP: connecting, reading, writing, or the socket closing.
+    Transport,
+    /// The TLS handshake or ALPN negotiation.
+    Tls,
+    /// The HTTP/2 connection as a whole (GOAWAY sent or received).
+    Connection,
+    /// One HTTP/2 stream (RST_STREAM sent or received).
+    Stream,
+    /// The local application: a body that failed, a cancelled request, misuse of the API.
+    Application,
+}
+
+impl fmt::Display for Layer {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Transport => "transport",
+            Self::Tls => "TLS",
+            Self::Connection => "HTTP/2 connection",
+            Self::Stream => "HTTP/2 stream",
+            Self::Application => "application",
+        })
+    }
+}
+
+/// An HTTP/2 failure, with the fate of the request it hit.
+///
+/// Every error answers four questions with accessors: [`layer`](Self::layer),
+/// [`initiator`](Self::initiator), [`fate`](Self::fate) (client side), and the codes
+/// involved ([`code`](Self::code), [`goaway`](Self::goaway),
+/// [`stream_id`](Self::stream_id)). Its `Display` is a sentence a person can act on.
+#[derive(Clone)]
+pub struct Error {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    kind: Kind,
+    fate: Option<Fate>,
+    stream_id: Option<StreamId>,
+    /// Extra words from the caller's side (e.g. the address being connected to).
+    context: Option<String>,
+}
+
+#[derive(Debug)]
+pub(crate) enum Kind {
+    /// Establishing the TCP connection failed.
+    Connect(io::Error),
+    /// The connection could not be established within the connect timeout.
+    ConnectTimeout,
+    /// Reading or writing the socket failed mid-connection.
+    Io(io::Error),
+    /// The TLS handshake failed.
+    Tls(String),
+    /// TLS succeeded but the server did not agree to HTTP/2.
+    AlpnMismatch(Option<Vec<u8>>),
+    /// The HTTP/2 engine reported an error.
+    Proto(steadfast_proto::Error),
+    /// The connection's driver is gone (the connection finished or its task ended).
+    ConnectionGone,
+    /// A request or response body returned an error.
+    Body(BoxError),
+}
+
+impl Error {
+    pub(crate) fn new(kind: Kind) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kind,
+                fate: None,
+                stream_id: None,
+                context: None,
+            }),
+        }
+    }
+
+    pub(crate) fn with_fate(kind: Kind, fate: Option<Fate>, stream_id: Option<StreamId>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                kind,
+                fate,
+                stream_id,
+                context: None,
+            }),
+        }
+    }
+
+    /// An error from the HTTP/2 engine, for a stream with this fate.
+    pub(crate) fn proto(error: steadfast_proto::Error, fate: Option<Fate>, stream_id: Option<StreamId>) -> Self {
+        let stream_id = stream_id.or(match &error {
+            steadfast_proto::Error::Reset { stream_id, .. } => Some(*stream_id),
+            _ => None,
+        });
+        Self::with_fate(Kind::Proto(error), fate, stream_id)
+    }
+
+    pub(crate) fn context(mut self, context: impl Into<String>) -> Self {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.context = Some(context.into());
+            self
+        } else {
+            let inner = &self.inner;
+            Self {
+                inner: Arc::new(Inner {
+                    kind: inner.kind.shallow_clone(),
+                    fate: inner.fate,
+                    stream_id: inner.stream_id,
+                    context: Some(context.into()),
+                }),
+            }
+        }
+    }
+
+    /// Which layer failed.
+    pub fn layer(&self) -> Layer {
+        match &self.inner.kind {
+            Kind::Connect(_) | Kind::ConnectTimeout | Kind::Io(_) => Layer::Transport,
+            Kind::Tls(_) | Kind::AlpnMismatch(_) => Layer::Tls,
+            Kind::Proto(e) => match e {
+                steadfast_proto::Error::GoAway { .. } => Layer::Connection,
+                steadfast_proto::Error::Reset { .. } => Layer::Stream,
+                steadfast_proto::Error::TransportClosed { .. } => Layer::Transport,
+                steadfast_proto::Error::User(_) => Layer::Application,
+                _ => Layer::Connection,
+            },
+            Kind::ConnectionGone => Layer::Connection,
+            Kind::Body(_) => Layer::Application,
+        }
+    }
+
+    /// Who caused the failure.
+    pub fn initiator(&self) -> Initiator {
+        match &self.inner.kind {
+            Kind::Connect(_) | Kind::Io(_) | Kind::Tls(_) | Kind::AlpnMismatch(_) => Initiator::Remote,
+            Kind::ConnectTimeout => Initiator::Library,
+            Kind::Proto(e) => e.initiator(),
+            Kind::ConnectionGone => Initiator::Library,
+            Kind::Body(_) => Initiator::Application,
+        }
+    }
+
+    /// What the server may have done with the request (client side). `None` for
+    /// errors that are not about a request.
+    pub fn fate(&self) -> Option<Fate> {
+        self.inner.fate
+    }
+
+    /// True exactly when the request provably never reached processing on the server
+    /// (`NotSent` or `Refused`): sending it again cannot duplicate its effects.
+    pub fn is_retry_safe(&self) -> bool {
+        self.inner.fate.is_some_and(Fate::is_retry_safe)
+    }
+
+    /// The HTTP/2 error code involved (RST_STREAM or GOAWAY), if any.
+    pub fn code(&self) -> Option<ErrorCode> {
+        match &self.inner.kind {
+            Kind::Proto(e) => e.code(),
+            _ => None,
+        }
+    }
+
+    /// The GOAWAY involved, sent or received, if any: code, last-stream-id and debug
+    /// data.
+    pub fn goaway(&self) -> Option<&GoAway> {
+        match &self.inner.kind {
+            Kind::Proto(steadfast_proto::Error::GoAway { goaway, .. }) => Some(goaway),
+            Kind::Proto(steadfast_proto::Error::TransportClosed { after_goaway }) => after_goaway.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The stream the error is about, if any.
+    pub fn stream_id(&self) -> Option<StreamId> {
+        self.inner.stream_id
+    }
+
+    /// The underlying HTTP/2 engine error, if that is what this is.
+    pub fn proto_error(&self) -> Option<&steadfast_proto::Error> {
+        match &self.inner.kind {
+            Kind::Proto(e) => Some(e),
+            _ => None,
+        }
+    }
+
+    /// The kind of I/O error, for transport failures.
+    pub fn io_error_kind(&self) -> Option<io::ErrorKind> {
+        match &self.inner.kind {
+            Kind::Connect(e) | Kind::Io(e) => Some(e.kind()),
+            _ => None,
+        }
+    }
+
+    /// True when connecting timed out.
+    pub fn is_timeout(&self) -> bool {
+        matches!(self.inner.kind, Kind::ConnectTimeout)
+    }
+
+    /// What a person should do next, in a few words.
+    pub fn advice(&self) -> &'static str {
+        match (&self.inner.kind, self.inner.fate) {
+            (Kind::Tls(_), _) => "check that client and server agree on TLS (https://) or plaintext h2c (http://)",
+            (Kind::AlpnMismatch(_), _) => "the server must offer HTTP/2 (ALPN \"h2\") on this port",
+            (Kind::Proto(steadfast_proto::Error::User(_)), _) => "fix the request: the library refused it",
+            (_, Some(Fate::NotSent)) => "never sent: safe to retry",
+            (_, Some(Fate::Refused)) => "never processed by the server: safe to retry, on another connection",
+            (_, Some(Fate::MaybeProcessed)) => "the server may have processed it: retry only if the request is idempotent",
+            (_, Some(Fate::Processed)) => "the server processed it: do not retry blindly",
+            (Kind::Connect(_) | Kind::ConnectTimeout, None) => "check the address and that the server is running",
+            _ => "see the error for details",
+        }
+    }
+}
+
+impl Kind {
+    /// Kinds holding non-`Clone` sources are copied as text.
+    fn shallow_clone(&self) -> Kind {
+        match self {
+            Kind::Connect(e) => Kind::Connect(io::Error::new(e.kind(), e.to_string())),
+            Kind::ConnectTimeout => Kind::ConnectTimeout,
+            Kind::Io(e) => Kind::Io(io::Error::new(e.kind(), e.to_string())),
+            Kind::Tls(s) => Kind::Tls(s.clone()),
+            Kind::AlpnMismatch(p) => Kind::AlpnMismatch(p.clone()),
+            Kind::Proto(e) => Kind::Proto(e.clone()),
+            Kind::ConnectionGone => Kind::ConnectionGone,
+            Kind::Body(e) => Kind::Body(e.to_string().into()),
+        }
+    }
+}
+
+impl fmt::Debug for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Error")
+            .field("layer", &self.layer())
+            .field("initiator", &self.initiator())
+            .field("fate", &self.inner.fate)
+            .field("stream_id", &self.inner.stream_id)
+            .field("kind", &self.inner.kind)
+            .field("context", &self.inner.context)
+            .finish()
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(context) = &self.inner.context {
+            write!(f, "{context}: ")?;
+        }
+        match &self.inner.kind {
+            Kind::Connect(e) => write!(f, "TCP connect failed: {e}")?,
+            Kind::ConnectTimeout => f.write_str("TCP connect timed out")?,
+            Kind::Io(e) => write!(f, "socket error: {e}")?,
+            Kind::Tls(e) => write!(f, "TLS handshake failed: {e}")?,
+            Kind::AlpnMismatch(None) => f.write_str("the TLS server did not negotiate HTTP/2 (no ALPN protocol)")?,
+            Kind::AlpnMismatch(Some(p)) => write!(
+                f,
+                "the TLS server did not negotiate HTTP/2 (ALPN chose {:?})",
+                String::from_utf8_lossy(p)
+            )?,
+            Kind::Proto(e) => match (e, self.inner.stream_id) {
+                (steadfast_proto::Error::GoAway { goaway, initiator: Initiator::Remote, .. }, Some(id))
+                    if self.inner.fate == Some(Fate::Refused) =>
+                {
+                    write!(f, "stream {id} refused by the peer's {goaway}")?
+                }
+                (steadfast_proto::Error::Reset { .. }, _) => write!(f, "{e}")?,
+                (_, Some(id)) => write!(f, "stream {id}: {e}")?,
+                (_, None) => write!(f, "{e}")?,
+            },
+            Kind::ConnectionGone => f.write_str("the HTTP/2 connection is closed")?,
+            Kind::Body(e) => write!(f, "body error: {e}")?,
+        }
+        if self.inner.fate.is_some() || matches!(self.layer(), Layer::Tls) {
+            write!(f, " ({})", self.advice())?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match &self.inner.kind {
+            Kind::Connect(e) | Kind::Io(e) => Some(e),
+            Kind::Proto(e) => Some(e),
+            Kind::Body(e) => Some(e.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,24 @@
+//! steadfast: an HTTP/2 client and server on tokio that know, for every request that
+//! failed, whether the server could have processed it.
+//!
+//! Built on the sans-IO engine [`steadfast_proto`]: one driver task per connection
+//! owns the state machine; request and response handles talk to it over channels, never
+//! through a lock shared with the socket loop. Every [`Error`] says which [`Layer`]
+//! failed, who caused it, and the request's [`Fate`] — [`Error::is_retry_safe`] is true
+//! exactly when the server provably never processed the request.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+pub mod body;
+pub mod client;
+mod driver;
+mod error;
+pub mod server;
+pub mod tls;
+
+pub use body::RecvBody;
+pub use client::{connect, ClientConfig, SendRequest};
+pub use error::{BoxError, Error, Layer};
+pub use server::{service_fn, Server, ServerConfig, ShutdownHandle};
+pub use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};

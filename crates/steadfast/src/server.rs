@@ -1,0 +1,288 @@
+//! The HTTP/2 server: accept loop on TCP or TLS, any `tower::Service`, and graceful
+//! shutdown of the whole server.
+
+use std::collections::HashMap;
+use std::future::{poll_fn, Future};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response};
+use http_body::Body;
+use steadfast_proto::Role;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tower_service::Service;
+use tracing::Instrument;
+
+use crate::body::{boxed, RecvBody};
+use crate::driver::{Command, Dispatch, Driver, DriverConfig};
+use crate::error::BoxError;
+use crate::tls;
+
+/// Settings for a server.
+#[derive(Clone, Debug)]
+pub struct ServerConfig {
+    /// HTTP/2 settings and limits for each connection (including
+    /// `max_concurrent_streams`, enforced with REFUSED_STREAM).
+    pub proto: steadfast_proto::Config,
+    /// How long in-flight streams may take to finish once a graceful shutdown starts;
+    /// then the connection is closed.
+    pub shutdown_grace: Duration,
+    /// The most connections served at once; further clients wait in the listen queue.
+    pub max_connections: usize,
+    /// TLS (with ALPN `h2`); `None` serves h2c with prior knowledge.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+    /// How long a client may take to complete the TLS handshake.
+    pub tls_handshake_timeout: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            proto: steadfast_proto::Config::default(),
+            shutdown_grace: Duration::from_secs(30),
+            max_connections: 10_000,
+            tls: None,
+            tls_handshake_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Signal {
+    Run,
+    Graceful,
+    Abort,
+}
+
+/// Stops a running [`Server`] from anywhere. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct ShutdownHandle {
+    tx: Arc<watch::Sender<Signal>>,
+}
+
+impl ShutdownHandle {
+    /// Stops accepting, sends the two-phase GOAWAY on every connection, lets in-flight
+    /// requests finish within the grace period, then closes.
+    pub fn graceful(&self) {
+        self.tx.send_if_modified(|s| {
+            let change = *s == Signal::Run;
+            if change {
+                *s = Signal::Graceful;
+            }
+            change
+        });
+    }
+
+    /// Stops accepting and closes every connection at once.
+    pub fn abort(&self) {
+        let _ = self.tx.send(Signal::Abort);
+    }
+}
+
+/// An HTTP/2 server.
+#[derive(Debug)]
+pub struct Server {
+    config: ServerConfig,
+    signal: Arc<watch::Sender<Signal>>,
+}
+
+impl Server {
+    /// A server with these settings.
+    pub fn new(config: ServerConfig) -> Self {
+        let (tx, _) = watch::channel(Signal::Run);
+        Self {
+            config,
+            signal: Arc::new(tx),
+        }
+    }
+
+    /// A handle that can shut the server down.
+    pub fn shutdown_handle(&self) -> ShutdownHandle {
+        ShutdownHandle {
+            tx: self.signal.clone(),
+        }
+    }
+
+    /// Serves `service` on every connection accepted from `listener`, until shut
+    /// down through a [`ShutdownHandle`]; returns once every connection is closed.
+    pub async fn serve<S, B>(self, listener: TcpListener, service: S) -> std::io::Result<()>
+    where
+        S: Service<Request<RecvBody>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let mut signal = self.signal.subscribe();
+        let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
+        let acceptor = self.config.tls.clone().map(TlsAcceptor::from);
+        let connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>> = Arc::default();
+        let next_id = AtomicU64::new(0);
+        let mut tasks = JoinSet::new();
+        let local = listener.local_addr().ok();
+        tracing::info!(addr = ?local, tls = acceptor.is_some(), "serving HTTP/2");
+        loop {
+            let permit = tokio::select! {
+                permit = limit.clone().acquire_owned() => permit.map_err(std::io::Error::other)?,
+                _ = signal.changed() => break,
+            };
+            let (tcp, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // Per-connection accept errors (e.g. EMFILE, ECONNABORTED) must
+                        // not stop the server.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                        continue;
+                    }
+                },
+                _ = signal.changed() => break,
+            };
+            let _ = tcp.set_nodelay(true);
+            let id = next_id.fetch_add(1, Ordering::Relaxed);
+            let config = self.config.clone();
+            let acceptor = acceptor.clone();
+            let dispatch = make_dispatch(service.clone());
+            let connections = connections.clone();
+            let span = tracing::debug_span!("h2", role = "server", %peer);
+            let signal_now = signal.clone();
+            tasks.spawn(
+                async move {
+                    serve_connection(tcp, peer, id, config, acceptor, dispatch, connections, signal_now).await;
+                    drop(permit);
+                }
+                .instrument(span),
+            );
+            // Reap finished connection tasks so the set does not grow.
+            while tasks.try_join_next().is_some() {}
+        }
+        drop(listener);
+        let signal_now = *signal.borrow();
+        let senders: Vec<_> = connections.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
+        tracing::info!(connections = senders.len(), graceful = signal_now == Signal::Graceful, "shutting down");
+        for tx in senders {
+            let _ = tx.send(match signal_now {
+                Signal::Abort => Command::Abort,
+                _ => Command::Shutdown { debug_data: Bytes::new() },
+            });
+        }
+        while tasks.join_next().await.is_some() {}
+        Ok(())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn serve_connection(
+    tcp: tokio::net::TcpStream,
+    peer: SocketAddr,
+    id: u64,
+    config: ServerConfig,
+    acceptor: Option<TlsAcceptor>,
+    dispatch: Dispatch,
+    connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>>,
+    signal: watch::Receiver<Signal>,
+) {
+    let driver_config = DriverConfig {
+        proto: config.proto.clone(),
+        shutdown_grace: config.shutdown_grace,
+    };
+    let run = |commands: mpsc::UnboundedSender<Command>| {
+        if let Ok(mut c) = connections.lock() {
+            c.insert(id, commands.clone());
+        }
+        // A shutdown that began while this connection was being set up.
+        match *signal.borrow() {
+            Signal::Run => {}
+            Signal::Graceful => {
+                let _ = commands.send(Command::Shutdown { debug_data: Bytes::new() });
+            }
+            Signal::Abort => {
+                let _ = commands.send(Command::Abort);
+            }
+        }
+    };
+    match acceptor {
+        Some(acceptor) => {
+            let handshake = tokio::time::timeout(config.tls_handshake_timeout, tls::accept(&acceptor, tcp)).await;
+            let stream = match handshake {
+                Ok(Ok(s)) => s,
+                Ok(Err(why)) => {
+                    tracing::debug!(%peer, %why, "TLS handshake failed");
+                    return;
+                }
+                Err(_) => {
+                    tracing::debug!(%peer, "TLS handshake timed out");
+                    return;
+                }
+            };
+            let (driver, commands, _, _) = Driver::new(stream, Role::Server, driver_config, Some(dispatch));
+            run(commands);
+            driver.await;
+        }
+        None => {
+            let (driver, commands, _, _) = Driver::new(tcp, Role::Server, driver_config, Some(dispatch));
+            run(commands);
+            driver.await;
+        }
+    }
+    if let Ok(mut c) = connections.lock() {
+        c.remove(&id);
+    }
+    tracing::debug!(%peer, "connection closed");
+}
+
+fn make_dispatch<S, B>(service: S) -> Dispatch
+where
+    S: Service<Request<RecvBody>, Response = Response<B>> + Clone + Send + 'static,
+    S::Future: Send + 'static,
+    S::Error: Into<BoxError>,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    Box::new(move |request| {
+        let mut service = service.clone();
+        Box::pin(async move {
+            poll_fn(|cx| service.poll_ready(cx)).await.map_err(Into::into)?;
+            let response = service.call(request).await.map_err(Into::into)?;
+            Ok(response.map(boxed))
+        })
+    })
+}
+
+/// Makes a [`Service`] from an async function, without pulling in `tower`.
+pub fn service_fn<F, Fut, B, E>(f: F) -> ServiceFn<F>
+where
+    F: FnMut(Request<RecvBody>) -> Fut,
+    Fut: Future<Output = Result<Response<B>, E>>,
+{
+    ServiceFn(f)
+}
+
+/// A [`Service`] made by [`service_fn`].
+#[derive(Clone, Copy, Debug)]
+pub struct ServiceFn<F>(F);
+
+impl<F, Fut, B, E> Service<Request<RecvBody>> for ServiceFn<F>
+where
+    F: FnMut(Request<RecvBody>) -> Fut,
+    Fut: Future<Output = Result<Response<B>, E>>,
+{
+    type Response = Response<B>;
+    type Error = E;
+    type Future = Fut;
+
+    fn poll_ready(&mut self, _: &mut std::task::Context<'_>) -> std::task::Poll<Result<(), E>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<RecvBody>) -> Fut {
+        (self.0)(request)
+    }
+}

@@ -1,0 +1,195 @@
+//! The runtime's client against its server over real loopback sockets.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use steadfast::body::{self, BoxBody};
+use steadfast::{service_fn, ClientConfig, Fate, Layer, RecvBody, Server, ServerConfig, ShutdownHandle};
+use tokio::net::TcpListener;
+
+async fn echo(req: Request<RecvBody>) -> Result<Response<BoxBody>, Infallible> {
+    match req.uri().path() {
+        "/echo" => {
+            let collected = req.into_body().collect().await;
+            let Ok(collected) = collected else {
+                return Ok(Response::builder().status(500).body(body::empty()).unwrap());
+            };
+            let data = collected.to_bytes();
+            let len = data.len();
+            let mut trailers = http::HeaderMap::new();
+            trailers.insert("x-echo-length", len.to_string().parse().unwrap());
+            let body = Full::new(data).with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
+            Ok(Response::new(body::boxed(body)))
+        }
+        "/slow" => {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+            Ok(Response::new(body::full("slow")))
+        }
+        _ => Ok(Response::new(body::full("hello from steadfast\n"))),
+    }
+}
+
+async fn start(config: ServerConfig) -> (SocketAddr, ShutdownHandle, tokio::task::JoinHandle<()>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(config);
+    let handle = server.shutdown_handle();
+    let task = tokio::spawn(async move {
+        server.serve(listener, service_fn(echo)).await.unwrap();
+    });
+    (addr, handle, task)
+}
+
+fn uri(addr: SocketAddr, path: &str) -> http::Uri {
+    format!("http://{addr}{path}").parse().unwrap()
+}
+
+#[tokio::test]
+async fn get_and_echo_with_trailers() {
+    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap();
+
+    let res = client.send(Request::get("/").body(body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), StatusCode::OK);
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"hello from steadfast\n");
+
+    // Several megabytes each way, crossing many flow-control windows.
+    let payload: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7) as u8).collect();
+    let res = client
+        .send(Request::post("/echo").body(Full::new(Bytes::from(payload.clone()))).unwrap())
+        .await
+        .unwrap();
+    let collected = res.into_body().collect().await.unwrap();
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["x-echo-length"], "5000000");
+    assert!(collected.to_bytes() == payload);
+
+    drop(client);
+    shutdown.graceful();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn many_concurrent_streams_wait_for_max_concurrent_streams() {
+    let config = ServerConfig {
+        proto: steadfast_proto::Config {
+            max_concurrent_streams: 8,
+            ..Default::default()
+        },
+        ..ServerConfig::default()
+    };
+    let (addr, shutdown, task) = start(config).await;
+    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap();
+    let mut set = tokio::task::JoinSet::new();
+    for i in 0..200 {
+        let client = client.clone();
+        set.spawn(async move {
+            let body = format!("request {i}");
+            let res = client.send(Request::post("/echo").body(Full::new(Bytes::from(body.clone()))).unwrap()).await?;
+            let got = res.into_body().collect().await?.to_bytes();
+            assert_eq!(got, body);
+            Ok::<_, steadfast::Error>(())
+        });
+    }
+    let mut ok = 0;
+    while let Some(r) = set.join_next().await {
+        r.unwrap().unwrap();
+        ok += 1;
+    }
+    assert_eq!(ok, 200, "every request beyond the limit waited instead of failing");
+    assert_eq!(client.peer_max_concurrent_streams(), 8);
+    drop(client);
+    shutdown.graceful();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn graceful_shutdown_lets_in_flight_requests_finish() {
+    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap();
+    let in_flight = {
+        let client = client.clone();
+        tokio::spawn(async move { client.send(Request::get("/slow").body(body::empty()).unwrap()).await })
+    };
+    // Wait until the request reached the server before shutting down.
+    while client.in_flight() == 0 {
+        tokio::task::yield_now().await;
+    }
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    shutdown.graceful();
+    let res = in_flight.await.unwrap().expect("the in-flight request completes");
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"slow");
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    // The connection drained: a new request is refused locally, never sent.
+    let err = client.send(Request::get("/").body(body::empty()).unwrap()).await.unwrap_err();
+    assert_eq!(err.fate(), Some(Fate::NotSent));
+    assert!(err.is_retry_safe());
+    assert!(client.is_draining());
+    let goaway = client.goaway().expect("GOAWAY received");
+    assert_eq!(goaway.code, steadfast::ErrorCode::NO_ERROR);
+}
+
+#[tokio::test]
+async fn connection_refused_is_transport_not_sent() {
+    // Bind then drop, so the port is closed.
+    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
+    let err = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap_err();
+    assert_eq!(err.layer(), Layer::Transport);
+    assert_eq!(err.io_error_kind(), Some(std::io::ErrorKind::ConnectionRefused));
+    assert!(err.to_string().contains("connecting to 127.0.0.1"), "{err}");
+}
+
+fn self_signed() -> (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>) {
+    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
+    (vec![cert.cert.der().clone()], key)
+}
+
+#[tokio::test]
+async fn tls_with_alpn_h2() {
+    let (certs, key) = self_signed();
+    let config = ServerConfig {
+        tls: Some(steadfast::tls::server_config(certs.clone(), key).unwrap()),
+        ..ServerConfig::default()
+    };
+    let (addr, shutdown, task) = start(config).await;
+    let client_config = ClientConfig {
+        tls: Some(steadfast::tls::client_config(steadfast::tls::Roots::Certificates(certs)).unwrap()),
+        ..ClientConfig::default()
+    };
+    let target: http::Uri = format!("https://localhost:{}/", addr.port()).parse().unwrap();
+    let client = steadfast::connect(&target, &client_config).await.unwrap();
+    let res = client.send(Request::get("/").body(body::empty()).unwrap()).await.unwrap();
+    assert_eq!(res.status(), 200);
+
+    // TLS mismatch, one way: a plaintext client against the TLS port fails at connect,
+    // naming the likely cause.
+    let err = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap_err();
+    assert!(err.to_string().contains("TLS"), "the error names the cause: {err}");
+    assert_eq!(err.fate(), None, "no request was involved");
+
+    drop(client);
+    shutdown.graceful();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+}
+
+#[tokio::test]
+async fn tls_client_against_plaintext_server_says_so() {
+    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    let client_config = ClientConfig {
+        tls: Some(steadfast::tls::client_config(steadfast::tls::Roots::InsecureAcceptAny).unwrap()),
+        ..ClientConfig::default()
+    };
+    let target: http::Uri = format!("https://localhost:{}/", addr.port()).parse().unwrap();
+    let err = steadfast::connect(&target, &client_config).await.unwrap_err();
+    assert_eq!(err.layer(), Layer::Tls);
+    assert!(err.to_string().contains("plaintext") || err.to_string().contains("not speak TLS"), "{err}");
+    shutdown.graceful();
+    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+}
