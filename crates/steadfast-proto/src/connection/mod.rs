@@ -253,7 +253,9 @@ impl Connection {
                 enable_connect_protocol: false,
             },
             encoder: Encoder::new(),
-            decoder: Decoder::new(config.header_table_size as usize),
+            // Until the peer acknowledges our SETTINGS, its encoder may use the
+            // default 4096-byte table (RFC 7541 §4.2); a smaller size applies on ACK.
+            decoder: Decoder::new((config.header_table_size as usize).max(4096)),
             streams: HashMap::new(),
             pending_open: VecDeque::new(),
             send_ready: VecDeque::new(),
