@@ -65,44 +65,67 @@ impl Drop for HandleInner {
     }
 }
 
+/// A transport a client connection can run over.
+pub trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
+/// A boxed transport (TCP, or TLS over TCP).
+pub type BoxIo = Box<dyn Io>;
+
 /// Connects to `uri` (`http://` for h2c with prior knowledge, `https://` for TLS with
 /// ALPN `h2`) and completes the TCP, TLS and HTTP/2 handshakes: when it returns, the
 /// server's SETTINGS (its concurrency limit above all) are known, so requests never
 /// overrun the limit, and a server that does not speak HTTP/2 as expected is reported
 /// here, in words.
 pub async fn connect(uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
-    let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
-    let authority = uri
-        .authority()
-        .cloned()
-        .ok_or_else(|| Error::new(Kind::Connect(std::io::Error::other("URI has no host"))))?;
-    let tls = scheme == Scheme::HTTPS;
-    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
-    let target = format!("{}:{port}", authority.host());
+    let io = connect_transport(uri, config).await?;
+    handshake_for(io, uri, config).await
+}
+
+/// The TCP and (for `https`) TLS part of [`connect`]: returns the transport, with
+/// ALPN `h2` checked.
+pub async fn connect_transport(uri: &Uri, config: &ClientConfig) -> Result<BoxIo, Error> {
+    let (tls, host, port, target) = target(uri)?;
     let timeout = config.connect_timeout;
     let tcp = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port)))
         .await
         .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("connecting to {target}")))?
-        .map_err(|e| Error::with_fate(Kind::Connect(e), None, None).context(format!("connecting to {target}")))?;
+        .map_err(|e| Error::new(Kind::Connect(e)).context(format!("connecting to {target}")))?;
     let _ = tcp.set_nodelay(true);
-    let peer = tcp.peer_addr().ok();
-    let span = tracing::debug_span!("h2", role = "client", peer = ?peer);
-    if tls {
-        let tls_config = match &config.tls {
-            Some(c) => c.clone(),
-            None => tls::client_config(tls::Roots::WebPki).map_err(|e| Error::new(Kind::Tls(e)))?,
-        };
-        let stream = tokio::time::timeout(timeout, tls::connect(tls_config, &host, tcp))
-            .await
-            .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("TLS handshake with {target}")))?
-            .map_err(|e| e.context(format!("TLS handshake with {target}")))?;
-        let (handle, ready) = start(stream, scheme, Some(authority), config, span);
-        wait_ready(handle, ready, timeout, &target).await
-    } else {
-        let (handle, ready) = start(tcp, scheme, Some(authority), config, span);
-        wait_ready(handle, ready, timeout, &target).await
+    if !tls {
+        return Ok(Box::new(tcp));
     }
+    let tls_config = match &config.tls {
+        Some(c) => c.clone(),
+        None => tls::client_config(tls::Roots::WebPki).map_err(|e| Error::new(Kind::Tls(e)))?,
+    };
+    let stream = tokio::time::timeout(timeout, tls::connect(tls_config, &host, tcp))
+        .await
+        .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("TLS handshake with {target}")))?
+        .map_err(|e| e.context(format!("TLS handshake with {target}")))?;
+    Ok(Box::new(stream))
+}
+
+/// Starts an HTTP/2 client connection to `uri` over an established transport and
+/// waits for the server's SETTINGS (up to the connect timeout). Requests without a
+/// scheme or authority get `uri`'s.
+pub async fn handshake_for<IO: Io>(io: IO, uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
+    let (_, _, _, target) = target(uri)?;
+    let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+    let span = tracing::debug_span!("h2", role = "client", peer = %target);
+    let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span);
+    wait_ready(handle, ready, config.connect_timeout, &target).await
+}
+
+/// (tls, host, port, "host:port") of a target URI.
+fn target(uri: &Uri) -> Result<(bool, String, u16, String), Error> {
+    let tls = uri.scheme() == Some(&Scheme::HTTPS);
+    let authority = uri
+        .authority()
+        .ok_or_else(|| Error::new(Kind::Connect(std::io::Error::other("the URI has no host"))))?;
+    let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
+    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+    Ok((tls, host, port, format!("{}:{port}", authority.host())))
 }
 
 async fn wait_ready(handle: SendRequest, ready: oneshot::Receiver<()>, timeout: Duration, target: &str) -> Result<SendRequest, Error> {
@@ -125,10 +148,7 @@ async fn wait_ready(handle: SendRequest, ready: oneshot::Receiver<()>, timeout: 
 
 /// Starts an HTTP/2 client connection over an established transport and waits for
 /// the server's SETTINGS (up to the connect timeout).
-pub async fn handshake<IO>(io: IO, config: &ClientConfig) -> Result<SendRequest, Error>
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+pub async fn handshake<IO: Io>(io: IO, config: &ClientConfig) -> Result<SendRequest, Error> {
     let (handle, ready) = start(io, Scheme::HTTP, None, config, tracing::debug_span!("h2", role = "client"));
     wait_ready(handle, ready, config.connect_timeout, "peer").await
 }

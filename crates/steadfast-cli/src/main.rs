@@ -1,0 +1,69 @@
+//! `steadfast`: an HTTP/2 server and client for testing, benchmarking and diagnosing
+//! HTTP/2 failures.
+//!
+//! Exit codes (stable, for scripts):
+//! - 0: success (for `probe`: a response arrived, whatever its status)
+//! - 1: an unexpected local failure (e.g. cannot bind, cannot read a file)
+//! - 2: invalid arguments
+//! - 3: the connection could not be established (TCP, TLS, or the HTTP/2 handshake);
+//!   nothing was sent
+//! - 4: the request failed on HTTP/2 after the connection was up (GOAWAY, RST_STREAM,
+//!   connection lost)
+
+mod probe;
+mod serve;
+mod tap;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// steadfast: HTTP/2 that knows whether a failed request was processed.
+#[derive(Debug, Parser)]
+#[command(name = "steadfast", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run an HTTP/2 server for testing and benchmarking.
+    ///
+    /// `GET /` answers a small fixed body; `POST /echo` streams the request body back
+    /// with a trailer `x-echo-length`; with `--root`, other paths serve files from a
+    /// directory. SIGINT or SIGTERM shuts down gracefully (two-phase GOAWAY).
+    Serve(serve::Args),
+    /// Send one request and say exactly what happened.
+    ///
+    /// Prints the response (status, headers, body size, trailers). On failure, prints
+    /// which layer failed, who caused it, whether the server could have processed the
+    /// request, and whether a retry is safe. With `-v`, every frame sent and received.
+    Probe(probe::Args),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let code = runtime.block_on(async {
+        match cli.command {
+            Command::Serve(args) => serve::run(args).await,
+            Command::Probe(args) => probe::run(args).await,
+        }
+    });
+    ExitCode::from(code)
+}

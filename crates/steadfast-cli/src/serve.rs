@@ -1,0 +1,190 @@
+//! `steadfast serve`.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::path::{Component, Path, PathBuf};
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{HeaderMap, Method, Request, Response, StatusCode};
+use http_body::{Body, Frame};
+use steadfast::body::{self, BoxBody};
+use steadfast::{service_fn, RecvBody, Server, ServerConfig};
+
+#[derive(Debug, clap::Args)]
+pub(crate) struct Args {
+    /// Address to listen on (port 0 picks a free port; the chosen address is printed).
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    listen: SocketAddr,
+    /// PEM certificate chain: serve TLS with ALPN h2 instead of h2c.
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// PEM private key for --tls-cert.
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Serve files from this directory for GET requests other than `/`.
+    #[arg(long)]
+    root: Option<PathBuf>,
+    /// SETTINGS_MAX_CONCURRENT_STREAMS per connection; excess streams are refused
+    /// with REFUSED_STREAM.
+    #[arg(long, default_value_t = 256)]
+    max_concurrent_streams: u32,
+    /// Seconds that in-flight requests get to finish on shutdown.
+    #[arg(long, default_value_t = 30)]
+    grace: u64,
+}
+
+const HELLO: &[u8] = b"hello from steadfast\n";
+
+pub(crate) async fn run(args: Args) -> u8 {
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => match steadfast::tls::server_config_from_pem(cert, key) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                eprintln!("error: TLS configuration: {e}");
+                return 1;
+            }
+        },
+        _ => None,
+    };
+    let scheme = if tls.is_some() { "https" } else { "http" };
+    let config = ServerConfig {
+        proto: steadfast_proto::Config {
+            max_concurrent_streams: args.max_concurrent_streams,
+            ..Default::default()
+        },
+        shutdown_grace: Duration::from_secs(args.grace),
+        tls,
+        ..ServerConfig::default()
+    };
+    let listener = match tokio::net::TcpListener::bind(args.listen).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("error: cannot listen on {}: {e}", args.listen);
+            return 1;
+        }
+    };
+    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    println!("steadfast serve: listening on {scheme}://{addr}");
+    let server = Server::new(config);
+    let shutdown = server.shutdown_handle();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("signal received: shutting down gracefully");
+        shutdown.graceful();
+    });
+    let root: Option<Arc<Path>> = args.root.map(Into::into);
+    let service = service_fn(move |req| handle(req, root.clone()));
+    match server.serve(listener, service).await {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("error: {e}");
+            1
+        }
+    }
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let Ok(mut term) = signal(SignalKind::terminate()) else {
+            let _ = tokio::signal::ctrl_c().await;
+            return;
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}
+
+async fn handle(req: Request<RecvBody>, root: Option<Arc<Path>>) -> Result<Response<BoxBody>, Infallible> {
+    let path = req.uri().path();
+    let response = match (req.method(), path) {
+        (&Method::POST, "/echo") => {
+            let echo = Echo {
+                inner: req.into_body(),
+                len: 0,
+                done: false,
+            };
+            Response::new(body::boxed(echo))
+        }
+        (&Method::GET | &Method::HEAD, "/") => Response::builder()
+            .header("content-type", "text/plain")
+            .header("content-length", HELLO.len())
+            .body(body::full(Bytes::from_static(HELLO)))
+            .unwrap_or_default(),
+        (&Method::GET | &Method::HEAD, _) => match root {
+            Some(root) => serve_file(&root, path).await,
+            None => status(StatusCode::NOT_FOUND),
+        },
+        _ => status(StatusCode::METHOD_NOT_ALLOWED),
+    };
+    Ok(response)
+}
+
+fn status(code: StatusCode) -> Response<BoxBody> {
+    let mut res = Response::new(body::empty());
+    *res.status_mut() = code;
+    res
+}
+
+async fn serve_file(root: &Path, path: &str) -> Response<BoxBody> {
+    // Only plain relative components: no `..`, no absolute paths.
+    let relative = Path::new(path.trim_start_matches('/'));
+    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+        return status(StatusCode::NOT_FOUND);
+    }
+    match tokio::fs::read(root.join(relative)).await {
+        Ok(data) => Response::builder()
+            .header("content-length", data.len())
+            .body(body::full(data))
+            .unwrap_or_default(),
+        Err(_) => status(StatusCode::NOT_FOUND),
+    }
+}
+
+/// Streams the request body back and ends with a trailer carrying its length, so a
+/// client can check that nothing was lost without the server buffering the body.
+struct Echo {
+    inner: RecvBody,
+    len: u64,
+    done: bool,
+}
+
+impl Body for Echo {
+    type Data = Bytes;
+    type Error = steadfast::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        if self.done {
+            return Poll::Ready(None);
+        }
+        loop {
+            match Pin::new(&mut self.inner).poll_frame(cx) {
+                Poll::Pending => return Poll::Pending,
+                Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(e))),
+                Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
+                    Ok(data) => {
+                        self.len += data.len() as u64;
+                        return Poll::Ready(Some(Ok(Frame::data(data))));
+                    }
+                    // The request's own trailers are not echoed.
+                    Err(_) => continue,
+                },
+                Poll::Ready(None) => {
+                    self.done = true;
+                    let mut trailers = HeaderMap::new();
+                    trailers.insert("x-echo-length", self.len.into());
+                    return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
+                }
+            }
+        }
+    }
+}
