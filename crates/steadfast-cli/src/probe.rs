@@ -94,7 +94,10 @@ pub(crate) async fn run(args: Args) -> u8 {
     let (parts, mut body) = response.into_parts();
     println!("status: {}", parts.status);
     for (name, value) in &parts.headers {
-        println!("header: {name}: {}", String::from_utf8_lossy(value.as_bytes()));
+        println!(
+            "header: {name}: {}",
+            String::from_utf8_lossy(value.as_bytes())
+        );
     }
     let mut size = 0usize;
     let mut trailers = None;
@@ -118,7 +121,10 @@ pub(crate) async fn run(args: Args) -> u8 {
     }
     println!("body: {size} bytes");
     for (name, value) in trailers.iter().flatten() {
-        println!("trailer: {name}: {}", String::from_utf8_lossy(value.as_bytes()));
+        println!(
+            "trailer: {name}: {}",
+            String::from_utf8_lossy(value.as_bytes())
+        );
     }
     if args.body {
         use std::io::Write;
@@ -135,19 +141,27 @@ async fn build_request(args: &Args) -> Result<Request<Full<Bytes>>, String> {
     let body = match &args.data {
         None => Bytes::new(),
         Some(d) => match d.strip_prefix('@') {
-            Some(path) => tokio::fs::read(path).await.map_err(|e| format!("{path}: {e}"))?.into(),
+            Some(path) => tokio::fs::read(path)
+                .await
+                .map_err(|e| format!("{path}: {e}"))?
+                .into(),
             None => Bytes::from(d.clone()),
         },
     };
-    let method = args
-        .method
-        .clone()
-        .unwrap_or(if args.data.is_some() { Method::POST } else { Method::GET });
+    let method = args.method.clone().unwrap_or(if args.data.is_some() {
+        Method::POST
+    } else {
+        Method::GET
+    });
     let mut request = Request::builder().method(method).uri(args.url.clone());
     for h in &args.headers {
-        let (name, value) = h.split_once(':').ok_or_else(|| format!("header {h:?} is not 'name: value'"))?;
-        let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes()).map_err(|e| format!("header name {name:?}: {e}"))?;
-        let value = HeaderValue::from_str(value.trim()).map_err(|e| format!("header value {value:?}: {e}"))?;
+        let (name, value) = h
+            .split_once(':')
+            .ok_or_else(|| format!("header {h:?} is not 'name: value'"))?;
+        let name = HeaderName::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
+            .map_err(|e| format!("header name {name:?}: {e}"))?;
+        let value = HeaderValue::from_str(value.trim())
+            .map_err(|e| format!("header value {value:?}: {e}"))?;
         request = request.header(name, value);
     }
     request.body(Full::new(body)).map_err(|e| e.to_string())

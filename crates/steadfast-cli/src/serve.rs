@@ -67,7 +67,10 @@ pub(crate) async fn run(args: Args) -> u8 {
             return 1;
         }
     };
-    let addr = listener.local_addr().map(|a| a.to_string()).unwrap_or_default();
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     println!("steadfast serve: listening on {scheme}://{addr}");
     let server = Server::new(config);
     let shutdown = server.shutdown_handle();
@@ -104,7 +107,10 @@ async fn wait_for_signal() {
     let _ = tokio::signal::ctrl_c().await;
 }
 
-async fn handle(req: Request<RecvBody>, root: Option<Arc<Path>>) -> Result<Response<BoxBody>, Infallible> {
+async fn handle(
+    req: Request<RecvBody>,
+    root: Option<Arc<Path>>,
+) -> Result<Response<BoxBody>, Infallible> {
     let path = req.uri().path();
     let response = match (req.method(), path) {
         (&Method::POST, "/echo") => {
@@ -138,7 +144,10 @@ fn status(code: StatusCode) -> Response<BoxBody> {
 async fn serve_file(root: &Path, path: &str) -> Response<BoxBody> {
     // Only plain relative components: no `..`, no absolute paths.
     let relative = Path::new(path.trim_start_matches('/'));
-    if relative.components().any(|c| !matches!(c, Component::Normal(_))) {
+    if relative
+        .components()
+        .any(|c| !matches!(c, Component::Normal(_)))
+    {
         return status(StatusCode::NOT_FOUND);
     }
     match tokio::fs::read(root.join(relative)).await {
@@ -162,7 +171,10 @@ impl Body for Echo {
     type Data = Bytes;
     type Error = steadfast::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         if self.done {
             return Poll::Ready(None);
         }

@@ -86,7 +86,11 @@ impl FrameLog {
 
     fn print(&mut self, frame: &Frame) {
         let flags = |items: &[(bool, &str)]| -> String {
-            items.iter().filter(|(on, _)| *on).map(|(_, name)| format!(" {name}")).collect()
+            items
+                .iter()
+                .filter(|(on, _)| *on)
+                .map(|(_, name)| format!(" {name}"))
+                .collect()
         };
         let text = match frame {
             Frame::Data(d) => format!(
@@ -124,11 +128,23 @@ impl FrameLog {
                 return;
             }
             Frame::Priority(p) => format!("PRIORITY stream={}", p.stream_id),
-            Frame::RstStream(r) => format!("RST_STREAM stream={} code={} ({})", r.stream_id, r.code, r.code.description()),
+            Frame::RstStream(r) => format!(
+                "RST_STREAM stream={} code={} ({})",
+                r.stream_id,
+                r.code,
+                r.code.description()
+            ),
             Frame::Settings(SettingsFrame::Ack) => "SETTINGS ACK".to_owned(),
             Frame::Settings(SettingsFrame::Values(s)) => format!("SETTINGS {}", settings_text(s)),
-            Frame::PushPromise(p) => format!("PUSH_PROMISE stream={} promised={}", p.stream_id, p.promised_id),
-            Frame::Ping(p) => format!("PING{} payload={:02x?}", if p.ack { " ACK" } else { "" }, p.payload),
+            Frame::PushPromise(p) => format!(
+                "PUSH_PROMISE stream={} promised={}",
+                p.stream_id, p.promised_id
+            ),
+            Frame::Ping(p) => format!(
+                "PING{} payload={:02x?}",
+                if p.ack { " ACK" } else { "" },
+                p.payload
+            ),
             Frame::GoAway(g) => format!(
                 "GOAWAY last_stream_id={} code={} ({}) debug_data={:?}",
                 g.0.last_stream_id,
@@ -136,8 +152,14 @@ impl FrameLog {
                 g.0.code.description(),
                 String::from_utf8_lossy(&g.0.debug_data)
             ),
-            Frame::WindowUpdate(w) => format!("WINDOW_UPDATE stream={} increment={}", w.stream_id, w.increment),
-            Frame::Unknown(h) => format!("unknown frame type={:#x} stream={} len={}", h.kind, h.stream_id, h.length),
+            Frame::WindowUpdate(w) => format!(
+                "WINDOW_UPDATE stream={} increment={}",
+                w.stream_id, w.increment
+            ),
+            Frame::Unknown(h) => format!(
+                "unknown frame type={:#x} stream={} len={}",
+                h.kind, h.stream_id, h.length
+            ),
         };
         self.line(&text);
     }
@@ -173,7 +195,10 @@ fn settings_text(s: &steadfast_proto::Settings) -> String {
     add("INITIAL_WINDOW_SIZE", s.initial_window_size);
     add("MAX_FRAME_SIZE", s.max_frame_size);
     add("MAX_HEADER_LIST_SIZE", s.max_header_list_size);
-    add("ENABLE_CONNECT_PROTOCOL", s.enable_connect_protocol.map(u32::from));
+    add(
+        "ENABLE_CONNECT_PROTOCOL",
+        s.enable_connect_protocol.map(u32::from),
+    );
     if parts.is_empty() {
         "(empty)".to_owned()
     } else {
@@ -182,13 +207,18 @@ fn settings_text(s: &steadfast_proto::Settings) -> String {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for Tap<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = &result {
             let new = &buf.filled()[before..];
             if new.is_empty() {
-                self.received.line("end of stream (the peer closed the connection)");
+                self.received
+                    .line("end of stream (the peer closed the connection)");
             } else {
                 self.received.feed(new);
             }
@@ -198,7 +228,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tap<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for Tap<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let result = Pin::new(&mut self.inner).poll_write(cx, buf);
         if let Poll::Ready(Ok(n)) = &result {
             self.sent.feed(&buf[..*n]);

@@ -11,7 +11,12 @@ use common::*;
 const T: Duration = Duration::from_secs(60);
 
 fn curl_h2c(url: &str, extra: &[&str]) -> std::process::Output {
-    let mut args = vec!["-sS", "--http2-prior-knowledge", "-w", "\n%{http_version} %{http_code}"];
+    let mut args = vec![
+        "-sS",
+        "--http2-prior-knowledge",
+        "-w",
+        "\n%{http_version} %{http_code}",
+    ];
     args.extend_from_slice(extra);
     args.push(url);
     run("curl", &args, T)
@@ -24,7 +29,11 @@ fn curl_get_and_large_post_over_h2c() {
     let out = curl_h2c(&format!("http://{addr}/"), &[]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
-    assert!(stdout.ends_with("\n2 200"), "HTTP/2 and 200: {}", text(&out));
+    assert!(
+        stdout.ends_with("\n2 200"),
+        "HTTP/2 and 200: {}",
+        text(&out)
+    );
     assert!(stdout.starts_with("hello from steadfast"), "{}", text(&out));
 
     // 6 MB each way: many flow-control windows in both directions.
@@ -48,7 +57,10 @@ fn curl_get_and_large_post_over_h2c() {
     );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "2 200");
-    assert!(std::fs::read(&body_out).unwrap() == payload, "echoed body differs");
+    assert!(
+        std::fs::read(&body_out).unwrap() == payload,
+        "echoed body differs"
+    );
 }
 
 #[test]
@@ -56,14 +68,31 @@ fn curl_over_tls_negotiates_h2() {
     require("curl", "curl");
     let dir = TempDir::new("curl-tls");
     let (cert, key) = write_cert(&dir);
-    let (_server, addr) = steadfast_serve(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let (_server, addr) = steadfast_serve(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
     let out = run(
         "curl",
-        &["-sS", "--http2", "--cacert", cert.to_str().unwrap(), "-w", "\n%{http_version} %{http_code}", &format!("https://localhost:{}/", addr.port())],
+        &[
+            "-sS",
+            "--http2",
+            "--cacert",
+            cert.to_str().unwrap(),
+            "-w",
+            "\n%{http_version} %{http_code}",
+            &format!("https://localhost:{}/", addr.port()),
+        ],
         T,
     );
     assert!(out.status.success(), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).ends_with("\n2 200"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).ends_with("\n2 200"),
+        "{}",
+        text(&out)
+    );
 }
 
 /// Parses nghttp's `-s` statistics table: the status code of every request.
@@ -73,7 +102,9 @@ fn nghttp_codes(out: &std::process::Output) -> Vec<u16> {
         .filter_map(|l| {
             let cols: Vec<&str> = l.split_whitespace().collect();
             // id responseEnd requestStart process code size path
-            (cols.len() == 7 && cols[0].parse::<u32>().is_ok()).then(|| cols[4].parse().ok()).flatten()
+            (cols.len() == 7 && cols[0].parse::<u32>().is_ok())
+                .then(|| cols[4].parse().ok())
+                .flatten()
         })
         .collect()
 }
@@ -83,7 +114,11 @@ fn nghttp_concurrent_streams_and_large_posts() {
     require("nghttp", "nghttp2-client");
     let (_server, addr) = steadfast_serve(&[]);
     // 100 concurrent GETs on one connection.
-    let out = run("nghttp", &["-n", "-s", "-m", "100", &format!("http://{addr}/")], T);
+    let out = run(
+        "nghttp",
+        &["-n", "-s", "-m", "100", &format!("http://{addr}/")],
+        T,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let codes = nghttp_codes(&out);
     assert_eq!(codes.len(), 100, "{}", text(&out));
@@ -93,7 +128,19 @@ fn nghttp_concurrent_streams_and_large_posts() {
     let dir = TempDir::new("nghttp-post");
     write_payload(&dir.path("in.bin"), 4_000_000);
     let data = dir.path("in.bin");
-    let out = run("nghttp", &["-n", "-s", "-m", "4", "-d", data.to_str().unwrap(), &format!("http://{addr}/echo")], T);
+    let out = run(
+        "nghttp",
+        &[
+            "-n",
+            "-s",
+            "-m",
+            "4",
+            "-d",
+            data.to_str().unwrap(),
+            &format!("http://{addr}/echo"),
+        ],
+        T,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let codes = nghttp_codes(&out);
     assert_eq!(codes, vec![200; 4], "{}", text(&out));
@@ -104,8 +151,23 @@ fn nghttp_over_tls() {
     require("nghttp", "nghttp2-client");
     let dir = TempDir::new("nghttp-tls");
     let (cert, key) = write_cert(&dir);
-    let (_server, addr) = steadfast_serve(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
-    let out = run("nghttp", &["-n", "-s", "-m", "10", &format!("https://localhost:{}/", addr.port())], T);
+    let (_server, addr) = steadfast_serve(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
+    let out = run(
+        "nghttp",
+        &[
+            "-n",
+            "-s",
+            "-m",
+            "10",
+            &format!("https://localhost:{}/", addr.port()),
+        ],
+        T,
+    );
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(nghttp_codes(&out), vec![200; 10], "{}", text(&out));
 }
@@ -114,7 +176,19 @@ fn nghttp_over_tls() {
 fn h2load_every_request_succeeds() {
     require("h2load", "nghttp2-client");
     let (_server, addr) = steadfast_serve(&[]);
-    let out = run("h2load", &["-n", "20000", "-c", "8", "-m", "32", &format!("http://{addr}/")], T);
+    let out = run(
+        "h2load",
+        &[
+            "-n",
+            "20000",
+            "-c",
+            "8",
+            "-m",
+            "32",
+            &format!("http://{addr}/"),
+        ],
+        T,
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", text(&out));
     assert!(
@@ -126,7 +200,10 @@ fn h2load_every_request_succeeds() {
 }
 
 /// Starts nghttpd serving `docroot`: h2c, or TLS with `tls = Some((key, cert))`.
-fn nghttpd(docroot: &std::path::Path, tls: Option<(&std::path::Path, &std::path::Path)>) -> (Proc, u16) {
+fn nghttpd(
+    docroot: &std::path::Path,
+    tls: Option<(&std::path::Path, &std::path::Path)>,
+) -> (Proc, u16) {
     require("nghttpd", "nghttp2-server");
     let port = free_port();
     let mut cmd = std::process::Command::new("nghttpd");
@@ -176,7 +253,11 @@ fn probe_against_nghttpd_h2c() {
 
     let out = probe(&[&format!("http://127.0.0.1:{port}/missing")]);
     assert!(out.status.success(), "a 404 is a response: {}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("status: 404"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("status: 404"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
@@ -185,7 +266,11 @@ fn probe_against_nghttpd_tls() {
     let (cert, key) = write_cert(&dir);
     std::fs::write(dir.path("index.html"), "secure\n").unwrap();
     let (_nghttpd, port) = nghttpd(&dir.0, Some((&key, &cert)));
-    let out = probe(&["--cacert", cert.to_str().unwrap(), &format!("https://localhost:{port}/index.html")]);
+    let out = probe(&[
+        "--cacert",
+        cert.to_str().unwrap(),
+        &format!("https://localhost:{port}/index.html"),
+    ]);
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("status: 200 OK"), "{}", text(&out));
@@ -194,14 +279,23 @@ fn probe_against_nghttpd_tls() {
     // Without trusting the certificate, the failure is a TLS one, nothing sent.
     let out = probe(&[&format!("https://localhost:{port}/index.html")]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(String::from_utf8_lossy(&out.stdout).contains("certificate"), "{}", text(&out));
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("certificate"),
+        "{}",
+        text(&out)
+    );
 }
 
 #[test]
 fn probe_diagnoses_tls_mismatch_both_ways() {
     let dir = TempDir::new("mismatch");
     let (cert, key) = write_cert(&dir);
-    let (_tls_server, tls_addr) = steadfast_serve(&["--tls-cert", cert.to_str().unwrap(), "--tls-key", key.to_str().unwrap()]);
+    let (_tls_server, tls_addr) = steadfast_serve(&[
+        "--tls-cert",
+        cert.to_str().unwrap(),
+        "--tls-key",
+        key.to_str().unwrap(),
+    ]);
     let (_plain_server, plain_addr) = steadfast_serve(&[]);
 
     // h2c client, TLS server.
@@ -234,7 +328,11 @@ fn probe_connection_refused_is_transport_never_sent() {
 fn misbehaving_peer_gets_the_right_errors_and_server_stays_up() {
     let (_server, addr) = steadfast_serve(&[]);
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/peers/bad_client.py");
-    let out = run("python3", &[script, "127.0.0.1", &addr.port().to_string()], T);
+    let out = run(
+        "python3",
+        &[script, "127.0.0.1", &addr.port().to_string()],
+        T,
+    );
     assert!(out.status.success(), "{}", text(&out));
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("ok server_still_serves"), "{}", text(&out));

@@ -101,7 +101,9 @@ pub async fn connect_transport(uri: &Uri, config: &ClientConfig) -> Result<BoxIo
     };
     let stream = tokio::time::timeout(timeout, tls::connect(tls_config, &host, tcp))
         .await
-        .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("TLS handshake with {target}")))?
+        .map_err(|_| {
+            Error::new(Kind::ConnectTimeout).context(format!("TLS handshake with {target}"))
+        })?
         .map_err(|e| e.context(format!("TLS handshake with {target}")))?;
     Ok(Box::new(stream))
 }
@@ -109,7 +111,11 @@ pub async fn connect_transport(uri: &Uri, config: &ClientConfig) -> Result<BoxIo
 /// Starts an HTTP/2 client connection to `uri` over an established transport and
 /// waits for the server's SETTINGS (up to the connect timeout). Requests without a
 /// scheme or authority get `uri`'s.
-pub async fn handshake_for<IO: Io>(io: IO, uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
+pub async fn handshake_for<IO: Io>(
+    io: IO,
+    uri: &Uri,
+    config: &ClientConfig,
+) -> Result<SendRequest, Error> {
     let (_, _, _, target) = target(uri)?;
     let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
     let span = tracing::debug_span!("h2", role = "client", peer = %target);
@@ -124,11 +130,20 @@ fn target(uri: &Uri) -> Result<(bool, String, u16, String), Error> {
         .authority()
         .ok_or_else(|| Error::new(Kind::Connect(std::io::Error::other("the URI has no host"))))?;
     let port = authority.port_u16().unwrap_or(if tls { 443 } else { 80 });
-    let host = authority.host().trim_start_matches('[').trim_end_matches(']').to_owned();
+    let host = authority
+        .host()
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .to_owned();
     Ok((tls, host, port, format!("{}:{port}", authority.host())))
 }
 
-async fn wait_ready(handle: SendRequest, ready: oneshot::Receiver<()>, timeout: Duration, target: &str) -> Result<SendRequest, Error> {
+async fn wait_ready(
+    handle: SendRequest,
+    ready: oneshot::Receiver<()>,
+    timeout: Duration,
+    target: &str,
+) -> Result<SendRequest, Error> {
     match tokio::time::timeout(timeout, ready).await {
         Ok(Ok(())) => Ok(handle),
         Ok(Err(_)) => {
@@ -142,14 +157,22 @@ async fn wait_ready(handle: SendRequest, ready: oneshot::Receiver<()>, timeout: 
             };
             Err(error.context(format!("HTTP/2 handshake with {target}{hint}")))
         }
-        Err(_) => Err(Error::new(Kind::ConnectTimeout).context(format!("HTTP/2 handshake with {target}"))),
+        Err(_) => {
+            Err(Error::new(Kind::ConnectTimeout).context(format!("HTTP/2 handshake with {target}")))
+        }
     }
 }
 
 /// Starts an HTTP/2 client connection over an established transport and waits for
 /// the server's SETTINGS (up to the connect timeout).
 pub async fn handshake<IO: Io>(io: IO, config: &ClientConfig) -> Result<SendRequest, Error> {
-    let (handle, ready) = start(io, Scheme::HTTP, None, config, tracing::debug_span!("h2", role = "client"));
+    let (handle, ready) = start(
+        io,
+        Scheme::HTTP,
+        None,
+        config,
+        tracing::debug_span!("h2", role = "client"),
+    );
     wait_ready(handle, ready, config.connect_timeout, "peer").await
 }
 
@@ -189,7 +212,10 @@ impl SendRequest {
     /// SETTINGS_MAX_CONCURRENT_STREAMS allows, this one waits for a free slot rather
     /// than failing. Dropping the future cancels the request (RST_STREAM CANCEL if it
     /// was sent). Every error carries the request's [`Fate`].
-    pub fn send<B>(&self, request: Request<B>) -> impl Future<Output = Result<Response<RecvBody>, Error>> + Send + 'static
+    pub fn send<B>(
+        &self,
+        request: Request<B>,
+    ) -> impl Future<Output = Result<Response<RecvBody>, Error>> + Send + 'static
     where
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
@@ -269,7 +295,10 @@ impl SendRequest {
 
     /// The server's SETTINGS_MAX_CONCURRENT_STREAMS (unlimited until known).
     pub fn peer_max_concurrent_streams(&self) -> u32 {
-        self.inner.shared.peer_max_concurrent.load(Ordering::Acquire)
+        self.inner
+            .shared
+            .peer_max_concurrent
+            .load(Ordering::Acquire)
     }
 
     /// The GOAWAY the server sent, if any.

@@ -27,8 +27,9 @@ use tracing::Instrument;
 use crate::body::{BoxBody, RecvBody, RecvItem};
 use crate::error::{BoxError, Error, Kind};
 
-/// Read this much from the socket per call.
-const READ_CHUNK: usize = 64 << 10;
+/// Read this much from the socket per call. The buffer is freed while the connection
+/// is idle, so idle connections cost little memory.
+const READ_CHUNK: usize = 32 << 10;
 /// Stop reading while this much output waits for the socket.
 const WRITE_HIGH_WATER: usize = 1 << 20;
 /// Poll a body for more data only while less than this is queued for its stream.
@@ -40,7 +41,8 @@ const TURNS_PER_POLL: usize = 32;
 pub(crate) type ResponseResult = Result<Response<RecvBody>, Error>;
 
 /// A future that produces a response, from the server's service.
-pub(crate) type ResponseFuture = Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
+pub(crate) type ResponseFuture =
+    Pin<Box<dyn Future<Output = Result<Response<BoxBody>, BoxError>> + Send>>;
 
 /// Turns a request into a response future (a type-erased `tower::Service`).
 pub(crate) type Dispatch = Box<dyn FnMut(Request<RecvBody>) -> ResponseFuture + Send>;
@@ -157,7 +159,7 @@ pub(crate) struct Driver<IO> {
     commands_tx: mpsc::UnboundedSender<Command>,
     slots: HashMap<StreamId, Slot>,
     tokens: HashMap<u64, StreamId>,
-    read_buf: Box<[u8]>,
+    read_buf: Vec<u8>,
     write_buf: BytesMut,
     read_closed: bool,
     io_failed: bool,
@@ -172,6 +174,10 @@ pub(crate) struct Driver<IO> {
     next_ping: u64,
     /// Fired when the peer's SETTINGS arrive (dropped if the connection ends first).
     ready: Option<oneshot::Sender<()>>,
+    /// Streams whose bodies are being sent.
+    sending: Vec<StreamId>,
+    /// Reused by `poll_bodies`, to avoid allocating on every turn.
+    scratch: Vec<StreamId>,
 }
 
 fn now() -> Instant {
@@ -187,7 +193,12 @@ where
         role: Role,
         config: DriverConfig,
         dispatch: Option<Dispatch>,
-    ) -> (Self, mpsc::UnboundedSender<Command>, Arc<Shared>, oneshot::Receiver<()>) {
+    ) -> (
+        Self,
+        mpsc::UnboundedSender<Command>,
+        Arc<Shared>,
+        oneshot::Receiver<()>,
+    ) {
         let (ready_tx, ready_rx) = oneshot::channel();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new());
@@ -199,8 +210,8 @@ where
             commands_tx: commands_tx.clone(),
             slots: HashMap::new(),
             tokens: HashMap::new(),
-            read_buf: vec![0; READ_CHUNK].into_boxed_slice(),
-            write_buf: BytesMut::with_capacity(64 << 10),
+            read_buf: Vec::new(),
+            write_buf: BytesMut::new(),
             read_closed: false,
             io_failed: false,
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
@@ -212,6 +223,8 @@ where
             pings: Vec::new(),
             next_ping: 1,
             ready: Some(ready_tx),
+            sending: Vec::new(),
+            scratch: Vec::new(),
         };
         (driver, commands_tx, shared, ready_rx)
     }
@@ -263,7 +276,8 @@ where
             }
             Command::Shutdown { debug_data } => self.start_shutdown(debug_data),
             Command::Abort => {
-                self.conn.close(ErrorCode::NO_ERROR, bytes::Bytes::from_static(b"shutdown"));
+                self.conn
+                    .close(ErrorCode::NO_ERROR, bytes::Bytes::from_static(b"shutdown"));
             }
             Command::Ping { tx } => {
                 let payload = self.next_ping.to_be_bytes();
@@ -283,13 +297,22 @@ where
         }
     }
 
-    fn start_request(&mut self, request: Request<()>, body: BoxBody, token: u64, tx: oneshot::Sender<ResponseResult>) {
+    fn start_request(
+        &mut self,
+        request: Request<()>,
+        body: BoxBody,
+        token: u64,
+        tx: oneshot::Sender<ResponseResult>,
+    ) {
         let end_stream = body.is_end_stream();
         match self.conn.send_request(&request, end_stream) {
             Ok(id) => {
                 tracing::trace!(stream = %id, method = %request.method(), uri = %request.uri(), "request");
                 self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
                 self.tokens.insert(token, id);
+                if !end_stream {
+                    self.sending.push(id);
+                }
                 self.slots.insert(
                     id,
                     Slot {
@@ -335,6 +358,7 @@ where
             slot.send_done = end_stream;
             if !end_stream {
                 slot.send_body = Some(body);
+                self.sending.push(id);
             }
             slot.discard && end_stream
         } else {
@@ -388,7 +412,11 @@ where
             Event::Informational { id, response } => {
                 tracing::trace!(stream = %id, status = %response.status(), "interim response");
             }
-            Event::Data { id, data, end_stream } => {
+            Event::Data {
+                id,
+                data,
+                end_stream,
+            } => {
                 let len = data.len();
                 let mut release = false;
                 if let Some(slot) = self.slots.get_mut(&id) {
@@ -447,6 +475,7 @@ where
                     .peer_max_concurrent
                     .store(self.conn.peer_max_concurrent_streams(), Ordering::Release);
             }
+            Event::StreamClosed { id } => self.remove_slot(id),
             Event::SettingsAcked | Event::StreamsAvailable => {}
             Event::PingAck(payload) => {
                 if let Some(pos) = self.pings.iter().position(|(p, _)| *p == payload) {
@@ -510,7 +539,11 @@ where
     /// Forgets a stream once both directions are done (from the driver's view).
     fn maybe_finish_slot(&mut self, id: StreamId) {
         let done = self.slots.get(&id).is_some_and(|s| {
-            s.send_done && s.send_body.is_none() && s.recv_tx.is_none() && s.response_tx.is_none() && s.handler.is_none()
+            s.send_done
+                && s.send_body.is_none()
+                && s.recv_tx.is_none()
+                && s.response_tx.is_none()
+                && s.handler.is_none()
         });
         if done && self.conn.stream_state(id).is_none() {
             self.remove_slot(id);
@@ -536,13 +569,10 @@ where
     /// Pulls data from the bodies being sent while their streams have room.
     fn poll_bodies(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
-        let ids: Vec<StreamId> = self
-            .slots
-            .iter()
-            .filter(|(_, s)| s.send_body.is_some())
-            .map(|(id, _)| *id)
-            .collect();
-        for id in ids {
+        let mut ids = std::mem::take(&mut self.scratch);
+        ids.clear();
+        ids.extend_from_slice(&self.sending);
+        for &id in &ids {
             loop {
                 if self.conn.buffered_send(id) >= SEND_BUFFER {
                     break;
@@ -607,6 +637,10 @@ where
                 }
             }
         }
+        let slots = &self.slots;
+        self.sending
+            .retain(|id| slots.get(id).is_some_and(|s| s.send_body.is_some()));
+        self.scratch = ids;
         progress
     }
 
@@ -614,9 +648,18 @@ where
         if self.read_closed || self.conn.is_closed() || self.write_buf.len() >= WRITE_HIGH_WATER {
             return false;
         }
+        if self.read_buf.is_empty() {
+            self.read_buf = vec![0; READ_CHUNK];
+        }
         let mut buf = ReadBuf::new(&mut self.read_buf);
         match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
-            Poll::Pending => false,
+            Poll::Pending => {
+                if self.slots.is_empty() {
+                    // Idle: give the buffer back until the peer sends something.
+                    self.read_buf = Vec::new();
+                }
+                false
+            }
             Poll::Ready(Ok(())) => {
                 let n = buf.filled().len();
                 if n == 0 {
@@ -676,7 +719,12 @@ where
     }
 
     fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = self.conn.poll_timeout().into_iter().chain(self.drain_deadline).min();
+        let deadline = self
+            .conn
+            .poll_timeout()
+            .into_iter()
+            .chain(self.drain_deadline)
+            .min();
         let Some(deadline) = deadline else {
             self.sleep_at = None;
             return false;
@@ -693,7 +741,10 @@ where
         if self.drain_deadline.is_some_and(|d| now >= d) {
             self.drain_deadline = None;
             tracing::debug!("graceful shutdown grace period expired; closing");
-            self.conn.close(ErrorCode::NO_ERROR, bytes::Bytes::from_static(b"shutdown grace period expired"));
+            self.conn.close(
+                ErrorCode::NO_ERROR,
+                bytes::Bytes::from_static(b"shutdown grace period expired"),
+            );
         }
         self.conn.handle_timeout(now);
         true
@@ -717,7 +768,11 @@ where
         }
         while let Ok(command) = self.commands.try_recv() {
             if let Command::Request { tx, .. } = command {
-                let _ = tx.send(Err(Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None)));
+                let _ = tx.send(Err(Error::with_fate(
+                    Kind::ConnectionGone,
+                    Some(Fate::NotSent),
+                    None,
+                )));
             }
         }
     }

@@ -102,7 +102,11 @@ impl Error {
     }
 
     /// An error from the HTTP/2 engine, for a stream with this fate.
-    pub(crate) fn proto(error: steadfast_proto::Error, fate: Option<Fate>, stream_id: Option<StreamId>) -> Self {
+    pub(crate) fn proto(
+        error: steadfast_proto::Error,
+        fate: Option<Fate>,
+        stream_id: Option<StreamId>,
+    ) -> Self {
         let stream_id = stream_id.or(match &error {
             steadfast_proto::Error::Reset { stream_id, .. } => Some(*stream_id),
             _ => None,
@@ -147,7 +151,9 @@ impl Error {
     /// Who caused the failure.
     pub fn initiator(&self) -> Initiator {
         match &self.inner.kind {
-            Kind::Connect(_) | Kind::Io(_) | Kind::Tls(_) | Kind::AlpnMismatch(_) => Initiator::Remote,
+            Kind::Connect(_) | Kind::Io(_) | Kind::Tls(_) | Kind::AlpnMismatch(_) => {
+                Initiator::Remote
+            }
             Kind::ConnectTimeout => Initiator::Library,
             Kind::Proto(e) => e.initiator(),
             Kind::ConnectionGone => Initiator::Library,
@@ -180,7 +186,9 @@ impl Error {
     pub fn goaway(&self) -> Option<&GoAway> {
         match &self.inner.kind {
             Kind::Proto(steadfast_proto::Error::GoAway { goaway, .. }) => Some(goaway),
-            Kind::Proto(steadfast_proto::Error::TransportClosed { after_goaway }) => after_goaway.as_ref(),
+            Kind::Proto(steadfast_proto::Error::TransportClosed { after_goaway }) => {
+                after_goaway.as_ref()
+            }
             _ => None,
         }
     }
@@ -214,14 +222,24 @@ impl Error {
     /// What a person should do next, in a few words.
     pub fn advice(&self) -> &'static str {
         match (&self.inner.kind, self.inner.fate) {
-            (Kind::Tls(_), _) => "check that client and server agree on TLS (https://) or plaintext h2c (http://)",
+            (Kind::Tls(_), _) => {
+                "check that client and server agree on TLS (https://) or plaintext h2c (http://)"
+            }
             (Kind::AlpnMismatch(_), _) => "the server must offer HTTP/2 (ALPN \"h2\") on this port",
-            (Kind::Proto(steadfast_proto::Error::User(_)), _) => "fix the request: the library refused it",
+            (Kind::Proto(steadfast_proto::Error::User(_)), _) => {
+                "fix the request: the library refused it"
+            }
             (_, Some(Fate::NotSent)) => "never sent: safe to retry",
-            (_, Some(Fate::Refused)) => "never processed by the server: safe to retry, on another connection",
-            (_, Some(Fate::MaybeProcessed)) => "the server may have processed it: retry only if the request is idempotent",
+            (_, Some(Fate::Refused)) => {
+                "never processed by the server: safe to retry, on another connection"
+            }
+            (_, Some(Fate::MaybeProcessed)) => {
+                "the server may have processed it: retry only if the request is idempotent"
+            }
             (_, Some(Fate::Processed)) => "the server processed it: do not retry blindly",
-            (Kind::Connect(_) | Kind::ConnectTimeout, None) => "check the address and that the server is running",
+            (Kind::Connect(_) | Kind::ConnectTimeout, None) => {
+                "check the address and that the server is running"
+            }
             _ => "see the error for details",
         }
     }
@@ -266,16 +284,23 @@ impl fmt::Display for Error {
             Kind::ConnectTimeout => f.write_str("TCP connect timed out")?,
             Kind::Io(e) => write!(f, "socket error: {e}")?,
             Kind::Tls(e) => write!(f, "TLS handshake failed: {e}")?,
-            Kind::AlpnMismatch(None) => f.write_str("the TLS server did not negotiate HTTP/2 (no ALPN protocol)")?,
+            Kind::AlpnMismatch(None) => {
+                f.write_str("the TLS server did not negotiate HTTP/2 (no ALPN protocol)")?
+            }
             Kind::AlpnMismatch(Some(p)) => write!(
                 f,
                 "the TLS server did not negotiate HTTP/2 (ALPN chose {:?})",
                 String::from_utf8_lossy(p)
             )?,
             Kind::Proto(e) => match (e, self.inner.stream_id) {
-                (steadfast_proto::Error::GoAway { goaway, initiator: Initiator::Remote, .. }, Some(id))
-                    if self.inner.fate == Some(Fate::Refused) =>
-                {
+                (
+                    steadfast_proto::Error::GoAway {
+                        goaway,
+                        initiator: Initiator::Remote,
+                        ..
+                    },
+                    Some(id),
+                ) if self.inner.fate == Some(Fate::Refused) => {
                     write!(f, "stream {id} refused by the peer's {goaway}")?
                 }
                 (steadfast_proto::Error::Reset { .. }, _) => write!(f, "{e}")?,

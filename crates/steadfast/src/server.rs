@@ -155,7 +155,17 @@ impl Server {
             let signal_now = signal.clone();
             tasks.spawn(
                 async move {
-                    serve_connection(tcp, peer, id, config, acceptor, dispatch, connections, signal_now).await;
+                    serve_connection(
+                        tcp,
+                        peer,
+                        id,
+                        config,
+                        acceptor,
+                        dispatch,
+                        connections,
+                        signal_now,
+                    )
+                    .await;
                     drop(permit);
                 }
                 .instrument(span),
@@ -165,12 +175,21 @@ impl Server {
         }
         drop(listener);
         let signal_now = *signal.borrow();
-        let senders: Vec<_> = connections.lock().map(|c| c.values().cloned().collect()).unwrap_or_default();
-        tracing::info!(connections = senders.len(), graceful = signal_now == Signal::Graceful, "shutting down");
+        let senders: Vec<_> = connections
+            .lock()
+            .map(|c| c.values().cloned().collect())
+            .unwrap_or_default();
+        tracing::info!(
+            connections = senders.len(),
+            graceful = signal_now == Signal::Graceful,
+            "shutting down"
+        );
         for tx in senders {
             let _ = tx.send(match signal_now {
                 Signal::Abort => Command::Abort,
-                _ => Command::Shutdown { debug_data: Bytes::new() },
+                _ => Command::Shutdown {
+                    debug_data: Bytes::new(),
+                },
             });
         }
         while tasks.join_next().await.is_some() {}
@@ -201,7 +220,9 @@ async fn serve_connection(
         match *signal.borrow() {
             Signal::Run => {}
             Signal::Graceful => {
-                let _ = commands.send(Command::Shutdown { debug_data: Bytes::new() });
+                let _ = commands.send(Command::Shutdown {
+                    debug_data: Bytes::new(),
+                });
             }
             Signal::Abort => {
                 let _ = commands.send(Command::Abort);
@@ -210,7 +231,9 @@ async fn serve_connection(
     };
     match acceptor {
         Some(acceptor) => {
-            let handshake = tokio::time::timeout(config.tls_handshake_timeout, tls::accept(&acceptor, tcp)).await;
+            let handshake =
+                tokio::time::timeout(config.tls_handshake_timeout, tls::accept(&acceptor, tcp))
+                    .await;
             let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(why)) => {
@@ -222,12 +245,14 @@ async fn serve_connection(
                     return;
                 }
             };
-            let (driver, commands, _, _) = Driver::new(stream, Role::Server, driver_config, Some(dispatch));
+            let (driver, commands, _, _) =
+                Driver::new(stream, Role::Server, driver_config, Some(dispatch));
             run(commands);
             driver.await;
         }
         None => {
-            let (driver, commands, _, _) = Driver::new(tcp, Role::Server, driver_config, Some(dispatch));
+            let (driver, commands, _, _) =
+                Driver::new(tcp, Role::Server, driver_config, Some(dispatch));
             run(commands);
             driver.await;
         }
@@ -249,7 +274,9 @@ where
     Box::new(move |request| {
         let mut service = service.clone();
         Box::pin(async move {
-            poll_fn(|cx| service.poll_ready(cx)).await.map_err(Into::into)?;
+            poll_fn(|cx| service.poll_ready(cx))
+                .await
+                .map_err(Into::into)?;
             let response = service.call(request).await.map_err(Into::into)?;
             Ok(response.map(boxed))
         })

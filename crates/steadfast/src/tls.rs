@@ -48,7 +48,9 @@ pub fn client_config(roots: Roots) -> Result<Arc<rustls::ClientConfig>, String> 
                 Roots::WebPki => store.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned()),
                 Roots::PemFile(path) => {
                     for cert in load_certs(&path)? {
-                        store.add(cert).map_err(|e| format!("{}: {e}", path.display()))?;
+                        store
+                            .add(cert)
+                            .map_err(|e| format!("{}: {e}", path.display()))?;
                     }
                 }
                 Roots::Certificates(certs) => {
@@ -66,7 +68,10 @@ pub fn client_config(roots: Roots) -> Result<Arc<rustls::ClientConfig>, String> 
 }
 
 /// A server configuration from a PEM certificate chain and key, offering `h2`.
-pub fn server_config_from_pem(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, String> {
+pub fn server_config_from_pem(
+    cert: &Path,
+    key: &Path,
+) -> Result<Arc<rustls::ServerConfig>, String> {
     let certs = load_certs(cert)?;
     let key = load_key(key)?;
     server_config(certs, key)
@@ -113,7 +118,8 @@ pub(crate) async fn connect<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let name = ServerName::try_from(host.to_owned()).map_err(|e| Error::new(Kind::Tls(format!("invalid server name {host:?}: {e}"))))?;
+    let name = ServerName::try_from(host.to_owned())
+        .map_err(|e| Error::new(Kind::Tls(format!("invalid server name {host:?}: {e}"))))?;
     let stream = TlsConnector::from(config)
         .connect(name, io)
         .await
@@ -125,11 +131,17 @@ where
 }
 
 /// Runs the server handshake; a client that did not offer `h2` is refused.
-pub(crate) async fn accept<IO>(acceptor: &TlsAcceptor, io: IO) -> Result<server::TlsStream<IO>, String>
+pub(crate) async fn accept<IO>(
+    acceptor: &TlsAcceptor,
+    io: IO,
+) -> Result<server::TlsStream<IO>, String>
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let stream = acceptor.accept(io).await.map_err(|e| describe_server_error(&e))?;
+    let stream = acceptor
+        .accept(io)
+        .await
+        .map_err(|e| describe_server_error(&e))?;
     match stream.get_ref().1.alpn_protocol() {
         Some(ALPN_H2) => Ok(stream),
         _ => Err("the client did not offer HTTP/2 (ALPN h2)".to_owned()),
@@ -137,7 +149,8 @@ where
 }
 
 fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
-    e.get_ref().and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    e.get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
 fn describe_client_error(e: &io::Error) -> String {
@@ -189,7 +202,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn verify_tls13_signature(
@@ -198,7 +216,12 @@ impl rustls::client::danger::ServerCertVerifier for AcceptAny {
         cert: &CertificateDer<'_>,
         dss: &rustls::DigitallySignedStruct,
     ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.0.signature_verification_algorithms)
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
     }
 
     fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {

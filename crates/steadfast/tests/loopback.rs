@@ -8,7 +8,9 @@ use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 use steadfast::body::{self, BoxBody};
-use steadfast::{service_fn, ClientConfig, Fate, Layer, RecvBody, Server, ServerConfig, ShutdownHandle};
+use steadfast::{
+    service_fn, ClientConfig, Fate, Layer, RecvBody, Server, ServerConfig, ShutdownHandle,
+};
 use tokio::net::TcpListener;
 
 async fn echo(req: Request<RecvBody>) -> Result<Response<BoxBody>, Infallible> {
@@ -22,7 +24,8 @@ async fn echo(req: Request<RecvBody>) -> Result<Response<BoxBody>, Infallible> {
             let len = data.len();
             let mut trailers = http::HeaderMap::new();
             trailers.insert("x-echo-length", len.to_string().parse().unwrap());
-            let body = Full::new(data).with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
+            let body =
+                Full::new(data).with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
             Ok(Response::new(body::boxed(body)))
         }
         "/slow" => {
@@ -51,9 +54,14 @@ fn uri(addr: SocketAddr, path: &str) -> http::Uri {
 #[tokio::test]
 async fn get_and_echo_with_trailers() {
     let (addr, shutdown, task) = start(ServerConfig::default()).await;
-    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap();
+    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
+        .await
+        .unwrap();
 
-    let res = client.send(Request::get("/").body(body::empty()).unwrap()).await.unwrap();
+    let res = client
+        .send(Request::get("/").body(body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), StatusCode::OK);
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"hello from steadfast\n");
@@ -61,7 +69,11 @@ async fn get_and_echo_with_trailers() {
     // Several megabytes each way, crossing many flow-control windows.
     let payload: Vec<u8> = (0..5_000_000u32).map(|i| (i * 7) as u8).collect();
     let res = client
-        .send(Request::post("/echo").body(Full::new(Bytes::from(payload.clone()))).unwrap())
+        .send(
+            Request::post("/echo")
+                .body(Full::new(Bytes::from(payload.clone())))
+                .unwrap(),
+        )
         .await
         .unwrap();
     let collected = res.into_body().collect().await.unwrap();
@@ -71,7 +83,10 @@ async fn get_and_echo_with_trailers() {
 
     drop(client);
     shutdown.graceful();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -84,13 +99,21 @@ async fn many_concurrent_streams_wait_for_max_concurrent_streams() {
         ..ServerConfig::default()
     };
     let (addr, shutdown, task) = start(config).await;
-    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap();
+    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
+        .await
+        .unwrap();
     let mut set = tokio::task::JoinSet::new();
     for i in 0..200 {
         let client = client.clone();
         set.spawn(async move {
             let body = format!("request {i}");
-            let res = client.send(Request::post("/echo").body(Full::new(Bytes::from(body.clone()))).unwrap()).await?;
+            let res = client
+                .send(
+                    Request::post("/echo")
+                        .body(Full::new(Bytes::from(body.clone())))
+                        .unwrap(),
+                )
+                .await?;
             let got = res.into_body().collect().await?.to_bytes();
             assert_eq!(got, body);
             Ok::<_, steadfast::Error>(())
@@ -101,20 +124,32 @@ async fn many_concurrent_streams_wait_for_max_concurrent_streams() {
         r.unwrap().unwrap();
         ok += 1;
     }
-    assert_eq!(ok, 200, "every request beyond the limit waited instead of failing");
+    assert_eq!(
+        ok, 200,
+        "every request beyond the limit waited instead of failing"
+    );
     assert_eq!(client.peer_max_concurrent_streams(), 8);
     drop(client);
     shutdown.graceful();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
 async fn graceful_shutdown_lets_in_flight_requests_finish() {
     let (addr, shutdown, task) = start(ServerConfig::default()).await;
-    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap();
+    let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
+        .await
+        .unwrap();
     let in_flight = {
         let client = client.clone();
-        tokio::spawn(async move { client.send(Request::get("/slow").body(body::empty()).unwrap()).await })
+        tokio::spawn(async move {
+            client
+                .send(Request::get("/slow").body(body::empty()).unwrap())
+                .await
+        })
     };
     // Wait until the request reached the server before shutting down.
     while client.in_flight() == 0 {
@@ -122,12 +157,21 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
     }
     tokio::time::sleep(Duration::from_millis(50)).await;
     shutdown.graceful();
-    let res = in_flight.await.unwrap().expect("the in-flight request completes");
+    let res = in_flight
+        .await
+        .unwrap()
+        .expect("the in-flight request completes");
     let body = res.into_body().collect().await.unwrap().to_bytes();
     assert_eq!(&body[..], b"slow");
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
     // The connection drained: a new request is refused locally, never sent.
-    let err = client.send(Request::get("/").body(body::empty()).unwrap()).await.unwrap_err();
+    let err = client
+        .send(Request::get("/").body(body::empty()).unwrap())
+        .await
+        .unwrap_err();
     assert_eq!(err.fate(), Some(Fate::NotSent));
     assert!(err.is_retry_safe());
     assert!(client.is_draining());
@@ -138,14 +182,26 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
 #[tokio::test]
 async fn connection_refused_is_transport_not_sent() {
     // Bind then drop, so the port is closed.
-    let addr = TcpListener::bind("127.0.0.1:0").await.unwrap().local_addr().unwrap();
-    let err = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap_err();
+    let addr = TcpListener::bind("127.0.0.1:0")
+        .await
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let err = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
+        .await
+        .unwrap_err();
     assert_eq!(err.layer(), Layer::Transport);
-    assert_eq!(err.io_error_kind(), Some(std::io::ErrorKind::ConnectionRefused));
+    assert_eq!(
+        err.io_error_kind(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
     assert!(err.to_string().contains("connecting to 127.0.0.1"), "{err}");
 }
 
-fn self_signed() -> (Vec<rustls::pki_types::CertificateDer<'static>>, rustls::pki_types::PrivateKeyDer<'static>) {
+fn self_signed() -> (
+    Vec<rustls::pki_types::CertificateDer<'static>>,
+    rustls::pki_types::PrivateKeyDer<'static>,
+) {
     let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
     let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
     (vec![cert.cert.der().clone()], key)
@@ -160,23 +216,38 @@ async fn tls_with_alpn_h2() {
     };
     let (addr, shutdown, task) = start(config).await;
     let client_config = ClientConfig {
-        tls: Some(steadfast::tls::client_config(steadfast::tls::Roots::Certificates(certs)).unwrap()),
+        tls: Some(
+            steadfast::tls::client_config(steadfast::tls::Roots::Certificates(certs)).unwrap(),
+        ),
         ..ClientConfig::default()
     };
-    let target: http::Uri = format!("https://localhost:{}/", addr.port()).parse().unwrap();
+    let target: http::Uri = format!("https://localhost:{}/", addr.port())
+        .parse()
+        .unwrap();
     let client = steadfast::connect(&target, &client_config).await.unwrap();
-    let res = client.send(Request::get("/").body(body::empty()).unwrap()).await.unwrap();
+    let res = client
+        .send(Request::get("/").body(body::empty()).unwrap())
+        .await
+        .unwrap();
     assert_eq!(res.status(), 200);
 
     // TLS mismatch, one way: a plaintext client against the TLS port fails at connect,
     // naming the likely cause.
-    let err = steadfast::connect(&uri(addr, "/"), &ClientConfig::default()).await.unwrap_err();
-    assert!(err.to_string().contains("TLS"), "the error names the cause: {err}");
+    let err = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
+        .await
+        .unwrap_err();
+    assert!(
+        err.to_string().contains("TLS"),
+        "the error names the cause: {err}"
+    );
     assert_eq!(err.fate(), None, "no request was involved");
 
     drop(client);
     shutdown.graceful();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test]
@@ -186,10 +257,20 @@ async fn tls_client_against_plaintext_server_says_so() {
         tls: Some(steadfast::tls::client_config(steadfast::tls::Roots::InsecureAcceptAny).unwrap()),
         ..ClientConfig::default()
     };
-    let target: http::Uri = format!("https://localhost:{}/", addr.port()).parse().unwrap();
-    let err = steadfast::connect(&target, &client_config).await.unwrap_err();
+    let target: http::Uri = format!("https://localhost:{}/", addr.port())
+        .parse()
+        .unwrap();
+    let err = steadfast::connect(&target, &client_config)
+        .await
+        .unwrap_err();
     assert_eq!(err.layer(), Layer::Tls);
-    assert!(err.to_string().contains("plaintext") || err.to_string().contains("not speak TLS"), "{err}");
+    assert!(
+        err.to_string().contains("plaintext") || err.to_string().contains("not speak TLS"),
+        "{err}"
+    );
     shutdown.graceful();
-    tokio::time::timeout(Duration::from_secs(10), task).await.unwrap().unwrap();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
 }

@@ -30,7 +30,10 @@ pub fn require(tool: &str, package: &str) {
     let found = std::env::var_os("PATH")
         .map(|paths| std::env::split_paths(&paths).any(|p| p.join(tool).is_file()))
         .unwrap_or(false);
-    assert!(found, "`{tool}` is not installed: run scripts/test, or `apt-get install {package}`");
+    assert!(
+        found,
+        "`{tool}` is not installed: run scripts/test, or `apt-get install {package}`"
+    );
 }
 
 /// Starts `steadfast serve` on a free port and waits until it listens.
@@ -54,14 +57,24 @@ pub fn steadfast_serve(extra: &[&str]) -> (Proc, SocketAddr) {
         child,
         name: "steadfast serve".into(),
     };
-    let line = rx.recv_timeout(Duration::from_secs(20)).expect("steadfast serve printed its address");
-    let addr = line.rsplit("://").next().and_then(|a| a.parse().ok()).unwrap_or_else(|| panic!("no address in {line:?}"));
+    let line = rx
+        .recv_timeout(Duration::from_secs(20))
+        .expect("steadfast serve printed its address");
+    let addr = line
+        .rsplit("://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .unwrap_or_else(|| panic!("no address in {line:?}"));
     (proc, addr)
 }
 
 /// A free loopback port (for peers that cannot pick their own and report it).
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 /// Waits until something accepts connections on `addr`.
@@ -129,7 +142,9 @@ impl Drop for TempDir {
 
 /// Writes a self-signed certificate for `localhost` and `127.0.0.1` and its key.
 pub fn write_cert(dir: &TempDir) -> (PathBuf, PathBuf) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()]).unwrap();
+    let cert =
+        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap();
     let cert_path = dir.path("cert.pem");
     let key_path = dir.path("key.pem");
     std::fs::write(&cert_path, cert.cert.pem()).unwrap();

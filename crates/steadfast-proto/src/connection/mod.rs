@@ -84,6 +84,12 @@ pub enum Event {
         /// For locally initiated streams: what the server may have done with it.
         fate: Option<Fate>,
     },
+    /// A stream completed normally: both sides sent END_STREAM and everything queued
+    /// for it was written. The runtime can forget it.
+    StreamClosed {
+        /// The stream.
+        id: StreamId,
+    },
     /// The peer's SETTINGS took effect (the first one completes the handshake).
     PeerSettings(Settings),
     /// The peer acknowledged our SETTINGS.
@@ -232,8 +238,8 @@ impl Connection {
             role,
             preface_remaining: if role == Role::Server { PREFACE.len() } else { 0 },
             handshake_done: false,
-            recv_buf: BytesMut::with_capacity(16 << 10),
-            out: BytesMut::with_capacity(4 << 10),
+            recv_buf: BytesMut::new(),
+            out: BytesMut::new(),
             unflushed_opens: Vec::new(),
             pending_settings: VecDeque::new(),
             // Until acknowledged, the RFC's initial values are in force (§6.5.2).
@@ -769,6 +775,7 @@ impl Connection {
         if let Some(s) = self.streams.get(&id) {
             if s.send_closed && s.recv_closed {
                 self.remove_stream(id);
+                self.events.push_back(Event::StreamClosed { id });
                 self.maybe_finish();
             }
         }

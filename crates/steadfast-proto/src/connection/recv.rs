@@ -61,9 +61,10 @@ impl Connection {
                 }
             }
         }
-        // Keep the read buffer from holding on to a large allocation when idle.
-        if self.recv_buf.is_empty() && self.recv_buf.capacity() > 256 << 10 {
-            self.recv_buf = BytesMut::with_capacity(16 << 10);
+        // Hold no buffer memory while nothing is pending and no stream is open, and
+        // never keep a large one around.
+        if self.recv_buf.is_empty() && (self.streams.is_empty() || self.recv_buf.capacity() > 256 << 10) {
+            self.recv_buf = BytesMut::new();
         }
     }
 
@@ -198,8 +199,11 @@ impl Connection {
                 return;
             }
             Lookup::Closed => {
+                // Counted toward the connection window and given back (§6.9): the
+                // stream is gone, so nothing else would release it.
                 self.release_connection(len);
                 self.stream_error(id, ErrorCode::STREAM_CLOSED, "DATA on a closed stream");
+                self.flush_window_updates(None);
                 self.count_reset(now);
                 return;
             }
@@ -331,6 +335,14 @@ impl Connection {
         let lookup = self.stream_lookup(id);
         match (self.role, lookup) {
             (_, Lookup::RecentlyReset) => {}
+            (Role::Server, Lookup::Closed) => {
+                // §5.1.1: a client opens streams with ever higher ids. A field block on
+                // an id at or below the last one it used, for a stream neither open nor
+                // recently reset, reuses an id or opens one out of order: an unexpected
+                // stream identifier (and a frame on a closed stream, which §5.1 lets
+                // us treat as a connection error too).
+                self.connection_error(ErrorCode::PROTOCOL_ERROR, "HEADERS on a stream id the client already used or skipped");
+            }
             (_, Lookup::Closed) => {
                 self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
                 self.count_reset(now);
