@@ -174,7 +174,7 @@ fn report(e: &Error, code: u8) -> u8 {
     println!("  initiator:  {}", e.initiator());
     match e.fate() {
         Some(fate) => println!("  fate:       {fate}"),
-        None if matches!(e.layer(), Layer::Transport | Layer::Tls) => {
+        None if code == EXIT_CONNECT || matches!(e.layer(), Layer::Transport | Layer::Tls) => {
             println!("  fate:       never sent (the connection was not established)")
         }
         None => println!("  fate:       unknown"),

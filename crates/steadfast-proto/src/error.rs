@@ -287,14 +287,17 @@ impl fmt::Display for Error {
             Self::GoAway {
                 goaway,
                 initiator,
-                reason,
-            } => {
-                write!(f, "connection closed by {initiator} with {goaway}")?;
-                if let Some(reason) = reason {
-                    write!(f, ": {reason}")?;
-                }
-                Ok(())
-            }
+                reason: Some(reason),
+            } => write!(
+                f,
+                "connection closed by {initiator}: {reason} (sent GOAWAY(last_stream_id={}, {}))",
+                goaway.last_stream_id, goaway.code
+            ),
+            Self::GoAway {
+                goaway,
+                initiator,
+                reason: None,
+            } => write!(f, "connection closed by {initiator} with {goaway}"),
             Self::Reset {
                 stream_id,
                 code,

@@ -97,7 +97,12 @@ pub async fn connect_transport(uri: &Uri, config: &ClientConfig) -> Result<BoxIo
     }
     let tls_config = match &config.tls {
         Some(c) => c.clone(),
-        None => tls::client_config(tls::Roots::WebPki).map_err(|e| Error::new(Kind::Tls(e)))?,
+        None => tls::client_config(tls::Roots::WebPki).map_err(|message| {
+            Error::new(Kind::Tls {
+                message,
+                mismatch: false,
+            })
+        })?,
     };
     let stream = tokio::time::timeout(timeout, tls::connect(tls_config, &host, tcp))
         .await

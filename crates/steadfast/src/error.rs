@@ -66,8 +66,8 @@ pub(crate) enum Kind {
     ConnectTimeout,
     /// Reading or writing the socket failed mid-connection.
     Io(io::Error),
-    /// The TLS handshake failed.
-    Tls(String),
+    /// The TLS handshake failed. `mismatch`: one side seems to speak plaintext.
+    Tls { message: String, mismatch: bool },
     /// TLS succeeded but the server did not agree to HTTP/2.
     AlpnMismatch(Option<Vec<u8>>),
     /// The HTTP/2 engine reported an error.
@@ -135,7 +135,7 @@ impl Error {
     pub fn layer(&self) -> Layer {
         match &self.inner.kind {
             Kind::Connect(_) | Kind::ConnectTimeout | Kind::Io(_) => Layer::Transport,
-            Kind::Tls(_) | Kind::AlpnMismatch(_) => Layer::Tls,
+            Kind::Tls { .. } | Kind::AlpnMismatch(_) => Layer::Tls,
             Kind::Proto(e) => match e {
                 steadfast_proto::Error::GoAway { .. } => Layer::Connection,
                 steadfast_proto::Error::Reset { .. } => Layer::Stream,
@@ -151,7 +151,7 @@ impl Error {
     /// Who caused the failure.
     pub fn initiator(&self) -> Initiator {
         match &self.inner.kind {
-            Kind::Connect(_) | Kind::Io(_) | Kind::Tls(_) | Kind::AlpnMismatch(_) => {
+            Kind::Connect(_) | Kind::Io(_) | Kind::Tls { .. } | Kind::AlpnMismatch(_) => {
                 Initiator::Remote
             }
             Kind::ConnectTimeout => Initiator::Library,
@@ -222,9 +222,19 @@ impl Error {
     /// What a person should do next, in a few words.
     pub fn advice(&self) -> &'static str {
         match (&self.inner.kind, self.inner.fate) {
-            (Kind::Tls(_), _) => {
+            (Kind::Tls { mismatch: true, .. }, _) => {
                 "check that client and server agree on TLS (https://) or plaintext h2c (http://)"
             }
+            (Kind::Tls { .. }, _) => {
+                "check the server's certificate and the roots the client trusts"
+            }
+            (
+                Kind::Proto(steadfast_proto::Error::GoAway {
+                    initiator: Initiator::Library,
+                    ..
+                }),
+                None,
+            ) => "the peer does not speak HTTP/2 as expected: see the reason above",
             (Kind::AlpnMismatch(_), _) => "the server must offer HTTP/2 (ALPN \"h2\") on this port",
             (Kind::Proto(steadfast_proto::Error::User(_)), _) => {
                 "fix the request: the library refused it"
@@ -252,7 +262,10 @@ impl Kind {
             Kind::Connect(e) => Kind::Connect(io::Error::new(e.kind(), e.to_string())),
             Kind::ConnectTimeout => Kind::ConnectTimeout,
             Kind::Io(e) => Kind::Io(io::Error::new(e.kind(), e.to_string())),
-            Kind::Tls(s) => Kind::Tls(s.clone()),
+            Kind::Tls { message, mismatch } => Kind::Tls {
+                message: message.clone(),
+                mismatch: *mismatch,
+            },
             Kind::AlpnMismatch(p) => Kind::AlpnMismatch(p.clone()),
             Kind::Proto(e) => Kind::Proto(e.clone()),
             Kind::ConnectionGone => Kind::ConnectionGone,
@@ -283,7 +296,7 @@ impl fmt::Display for Error {
             Kind::Connect(e) => write!(f, "TCP connect failed: {e}")?,
             Kind::ConnectTimeout => f.write_str("TCP connect timed out")?,
             Kind::Io(e) => write!(f, "socket error: {e}")?,
-            Kind::Tls(e) => write!(f, "TLS handshake failed: {e}")?,
+            Kind::Tls { message, .. } => write!(f, "TLS handshake failed: {message}")?,
             Kind::AlpnMismatch(None) => {
                 f.write_str("the TLS server did not negotiate HTTP/2 (no ALPN protocol)")?
             }

@@ -118,12 +118,19 @@ pub(crate) async fn connect<IO>(
 where
     IO: AsyncRead + AsyncWrite + Unpin,
 {
-    let name = ServerName::try_from(host.to_owned())
-        .map_err(|e| Error::new(Kind::Tls(format!("invalid server name {host:?}: {e}"))))?;
+    let name = ServerName::try_from(host.to_owned()).map_err(|e| {
+        Error::new(Kind::Tls {
+            message: format!("invalid server name {host:?}: {e}"),
+            mismatch: false,
+        })
+    })?;
     let stream = TlsConnector::from(config)
         .connect(name, io)
         .await
-        .map_err(|e| Error::new(Kind::Tls(describe_client_error(&e))))?;
+        .map_err(|e| {
+            let (message, mismatch) = describe_client_error(&e);
+            Error::new(Kind::Tls { message, mismatch })
+        })?;
     match stream.get_ref().1.alpn_protocol() {
         Some(ALPN_H2) => Ok(stream),
         other => Err(Error::new(Kind::AlpnMismatch(other.map(<[u8]>::to_vec)))),
@@ -153,20 +160,33 @@ fn rustls_error(e: &io::Error) -> Option<&rustls::Error> {
         .and_then(|inner| inner.downcast_ref::<rustls::Error>())
 }
 
-fn describe_client_error(e: &io::Error) -> String {
+/// Words for a client handshake failure, and whether it looks like a TLS/plaintext
+/// mismatch.
+fn describe_client_error(e: &io::Error) -> (String, bool) {
+    use rustls::CertificateError as C;
     match rustls_error(e) {
-        Some(rustls::Error::InvalidMessage(_)) => {
-            "the server's reply is not TLS: it may be a plaintext (h2c) server; use http://".to_owned()
+        Some(rustls::Error::InvalidMessage(_)) => (
+            "the server's reply is not TLS: it may be a plaintext (h2c) server; use http://".to_owned(),
+            true,
+        ),
+        Some(rustls::Error::InvalidCertificate(why)) => {
+            let what = match why {
+                C::UnknownIssuer => "is not signed by an authority the client trusts (use --cacert; -k for test servers)".to_owned(),
+                C::NotValidForName | C::NotValidForNameContext { .. } => "does not name this host".to_owned(),
+                C::Expired | C::ExpiredContext { .. } => "has expired".to_owned(),
+                other => format!("was rejected ({})", rustls::Error::InvalidCertificate(other.clone())),
+            };
+            (format!("the server's certificate {what}"), false)
         }
-        Some(rustls::Error::InvalidCertificate(why)) => format!("the server's certificate was rejected: {why:?}"),
         Some(rustls::Error::NoApplicationProtocol) => {
-            "the server does not offer HTTP/2 (no common ALPN protocol)".to_owned()
+            ("the server does not offer HTTP/2 (no common ALPN protocol)".to_owned(), false)
         }
-        Some(other) => other.to_string(),
-        None if e.kind() == io::ErrorKind::UnexpectedEof => {
-            "the server closed the connection during the TLS handshake: it may not speak TLS on this port".to_owned()
-        }
-        None => e.to_string(),
+        Some(other) => (other.to_string(), false),
+        None if e.kind() == io::ErrorKind::UnexpectedEof => (
+            "the server closed the connection during the TLS handshake: it may not speak TLS on this port".to_owned(),
+            true,
+        ),
+        None => (e.to_string(), false),
     }
 }
 

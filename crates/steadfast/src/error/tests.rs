@@ -59,11 +59,19 @@ fn reset_stream_keeps_code_and_stream() {
 
 #[test]
 fn transport_errors() {
-    let e = Error::new(Kind::Connect(std::io::ErrorKind::ConnectionRefused.into())).context("connecting to a:1");
+    let e = Error::new(Kind::Connect(std::io::ErrorKind::ConnectionRefused.into()))
+        .context("connecting to a:1");
     assert_eq!(e.layer(), Layer::Transport);
     assert_eq!(e.fate(), None);
-    assert_eq!(e.io_error_kind(), Some(std::io::ErrorKind::ConnectionRefused));
-    assert!(e.to_string().starts_with("connecting to a:1: TCP connect failed"), "{e}");
+    assert_eq!(
+        e.io_error_kind(),
+        Some(std::io::ErrorKind::ConnectionRefused)
+    );
+    assert!(
+        e.to_string()
+            .starts_with("connecting to a:1: TCP connect failed"),
+        "{e}"
+    );
 
     let lost = Error::proto(
         steadfast_proto::Error::TransportClosed {
@@ -90,6 +98,13 @@ fn context_on_a_shared_error_keeps_everything() {
     let shared = e.clone();
     let with = shared.context("pool");
     assert_eq!(with.fate(), Some(Fate::NotSent));
-    assert!(with.to_string().starts_with("pool: the HTTP/2 connection is closed"), "{with}");
-    assert_eq!(e.to_string(), "the HTTP/2 connection is closed (never sent: safe to retry)");
+    assert!(
+        with.to_string()
+            .starts_with("pool: the HTTP/2 connection is closed"),
+        "{with}"
+    );
+    assert_eq!(
+        e.to_string(),
+        "the HTTP/2 connection is closed (never sent: safe to retry)"
+    );
 }
