@@ -190,9 +190,17 @@ pub struct GoAway {
 
 impl fmt::Display for GoAway {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "GOAWAY(last_stream_id={}, {}", self.last_stream_id, self.code)?;
+        write!(
+            f,
+            "GOAWAY(last_stream_id={}, {}",
+            self.last_stream_id, self.code
+        )?;
         if !self.debug_data.is_empty() {
-            write!(f, ", debug data {:?}", String::from_utf8_lossy(&self.debug_data))?;
+            write!(
+                f,
+                ", debug data {:?}",
+                String::from_utf8_lossy(&self.debug_data)
+            )?;
         }
         f.write_str(")")
     }

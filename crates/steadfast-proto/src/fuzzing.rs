@@ -67,7 +67,11 @@ fn small_config() -> Config {
 /// connection's buffers must stay bounded.
 pub fn connection(data: &[u8]) {
     let mut input = Input(data);
-    let role = if input.byte() % 2 == 0 { Role::Server } else { Role::Client };
+    let role = if input.byte() % 2 == 0 {
+        Role::Server
+    } else {
+        Role::Client
+    };
     let mut now = Instant::now();
     let mut conn = Connection::new(role, small_config(), now);
     let mut out = BytesMut::new();
@@ -78,7 +82,8 @@ pub fn connection(data: &[u8]) {
     if handshake {
         // Most runs get past the handshake so that the state machine is exercised.
         let mut settings = BytesMut::new();
-        frame::Frame::Settings(frame::SettingsFrame::Values(Default::default())).encode(&mut settings);
+        frame::Frame::Settings(frame::SettingsFrame::Values(Default::default()))
+            .encode(&mut settings);
         conn.handle_read(&settings, now);
     }
     let mut encoder = steadfast_hpack::Encoder::new();
@@ -104,7 +109,11 @@ pub fn connection(data: &[u8]) {
                 };
                 let mut block = BytesMut::new();
                 encoder.encode(
-                    fields.iter().map(|(name, value)| steadfast_hpack::Field { name, value, sensitive: false }),
+                    fields.iter().map(|(name, value)| steadfast_hpack::Field {
+                        name,
+                        value,
+                        sensitive: false,
+                    }),
                     &mut block,
                 );
                 let flags = 0x4 | (input.byte() & 0x1);
@@ -169,7 +178,14 @@ pub fn connection(data: &[u8]) {
             10 => match input.byte() % 4 {
                 0 => conn.graceful_shutdown(now),
                 1 => {
-                    let _ = conn.ping(input.u32().to_be_bytes().repeat(2).try_into().unwrap_or([0; 8]));
+                    let _ = conn.ping(
+                        input
+                            .u32()
+                            .to_be_bytes()
+                            .repeat(2)
+                            .try_into()
+                            .unwrap_or([0; 8]),
+                    );
                 }
                 2 => conn.handle_eof(now),
                 _ => conn.close(ErrorCode::INTERNAL_ERROR, Bytes::new()),
@@ -270,7 +286,10 @@ pub fn pair(data: &[u8]) -> usize {
             wire.clear();
             let b = server.poll_transmit(now, &mut wire);
             client.handle_read(&wire, now);
-            for (conn, ids) in [(&mut client, &mut client_streams), (&mut server, &mut server_streams)] {
+            for (conn, ids) in [
+                (&mut client, &mut client_streams),
+                (&mut server, &mut server_streams),
+            ] {
                 while let Some(event) = conn.poll_event() {
                     check_no_protocol_error(&event);
                     match event {
@@ -311,11 +330,26 @@ fn check_no_protocol_error(event: &Event) {
         Event::StreamError { error, .. } | Event::Closed(Some(error)) => error,
         _ => return,
     };
-    if let Error::GoAway { initiator: Initiator::Library, goaway, reason } = error {
+    if let Error::GoAway {
+        initiator: Initiator::Library,
+        goaway,
+        reason,
+    } = error
+    {
         // Only a SETTINGS timeout may come from the clock, not from the peer.
-        assert_eq!(goaway.code, ErrorCode::SETTINGS_TIMEOUT, "protocol error between correct peers: {reason:?}");
+        assert_eq!(
+            goaway.code,
+            ErrorCode::SETTINGS_TIMEOUT,
+            "protocol error between correct peers: {reason:?}"
+        );
     }
-    if let Error::Reset { initiator: Initiator::Library, code, reason, .. } = error {
+    if let Error::Reset {
+        initiator: Initiator::Library,
+        code,
+        reason,
+        ..
+    } = error
+    {
         panic!("stream error {code} between correct peers: {reason:?}");
     }
 }
@@ -352,7 +386,9 @@ mod tests {
 
     #[test]
     fn correct_peers_never_see_protocol_errors() {
-        let delivered: usize = inputs(3, 2_000, 1024).map(|input| super::pair(&input)).sum();
+        let delivered: usize = inputs(3, 2_000, 1024)
+            .map(|input| super::pair(&input))
+            .sum();
         // The random commands must actually move requests, bodies and trailers.
         assert!(delivered > 3_000, "only {delivered} deliveries");
     }

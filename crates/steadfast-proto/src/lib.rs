@@ -20,9 +20,9 @@
 
 mod connection;
 mod error;
+pub mod frame;
 #[doc(hidden)]
 pub mod fuzzing;
-pub mod frame;
 mod message;
 mod stream;
 

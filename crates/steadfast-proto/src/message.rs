@@ -71,19 +71,28 @@ impl EncodedFields {
 pub(crate) fn request_fields(req: &Request<()>) -> Result<EncodedFields, UserError> {
     let mut f = EncodedFields::default();
     let uri = req.uri();
-    f.pseudo(":method", Bytes::copy_from_slice(req.method().as_str().as_bytes()));
+    f.pseudo(
+        ":method",
+        Bytes::copy_from_slice(req.method().as_str().as_bytes()),
+    );
     if req.method() == Method::CONNECT {
         let authority = uri.authority().ok_or(UserError::MalformedHeaders(
             "CONNECT request without an authority".into(),
         ))?;
-        f.pseudo(":authority", Bytes::copy_from_slice(authority.as_str().as_bytes()));
+        f.pseudo(
+            ":authority",
+            Bytes::copy_from_slice(authority.as_str().as_bytes()),
+        );
     } else {
         let scheme = uri.scheme_str().ok_or(UserError::MalformedHeaders(
             "request URI has no scheme".into(),
         ))?;
         f.pseudo(":scheme", Bytes::copy_from_slice(scheme.as_bytes()));
         if let Some(authority) = uri.authority() {
-            f.pseudo(":authority", Bytes::copy_from_slice(authority.as_str().as_bytes()));
+            f.pseudo(
+                ":authority",
+                Bytes::copy_from_slice(authority.as_str().as_bytes()),
+            );
         }
         let path = uri.path_and_query().map(|p| p.as_str()).unwrap_or("/");
         let path = if path.is_empty() { "/" } else { path };
@@ -101,7 +110,10 @@ pub(crate) fn response_fields(res: &Response<()>) -> Result<EncodedFields, UserE
         ));
     }
     let mut f = EncodedFields::default();
-    f.pseudo(":status", Bytes::copy_from_slice(res.status().as_str().as_bytes()));
+    f.pseudo(
+        ":status",
+        Bytes::copy_from_slice(res.status().as_str().as_bytes()),
+    );
     f.regular(res.headers())?;
     Ok(f)
 }
@@ -163,10 +175,19 @@ pub(crate) fn decode_request(
             return Err("CONNECT request with :scheme or :path");
         }
         let authority = authority.ok_or("CONNECT request without :authority")?;
-        Uri::builder()
+        let uri = Uri::builder()
             .authority(authority.as_ref())
             .build()
-            .map_err(|_| "invalid :authority")?
+            .map_err(|_| "invalid :authority")?;
+        // §8.5: "the host and port to connect to", the authority-form `host:port`
+        // (RFC 9112 §3.2.3): no userinfo, a host, a port.
+        if authority.contains(&b'@')
+            || uri.host().map_or(true, str::is_empty)
+            || uri.port_u16().is_none()
+        {
+            return Err("CONNECT :authority is not host:port");
+        }
+        uri
     } else {
         if protocol.is_some() && !is_connect {
             return Err(":protocol on a request that is not CONNECT");
@@ -176,6 +197,12 @@ pub(crate) fn decode_request(
         if path.is_empty() {
             return Err("empty :path");
         }
+        // §8.3.1: ":authority MUST NOT include the deprecated userinfo subcomponent for
+        // http or https schemed URIs".
+        let web = matches!(scheme.as_ref(), b"http" | b"https");
+        if web && authority.as_ref().is_some_and(|a| a.contains(&b'@')) {
+            return Err(":authority with userinfo");
+        }
         let mut b = Uri::builder().scheme(scheme.as_ref());
         if let Some(authority) = &authority {
             b = b.authority(authority.as_ref());
@@ -183,7 +210,7 @@ pub(crate) fn decode_request(
         let b = if path.as_ref() == b"*" && method == Method::OPTIONS {
             b.path_and_query("*")
         } else {
-            if path[0] != b'/' && matches!(scheme.as_ref(), b"http" | b"https") {
+            if path[0] != b'/' && web {
                 return Err(":path does not start with '/'");
             }
             b.path_and_query(path.as_ref())
@@ -296,7 +323,8 @@ fn insert_regular(headers: &mut HeaderMap, field: DecodedField) -> Result<(), Ma
     if name == http::header::TE && v.as_ref() != b"trailers" {
         return Err("te header other than \"trailers\"");
     }
-    let mut value = HeaderValue::from_maybe_shared(field.value).map_err(|_| "invalid field value")?;
+    let mut value =
+        HeaderValue::from_maybe_shared(field.value).map_err(|_| "invalid field value")?;
     if field.never_indexed {
         value.set_sensitive(true);
     }

@@ -117,7 +117,11 @@ impl Stream {
     }
 
     pub(crate) fn state(&self) -> StreamState {
-        match (self.pending_open.is_some(), self.send_closed, self.recv_closed) {
+        match (
+            self.pending_open.is_some(),
+            self.send_closed,
+            self.recv_closed,
+        ) {
             (true, _, _) => StreamState::Idle,
             (false, false, false) => StreamState::Open,
             (false, true, false) => StreamState::HalfClosedLocal,

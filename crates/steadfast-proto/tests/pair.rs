@@ -32,16 +32,27 @@ fn handshake_completes_both_ways() {
     let pair = Pair::new();
     assert!(pair.client.is_established());
     assert!(pair.server.is_established());
-    assert!(pair.client_events.iter().any(|e| matches!(e, Event::SettingsAcked)));
-    assert!(pair.server_events.iter().any(|e| matches!(e, Event::SettingsAcked)));
+    assert!(pair
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::SettingsAcked)));
+    assert!(pair
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Event::SettingsAcked)));
 }
 
 #[test]
 fn request_response_with_body_and_trailers() {
     let mut pair = Pair::new();
-    let id = pair.client.send_request(&request("POST", "/echo"), false).unwrap();
+    let id = pair
+        .client
+        .send_request(&request("POST", "/echo"), false)
+        .unwrap();
     assert_eq!(pair.client.fate(id), Some(Fate::NotSent));
-    pair.client.send_data(id, Bytes::from_static(b"hello"), true).unwrap();
+    pair.client
+        .send_data(id, Bytes::from_static(b"hello"), true)
+        .unwrap();
     pair.drive();
     assert_eq!(pair.client.fate(id), Some(Fate::MaybeProcessed));
 
@@ -49,7 +60,11 @@ fn request_response_with_body_and_trailers() {
     let (sid, req) = events
         .iter()
         .find_map(|e| match e {
-            Event::Request { id, request, end_stream: false } => Some((*id, request)),
+            Event::Request {
+                id,
+                request,
+                end_stream: false,
+            } => Some((*id, request)),
             _ => None,
         })
         .expect("request event");
@@ -59,8 +74,12 @@ fn request_response_with_body_and_trailers() {
     assert_eq!(req.uri().authority().unwrap().as_str(), "example.test");
     assert_eq!(data_of(&events, id), b"hello");
 
-    pair.server.send_response(id, &response(200), false).unwrap();
-    pair.server.send_data(id, Bytes::from_static(b"world"), false).unwrap();
+    pair.server
+        .send_response(id, &response(200), false)
+        .unwrap();
+    pair.server
+        .send_data(id, Bytes::from_static(b"world"), false)
+        .unwrap();
     let mut trailers = http::HeaderMap::new();
     trailers.insert("grpc-status", "0".parse().unwrap());
     pair.server.send_trailers(id, &trailers).unwrap();
@@ -97,8 +116,13 @@ fn large_body_crosses_many_flow_control_windows() {
     };
     let mut pair = Pair::with_configs(small.clone(), small);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
-    let id = pair.client.send_request(&request("POST", "/upload"), false).unwrap();
-    pair.client.send_data(id, Bytes::from(body.clone()), true).unwrap();
+    let id = pair
+        .client
+        .send_request(&request("POST", "/upload"), false)
+        .unwrap();
+    pair.client
+        .send_data(id, Bytes::from(body.clone()), true)
+        .unwrap();
 
     let mut received = Vec::new();
     let mut ended = false;
@@ -109,7 +133,12 @@ fn large_body_crosses_many_flow_control_windows() {
             break;
         }
         for e in events {
-            if let Event::Data { id: i, data, end_stream } = e {
+            if let Event::Data {
+                id: i,
+                data,
+                end_stream,
+            } = e
+            {
                 received.extend_from_slice(&data);
                 ended |= end_stream;
                 pair.server.release_capacity(i, data.len());
@@ -131,8 +160,13 @@ fn without_release_the_sender_stops_at_the_window() {
         ..Config::default()
     };
     let mut pair = Pair::with_configs(small.clone(), small);
-    let id = pair.client.send_request(&request("POST", "/"), false).unwrap();
-    pair.client.send_data(id, Bytes::from(vec![7u8; 200_000]), false).unwrap();
+    let id = pair
+        .client
+        .send_request(&request("POST", "/"), false)
+        .unwrap();
+    pair.client
+        .send_data(id, Bytes::from(vec![7u8; 200_000]), false)
+        .unwrap();
     pair.drive();
     let got: usize = pair
         .take_server_events()
@@ -155,7 +189,11 @@ fn streams_beyond_max_concurrent_wait_and_stay_not_sent() {
     };
     let mut pair = Pair::with_configs(Config::default(), server);
     let ids: Vec<StreamId> = (0..5)
-        .map(|_| pair.client.send_request(&request("GET", "/"), true).unwrap())
+        .map(|_| {
+            pair.client
+                .send_request(&request("GET", "/"), true)
+                .unwrap()
+        })
         .collect();
     pair.drive();
     assert_eq!(pair.client.fate(ids[0]), Some(Fate::MaybeProcessed));
@@ -174,7 +212,9 @@ fn streams_beyond_max_concurrent_wait_and_stay_not_sent() {
 
     // Each completed stream lets the next one go.
     for id in &ids {
-        pair.server.send_response(*id, &response(204), true).unwrap();
+        pair.server
+            .send_response(*id, &response(204), true)
+            .unwrap();
         pair.drive();
     }
     let responses = pair
@@ -192,29 +232,44 @@ fn streams_beyond_max_concurrent_wait_and_stay_not_sent() {
 fn goaway_last_stream_id_splits_streams_into_refused_and_running() {
     let mut pair = Pair::new();
     let early: Vec<StreamId> = (0..2)
-        .map(|_| pair.client.send_request(&request("POST", "/"), false).unwrap())
+        .map(|_| {
+            pair.client
+                .send_request(&request("POST", "/"), false)
+                .unwrap()
+        })
         .collect();
     pair.drive();
     pair.take_server_events();
     // Two more requests leave the client but never reach the server.
     let late: Vec<StreamId> = (0..2)
-        .map(|_| pair.client.send_request(&request("POST", "/"), false).unwrap())
+        .map(|_| {
+            pair.client
+                .send_request(&request("POST", "/"), false)
+                .unwrap()
+        })
         .collect();
     let mut lost = bytes::BytesMut::new();
     pair.client.poll_transmit(pair.now, &mut lost);
     for id in &late {
         assert_eq!(pair.client.fate(*id), Some(Fate::MaybeProcessed));
     }
-    pair.server.close(ErrorCode::NO_ERROR, Bytes::from_static(b"restart"));
+    pair.server
+        .close(ErrorCode::NO_ERROR, Bytes::from_static(b"restart"));
     assert_eq!(pair.server.goaway_sent().unwrap().last_stream_id, early[1]);
     pair.drive();
 
     let events = pair.take_client_events();
     for id in &late {
         let (err, fate) = stream_error(&events, *id).expect("late stream fails");
-        assert_eq!(fate, Some(Fate::Refused), "stream {id} is above last-stream-id");
+        assert_eq!(
+            fate,
+            Some(Fate::Refused),
+            "stream {id} is above last-stream-id"
+        );
         match err {
-            Error::GoAway { goaway, initiator, .. } => {
+            Error::GoAway {
+                goaway, initiator, ..
+            } => {
                 assert_eq!(initiator, Initiator::Remote);
                 assert_eq!(goaway.last_stream_id, early[1]);
                 assert_eq!(&goaway.debug_data[..], b"restart");
@@ -234,18 +289,30 @@ fn goaway_last_stream_id_splits_streams_into_refused_and_running() {
     for id in &early {
         let (err, fate) = stream_error(&events, *id).unwrap();
         assert_eq!(fate, Some(Fate::MaybeProcessed));
-        assert!(matches!(err, Error::TransportClosed { after_goaway: Some(_) }));
+        assert!(matches!(
+            err,
+            Error::TransportClosed {
+                after_goaway: Some(_)
+            }
+        ));
     }
 }
 
 #[test]
 fn two_phase_graceful_shutdown_refuses_nothing_in_flight() {
     let mut pair = Pair::new();
-    let a = pair.client.send_request(&request("GET", "/a"), true).unwrap();
-    let b = pair.client.send_request(&request("GET", "/b"), true).unwrap();
+    let a = pair
+        .client
+        .send_request(&request("GET", "/a"), true)
+        .unwrap();
+    let b = pair
+        .client
+        .send_request(&request("GET", "/b"), true)
+        .unwrap();
     // The server starts draining before it has read stream b.
     pair.client.poll_transmit(pair.now, &mut pair.to_server);
-    pair.server.graceful_shutdown_with(pair.now, Bytes::from_static(b"max_age"));
+    pair.server
+        .graceful_shutdown_with(pair.now, Bytes::from_static(b"max_age"));
     pair.drive();
 
     // First GOAWAY(2^31-1), then the real last-stream-id once the PING came back.
@@ -265,7 +332,10 @@ fn two_phase_graceful_shutdown_refuses_nothing_in_flight() {
 
     // No new streams after a GOAWAY.
     assert!(!pair.client.accepts_new_streams());
-    let err = pair.client.send_request(&request("GET", "/c"), true).unwrap_err();
+    let err = pair
+        .client
+        .send_request(&request("GET", "/c"), true)
+        .unwrap_err();
     assert!(matches!(err, Error::User(_)));
 
     // Both in-flight streams complete normally.
@@ -281,15 +351,24 @@ fn two_phase_graceful_shutdown_refuses_nothing_in_flight() {
     assert_eq!(responses, 2);
     assert!(pair.server.is_closed());
     assert!(pair.server.error().is_none());
-    assert!(pair.server_events.iter().any(|e| matches!(e, Event::Closed(None))));
+    assert!(pair
+        .server_events
+        .iter()
+        .any(|e| matches!(e, Event::Closed(None))));
     assert!(pair.client.is_closed());
-    assert!(pair.client_events.iter().any(|e| matches!(e, Event::Closed(None))));
+    assert!(pair
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::Closed(None))));
 }
 
 #[test]
 fn graceful_shutdown_proceeds_without_ping_ack_after_timeout() {
     let mut pair = Pair::new();
-    let a = pair.client.send_request(&request("GET", "/a"), true).unwrap();
+    let a = pair
+        .client
+        .send_request(&request("GET", "/a"), true)
+        .unwrap();
     pair.drive();
     pair.server.graceful_shutdown(pair.now);
     // Deliver nothing to the client: the PING is never answered.
@@ -310,11 +389,19 @@ fn transport_loss_reports_each_stream_fate() {
         ..Config::default()
     };
     let mut pair = Pair::with_configs(Config::default(), server);
-    let answered = pair.client.send_request(&request("GET", "/1"), false).unwrap();
+    let answered = pair
+        .client
+        .send_request(&request("GET", "/1"), false)
+        .unwrap();
     pair.drive();
-    pair.server.send_response(answered, &response(200), false).unwrap();
+    pair.server
+        .send_response(answered, &response(200), false)
+        .unwrap();
     pair.drive();
-    let sent = pair.client.send_request(&request("GET", "/2"), true).unwrap();
+    let sent = pair
+        .client
+        .send_request(&request("GET", "/2"), true)
+        .unwrap();
     pair.drive();
     // `sent` waits for concurrency: the server allows one stream.
     assert_eq!(pair.client.fate(answered), Some(Fate::Processed));
@@ -329,7 +416,10 @@ fn transport_loss_reports_each_stream_fate() {
     assert_eq!(stream_error(&events, sent).unwrap().1, Some(Fate::NotSent));
     assert!(events.iter().any(|e| matches!(e, Event::Closed(Some(_)))));
     // Sticky: later calls fail with the same error.
-    let again = pair.client.send_request(&request("GET", "/3"), true).unwrap_err();
+    let again = pair
+        .client
+        .send_request(&request("GET", "/3"), true)
+        .unwrap_err();
     assert_eq!(again, Error::TransportClosed { after_goaway: None });
 }
 
@@ -340,7 +430,10 @@ fn refused_stream_reset_marks_the_request_refused() {
         ..Config::default()
     };
     let mut pair = Pair::with_configs(Config::default(), server);
-    let a = pair.client.send_request(&request("GET", "/"), false).unwrap();
+    let a = pair
+        .client
+        .send_request(&request("GET", "/"), false)
+        .unwrap();
     pair.drive();
     pair.take_server_events();
     // Application-level load shedding before any processing.
@@ -351,7 +444,10 @@ fn refused_stream_reset_marks_the_request_refused() {
     assert!(fate.unwrap().is_retry_safe());
     assert_eq!(err.code(), Some(ErrorCode::REFUSED_STREAM));
     assert_eq!(err.initiator(), Initiator::Remote);
-    assert_eq!(err.to_string(), "stream 1 reset by the peer with REFUSED_STREAM");
+    assert_eq!(
+        err.to_string(),
+        "stream 1 reset by the peer with REFUSED_STREAM"
+    );
 }
 
 #[test]
@@ -360,12 +456,16 @@ fn settings_timeout_closes_with_settings_timeout() {
     // A new SETTINGS is only sent at start; simulate an unresponsive peer by creating a
     // connection and never delivering its bytes.
     let now = pair.now;
-    let mut lonely = steadfast_proto::Connection::new(steadfast_proto::Role::Client, Config::default(), now);
+    let mut lonely =
+        steadfast_proto::Connection::new(steadfast_proto::Role::Client, Config::default(), now);
     let deadline = lonely.poll_timeout().expect("settings timer armed");
     assert_eq!(deadline, now + Duration::from_secs(10));
     lonely.handle_timeout(deadline);
     assert!(lonely.is_closed());
-    assert_eq!(lonely.error().and_then(Error::code), Some(ErrorCode::SETTINGS_TIMEOUT));
+    assert_eq!(
+        lonely.error().and_then(Error::code),
+        Some(ErrorCode::SETTINGS_TIMEOUT)
+    );
     let mut out = bytes::BytesMut::new();
     lonely.poll_transmit(deadline, &mut out);
     assert!(out.len() > 9, "GOAWAY written");
@@ -376,7 +476,13 @@ fn settings_timeout_closes_with_settings_timeout() {
 fn ping_round_trip() {
     let mut pair = Pair::new();
     pair.client.ping(*b"12345678").unwrap();
-    assert!(pair.client.ping(*b"12345678").is_err(), "same payload in flight");
+    assert!(
+        pair.client.ping(*b"12345678").is_err(),
+        "same payload in flight"
+    );
     pair.drive();
-    assert!(pair.client_events.iter().any(|e| matches!(e, Event::PingAck(p) if p == b"12345678")));
+    assert!(pair
+        .client_events
+        .iter()
+        .any(|e| matches!(e, Event::PingAck(p) if p == b"12345678")));
 }

@@ -210,6 +210,10 @@ pub struct Connection {
     /// Streams reset recently, whose late frames are ignored (§5.1 "closed").
     reset_streams: HashSet<StreamId>,
     reset_order: VecDeque<StreamId>,
+    /// CONNECT streams (§8.5) on which the peer may only send DATA and stream management
+    /// frames once established: requests received, requests sent (until a non-2xx
+    /// final response shows no tunnel was made).
+    tunnels: HashSet<StreamId>,
     partial: Option<PartialBlock>,
 
     /// How much we may send on the connection (may not go negative).
@@ -236,7 +240,11 @@ impl Connection {
         let settings = config.local_settings(role);
         let mut conn = Self {
             role,
-            preface_remaining: if role == Role::Server { PREFACE.len() } else { 0 },
+            preface_remaining: if role == Role::Server {
+                PREFACE.len()
+            } else {
+                0
+            },
             handshake_done: false,
             recv_buf: BytesMut::new(),
             out: BytesMut::new(),
@@ -272,6 +280,7 @@ impl Connection {
             last_processed_remote_id: StreamId::ZERO,
             reset_streams: HashSet::new(),
             reset_order: VecDeque::new(),
+            tunnels: HashSet::new(),
             partial: None,
             send_window: i64::from(DEFAULT_WINDOW),
             recv_window: i64::from(DEFAULT_WINDOW),
@@ -296,7 +305,9 @@ impl Connection {
         if role == Role::Client {
             conn.out.extend_from_slice(PREFACE);
         }
-        conn.write_frame(&crate::frame::Frame::Settings(SettingsFrame::Values(settings)));
+        conn.write_frame(&crate::frame::Frame::Settings(SettingsFrame::Values(
+            settings,
+        )));
         conn.pending_settings.push_back((settings, now));
         let extra = i64::from(conn.recv_window_target) - i64::from(DEFAULT_WINDOW);
         if extra > 0 {
@@ -430,7 +441,11 @@ impl Connection {
     /// scheme and, except for CONNECT, a path. The stream is sent at once if the peer's
     /// concurrency limit allows, otherwise when a slot frees; until then its fate is
     /// `NotSent`.
-    pub fn send_request(&mut self, request: &Request<()>, end_stream: bool) -> Result<StreamId, Error> {
+    pub fn send_request(
+        &mut self,
+        request: &Request<()>,
+        end_stream: bool,
+    ) -> Result<StreamId, Error> {
         if self.role != Role::Client {
             return Err(UserError::NotClient.into());
         }
@@ -452,6 +467,9 @@ impl Connection {
             i64::from(self.local_initial_window()),
         );
         stream.head_request = request.method() == http::Method::HEAD;
+        if request.method() == http::Method::CONNECT {
+            self.tunnels.insert(id);
+        }
         stream.pending_open = Some((fields, end_stream));
         if end_stream {
             stream.send_end = SendEnd::EndStream;
@@ -464,14 +482,22 @@ impl Connection {
 
     /// (Server) Sends a response head on a peer-initiated stream: any number of 1xx
     /// interim responses, then one final response.
-    pub fn send_response(&mut self, id: StreamId, response: &Response<()>, end_stream: bool) -> Result<(), Error> {
+    pub fn send_response(
+        &mut self,
+        id: StreamId,
+        response: &Response<()>,
+        end_stream: bool,
+    ) -> Result<(), Error> {
         if self.role != Role::Server {
             return Err(UserError::NotServer.into());
         }
         self.check_open()?;
         let fields = message::response_fields(response)?;
         let informational = response.status().is_informational();
-        let stream = self.streams.get_mut(&id).ok_or(UserError::UnknownStream(id))?;
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
         if stream.response_sent {
             return Err(UserError::ResponseAlreadySent(id).into());
         }
@@ -479,7 +505,9 @@ impl Connection {
             return Err(UserError::SendClosed(id).into());
         }
         if informational && end_stream {
-            return Err(UserError::MalformedHeaders("a 1xx response cannot end the stream".into()).into());
+            return Err(
+                UserError::MalformedHeaders("a 1xx response cannot end the stream".into()).into(),
+            );
         }
         stream.response_sent = !informational;
         if end_stream {
@@ -497,7 +525,10 @@ impl Connection {
     pub fn send_data(&mut self, id: StreamId, data: Bytes, end_stream: bool) -> Result<(), Error> {
         self.check_open()?;
         let role = self.role;
-        let stream = self.streams.get_mut(&id).ok_or(UserError::UnknownStream(id))?;
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
         if stream.send_ended() {
             return Err(UserError::SendClosed(id).into());
         }
@@ -520,12 +551,17 @@ impl Connection {
         self.check_open()?;
         let fields = message::trailer_fields(trailers)?;
         let role = self.role;
-        let stream = self.streams.get_mut(&id).ok_or(UserError::UnknownStream(id))?;
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
         if stream.send_ended() {
             return Err(UserError::SendClosed(id).into());
         }
         if role == Role::Server && !stream.response_sent {
-            return Err(UserError::MalformedHeaders("trailers before the response head".into()).into());
+            return Err(
+                UserError::MalformedHeaders("trailers before the response head".into()).into(),
+            );
         }
         stream.send_end = SendEnd::Trailers(fields);
         self.schedule(id);
@@ -572,7 +608,10 @@ impl Connection {
             return Err(UserError::PingInFlight.into());
         }
         self.pings_in_flight.push(payload);
-        self.write_frame(&crate::frame::Frame::Ping(Ping { payload, ack: false }));
+        self.write_frame(&crate::frame::Frame::Ping(Ping {
+            payload,
+            ack: false,
+        }));
         Ok(())
     }
 
@@ -663,7 +702,10 @@ impl Connection {
         }
         if let Some((_, sent)) = self.pending_settings.front() {
             if now >= *sent + self.config.settings_timeout {
-                self.connection_error(ErrorCode::SETTINGS_TIMEOUT, "SETTINGS not acknowledged in time");
+                self.connection_error(
+                    ErrorCode::SETTINGS_TIMEOUT,
+                    "SETTINGS not acknowledged in time",
+                );
                 return;
             }
         }
@@ -696,7 +738,13 @@ impl Connection {
     fn write_headers(&mut self, id: StreamId, fields: &message::EncodedFields, end_stream: bool) {
         let mut block = BytesMut::new();
         self.encoder.encode(fields.iter(), &mut block);
-        send::write_field_block(&mut self.out, id, block.freeze(), end_stream, self.peer.max_frame_size);
+        send::write_field_block(
+            &mut self.out,
+            id,
+            block.freeze(),
+            end_stream,
+            self.peer.max_frame_size,
+        );
     }
 
     fn schedule(&mut self, id: StreamId) {
@@ -748,6 +796,7 @@ impl Connection {
     /// Removes a stream from every structure and returns its flow-control credit.
     fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
+        self.tunnels.remove(&id);
         if stream.pending_open.is_none() {
             if stream.local {
                 self.active_local -= 1;
@@ -793,7 +842,10 @@ impl Connection {
             let inc = self.recv_release_pending;
             self.recv_release_pending = 0;
             self.recv_window += i64::from(inc);
-            self.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(StreamId::ZERO, inc)));
+            self.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(
+                StreamId::ZERO,
+                inc,
+            )));
         }
         let target = self.local_initial_window();
         if let Some(id) = id {

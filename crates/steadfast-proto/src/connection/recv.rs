@@ -48,7 +48,10 @@ impl Connection {
                 }
                 Err(FrameError::Stream(id, code, why)) => {
                     if self.partial.is_some() {
-                        self.connection_error(ErrorCode::PROTOCOL_ERROR, "frame interleaved with a field block");
+                        self.connection_error(
+                            ErrorCode::PROTOCOL_ERROR,
+                            "frame interleaved with a field block",
+                        );
                         return;
                     }
                     // Only PRIORITY produces stream errors at decode time, and it may
@@ -63,7 +66,9 @@ impl Connection {
         }
         // Hold no buffer memory while nothing is pending and no stream is open, and
         // never keep a large one around.
-        if self.recv_buf.is_empty() && (self.streams.is_empty() || self.recv_buf.capacity() > 256 << 10) {
+        if self.recv_buf.is_empty()
+            && (self.streams.is_empty() || self.recv_buf.capacity() > 256 << 10)
+        {
             self.recv_buf = BytesMut::new();
         }
     }
@@ -95,7 +100,9 @@ impl Connection {
         let buf = &self.recv_buf[..];
         let reason = if buf.len() >= 2 && matches!(buf[0], 0x15 | 0x16) && buf[1] == 0x03 {
             "the server answered with TLS: connect with https:// instead of h2c"
-        } else if buf.starts_with(b"HTTP/1.") || (!buf.is_empty() && buf.len() < 7 && b"HTTP/1.".starts_with(buf)) {
+        } else if buf.starts_with(b"HTTP/1.")
+            || (!buf.is_empty() && buf.len() < 7 && b"HTTP/1.".starts_with(buf))
+        {
             "the server answered with HTTP/1.x: it does not accept HTTP/2 with prior knowledge"
         } else {
             return false;
@@ -142,7 +149,10 @@ impl Connection {
             Frame::PushPromise(_) => {
                 // Clients advertise SETTINGS_ENABLE_PUSH=0 and servers never accept
                 // pushes (§6.6, §8.4).
-                self.connection_error(ErrorCode::PROTOCOL_ERROR, "PUSH_PROMISE received but push is disabled");
+                self.connection_error(
+                    ErrorCode::PROTOCOL_ERROR,
+                    "PUSH_PROMISE received but push is disabled",
+                );
             }
             Frame::Ping(f) => self.recv_ping(f, now),
             Frame::GoAway(f) => self.recv_goaway(f),
@@ -180,7 +190,10 @@ impl Connection {
     fn recv_data(&mut self, f: Data, now: Instant) {
         let len = f.flow_controlled_len;
         if i64::from(len) > self.recv_window {
-            self.connection_error(ErrorCode::FLOW_CONTROL_ERROR, "DATA exceeds the connection window");
+            self.connection_error(
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "DATA exceeds the connection window",
+            );
             return;
         }
         self.recv_window -= i64::from(len);
@@ -222,9 +235,15 @@ impl Connection {
         let error = if stream.recv_closed {
             Some((ErrorCode::STREAM_CLOSED, "DATA after END_STREAM"))
         } else if !stream.head_received {
-            Some((ErrorCode::PROTOCOL_ERROR, "DATA before the response HEADERS"))
+            Some((
+                ErrorCode::PROTOCOL_ERROR,
+                "DATA before the response HEADERS",
+            ))
         } else if i64::from(len) > stream.recv_window {
-            Some((ErrorCode::FLOW_CONTROL_ERROR, "DATA exceeds the stream window"))
+            Some((
+                ErrorCode::FLOW_CONTROL_ERROR,
+                "DATA exceeds the stream window",
+            ))
         } else {
             None
         };
@@ -238,7 +257,9 @@ impl Connection {
         stream.body_received += f.data.len() as u64;
         let malformed = match stream.content_length {
             Some(cl) if stream.body_received > cl => Some("more DATA than content-length"),
-            Some(cl) if f.end_stream && stream.body_received != cl => Some("less DATA than content-length"),
+            Some(cl) if f.end_stream && stream.body_received != cl => {
+                Some("less DATA than content-length")
+            }
             _ => None,
         };
         if let Some(why) = malformed {
@@ -293,7 +314,10 @@ impl Connection {
 
     fn recv_continuation(&mut self, f: Continuation, now: Instant) {
         let Some(mut partial) = self.partial.take() else {
-            self.connection_error(ErrorCode::PROTOCOL_ERROR, "CONTINUATION without a preceding HEADERS");
+            self.connection_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "CONTINUATION without a preceding HEADERS",
+            );
             return;
         };
         partial.frames += 1;
@@ -314,7 +338,13 @@ impl Connection {
         partial.block.extend_from_slice(&f.fragment);
         if f.end_headers {
             let block = partial.block.freeze();
-            self.recv_field_block(partial.stream_id, &block, partial.end_stream, partial.self_dependent, now);
+            self.recv_field_block(
+                partial.stream_id,
+                &block,
+                partial.end_stream,
+                partial.self_dependent,
+                now,
+            );
         } else {
             self.partial = Some(partial);
         }
@@ -322,7 +352,14 @@ impl Connection {
 
     /// A complete field block. It is always decoded first, whatever happens to the
     /// stream, to keep the HPACK state in step with the peer (§4.3).
-    fn recv_field_block(&mut self, id: StreamId, block: &[u8], end_stream: bool, self_dependent: bool, now: Instant) {
+    fn recv_field_block(
+        &mut self,
+        id: StreamId,
+        block: &[u8],
+        end_stream: bool,
+        self_dependent: bool,
+        now: Instant,
+    ) {
         let max_list = self.config.max_header_list_size as usize;
         let decoded = match self.decoder.decode(block, max_list) {
             Ok(d) => d,
@@ -341,18 +378,27 @@ impl Connection {
                 // recently reset, reuses an id or opens one out of order: an unexpected
                 // stream identifier (and a frame on a closed stream, which §5.1 lets
                 // us treat as a connection error too).
-                self.connection_error(ErrorCode::PROTOCOL_ERROR, "HEADERS on a stream id the client already used or skipped");
+                self.connection_error(
+                    ErrorCode::PROTOCOL_ERROR,
+                    "HEADERS on a stream id the client already used or skipped",
+                );
             }
             (_, Lookup::Closed) => {
                 self.stream_error(id, ErrorCode::STREAM_CLOSED, "HEADERS on a closed stream");
                 self.count_reset(now);
             }
             (Role::Client, Lookup::Idle) => {
-                self.connection_error(ErrorCode::PROTOCOL_ERROR, "HEADERS on a stream the client never opened");
+                self.connection_error(
+                    ErrorCode::PROTOCOL_ERROR,
+                    "HEADERS on a stream the client never opened",
+                );
             }
             (Role::Server, Lookup::Idle) => {
                 if !id.is_client_initiated() {
-                    self.connection_error(ErrorCode::PROTOCOL_ERROR, "client opened an even-numbered stream");
+                    self.connection_error(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "client opened an even-numbered stream",
+                    );
                     return;
                 }
                 self.accept_stream(id, decoded, end_stream, self_dependent, now);
@@ -394,7 +440,11 @@ impl Connection {
         let limit = self.effective_max_concurrent_streams();
         if self.active_remote >= limit as usize {
             // §5.1.2: refused before any processing, so the client may retry it.
-            self.stream_error(id, ErrorCode::REFUSED_STREAM, "SETTINGS_MAX_CONCURRENT_STREAMS exceeded");
+            self.stream_error(
+                id,
+                ErrorCode::REFUSED_STREAM,
+                "SETTINGS_MAX_CONCURRENT_STREAMS exceeded",
+            );
             self.count_reset(now);
             return;
         }
@@ -426,6 +476,11 @@ impl Connection {
         stream.head_received = true;
         stream.recv_closed = end_stream;
         stream.content_length = head.content_length;
+        if head.head.method() == http::Method::CONNECT
+            && head.head.extensions().get::<message::Protocol>().is_none()
+        {
+            self.tunnels.insert(id);
+        }
         self.streams.insert(id, stream);
         self.active_remote += 1;
         self.last_processed_remote_id = id;
@@ -463,13 +518,22 @@ impl Connection {
     }
 
     /// HEADERS on a stream we know: a response (client), or trailers.
-    fn recv_headers_on_stream(&mut self, id: StreamId, decoded: steadfast_hpack::DecodedBlock, end_stream: bool, now: Instant) {
+    fn recv_headers_on_stream(
+        &mut self,
+        id: StreamId,
+        decoded: steadfast_hpack::DecodedBlock,
+        end_stream: bool,
+        now: Instant,
+    ) {
         let role = self.role;
         let Some(stream) = self.streams.get_mut(&id) else {
             return;
         };
         if stream.pending_open.is_some() {
-            self.connection_error(ErrorCode::PROTOCOL_ERROR, "HEADERS on a stream the client has not opened yet");
+            self.connection_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "HEADERS on a stream the client has not opened yet",
+            );
             return;
         }
         if stream.recv_closed {
@@ -478,7 +542,11 @@ impl Connection {
             return;
         }
         if decoded.over_limit {
-            self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "field block larger than our SETTINGS_MAX_HEADER_LIST_SIZE");
+            self.stream_error(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "field block larger than our SETTINGS_MAX_HEADER_LIST_SIZE",
+            );
             self.count_reset(now);
             return;
         }
@@ -497,7 +565,11 @@ impl Connection {
             let status = head.head.status();
             if status.is_informational() {
                 if end_stream {
-                    self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "1xx response with END_STREAM");
+                    self.stream_error(
+                        id,
+                        ErrorCode::PROTOCOL_ERROR,
+                        "1xx response with END_STREAM",
+                    );
                     self.count_reset(now);
                     return;
                 }
@@ -511,7 +583,20 @@ impl Connection {
             let no_body = stream.head_request
                 || status == http::StatusCode::NO_CONTENT
                 || status == http::StatusCode::NOT_MODIFIED;
-            stream.content_length = if no_body { Some(0) } else { head.content_length };
+            stream.content_length = if no_body {
+                Some(0)
+            } else {
+                head.content_length
+            };
+            if self.tunnels.contains(&id) {
+                if status.is_success() {
+                    // §8.5: a tunnel, which has no content (RFC 9110 §6.4.1): any
+                    // content-length is ignored (RFC 9110 §9.3.6).
+                    stream.content_length = None;
+                } else {
+                    self.tunnels.remove(&id);
+                }
+            }
             if end_stream && stream.content_length.is_some_and(|cl| cl > 0) {
                 self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "content-length without DATA");
                 self.count_reset(now);
@@ -528,14 +613,27 @@ impl Connection {
             }
             return;
         }
+        // §8.5: only DATA and stream management frames on an established CONNECT stream.
+        if self.tunnels.contains(&id) {
+            self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "HEADERS on a CONNECT tunnel");
+            self.count_reset(now);
+            return;
+        }
         // Trailers: they must end the stream (§8.1).
         if !end_stream {
             self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "trailers without END_STREAM");
             self.count_reset(now);
             return;
         }
-        if stream.content_length.is_some_and(|cl| cl != stream.body_received) {
-            self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "less DATA than content-length");
+        if stream
+            .content_length
+            .is_some_and(|cl| cl != stream.body_received)
+        {
+            self.stream_error(
+                id,
+                ErrorCode::PROTOCOL_ERROR,
+                "less DATA than content-length",
+            );
             self.count_reset(now);
             return;
         }
@@ -563,13 +661,23 @@ impl Connection {
             // Never answer RST_STREAM with RST_STREAM (§5.4.2).
             Lookup::RecentlyReset | Lookup::Closed => {}
             Lookup::Active => {
-                if self.streams.get(&id).is_some_and(|s| s.pending_open.is_some()) {
-                    self.connection_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
+                if self
+                    .streams
+                    .get(&id)
+                    .is_some_and(|s| s.pending_open.is_some())
+                {
+                    self.connection_error(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "RST_STREAM on an idle stream",
+                    );
                     return;
                 }
                 self.count_reset(now);
                 if let Some(mut stream) = self.remove_stream(id) {
-                    if stream.local && f.code == ErrorCode::REFUSED_STREAM && stream.fate != Fate::Processed {
+                    if stream.local
+                        && f.code == ErrorCode::REFUSED_STREAM
+                        && stream.fate != Fate::Processed
+                    {
                         stream.fate = Fate::Refused;
                     }
                     let fate = stream.local.then_some(stream.fate);
@@ -593,7 +701,12 @@ impl Connection {
     // ---- SETTINGS ----
 
     fn recv_settings(&mut self, f: SettingsFrame, now: Instant) {
-        self.count_flood(now, |c| &mut c.settings, |l| l.max_settings, "SETTINGS flood");
+        self.count_flood(
+            now,
+            |c| &mut c.settings,
+            |l| l.max_settings,
+            "SETTINGS flood",
+        );
         if self.is_closed() {
             return;
         }
@@ -608,11 +721,17 @@ impl Connection {
             SettingsFrame::Values(s) => s,
         };
         if self.role == Role::Client && settings.enable_push == Some(true) {
-            self.connection_error(ErrorCode::PROTOCOL_ERROR, "server sent SETTINGS_ENABLE_PUSH=1");
+            self.connection_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "server sent SETTINGS_ENABLE_PUSH=1",
+            );
             return;
         }
         if settings.enable_connect_protocol == Some(false) && self.peer.enable_connect_protocol {
-            self.connection_error(ErrorCode::PROTOCOL_ERROR, "SETTINGS_ENABLE_CONNECT_PROTOCOL turned off");
+            self.connection_error(
+                ErrorCode::PROTOCOL_ERROR,
+                "SETTINGS_ENABLE_CONNECT_PROTOCOL turned off",
+            );
             return;
         }
         if let Some(size) = settings.initial_window_size {
@@ -624,7 +743,10 @@ impl Connection {
                 .values()
                 .any(|s| s.send_window + delta > i64::from(MAX_WINDOW_SIZE));
             if overflow {
-                self.connection_error(ErrorCode::FLOW_CONTROL_ERROR, "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window");
+                self.connection_error(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "SETTINGS_INITIAL_WINDOW_SIZE overflows a stream window",
+                );
                 return;
             }
             for s in self.streams.values_mut() {
@@ -652,7 +774,10 @@ impl Connection {
         }
         self.write_frame(&Frame::Settings(SettingsFrame::Ack));
         if self.out.len() > self.config.max_pending_control_bytes {
-            self.connection_error(ErrorCode::ENHANCE_YOUR_CALM, "peer does not read our SETTINGS acknowledgements");
+            self.connection_error(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "peer does not read our SETTINGS acknowledgements",
+            );
             return;
         }
         self.handshake_done = true;
@@ -696,7 +821,10 @@ impl Connection {
             ack: true,
         }));
         if self.out.len() > self.config.max_pending_control_bytes {
-            self.connection_error(ErrorCode::ENHANCE_YOUR_CALM, "peer does not read our PING acknowledgements");
+            self.connection_error(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "peer does not read our PING acknowledgements",
+            );
         }
     }
 
@@ -751,12 +879,18 @@ impl Connection {
         let id = f.stream_id;
         if id.is_zero() {
             if f.increment == 0 {
-                self.connection_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE with zero increment");
+                self.connection_error(
+                    ErrorCode::PROTOCOL_ERROR,
+                    "WINDOW_UPDATE with zero increment",
+                );
                 return;
             }
             let window = self.send_window + i64::from(f.increment);
             if window > i64::from(MAX_WINDOW_SIZE) {
-                self.connection_error(ErrorCode::FLOW_CONTROL_ERROR, "connection window above 2^31-1");
+                self.connection_error(
+                    ErrorCode::FLOW_CONTROL_ERROR,
+                    "connection window above 2^31-1",
+                );
                 return;
             }
             self.send_window = window;
@@ -776,16 +910,27 @@ impl Connection {
                     return;
                 };
                 if stream.pending_open.is_some() {
-                    self.connection_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
+                    self.connection_error(
+                        ErrorCode::PROTOCOL_ERROR,
+                        "WINDOW_UPDATE on an idle stream",
+                    );
                     return;
                 }
                 if f.increment == 0 {
-                    self.stream_error(id, ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE with zero increment");
+                    self.stream_error(
+                        id,
+                        ErrorCode::PROTOCOL_ERROR,
+                        "WINDOW_UPDATE with zero increment",
+                    );
                     return;
                 }
                 let window = stream.send_window + i64::from(f.increment);
                 if window > i64::from(MAX_WINDOW_SIZE) {
-                    self.stream_error(id, ErrorCode::FLOW_CONTROL_ERROR, "stream window above 2^31-1");
+                    self.stream_error(
+                        id,
+                        ErrorCode::FLOW_CONTROL_ERROR,
+                        "stream window above 2^31-1",
+                    );
                     return;
                 }
                 stream.send_window = window;
@@ -815,18 +960,31 @@ impl Connection {
         }
         self.remember_reset(id);
         if self.out.len() > self.config.max_pending_control_bytes {
-            self.connection_error(ErrorCode::ENHANCE_YOUR_CALM, "peer does not read our RST_STREAM frames");
+            self.connection_error(
+                ErrorCode::ENHANCE_YOUR_CALM,
+                "peer does not read our RST_STREAM frames",
+            );
             return;
         }
         self.maybe_finish();
     }
 
     fn count_reset(&mut self, now: Instant) {
-        self.count_flood(now, |c| &mut c.resets, |l| l.max_resets, "too many stream resets");
+        self.count_flood(
+            now,
+            |c| &mut c.resets,
+            |l| l.max_resets,
+            "too many stream resets",
+        );
     }
 
     fn count_empty_frame(&mut self, now: Instant) {
-        self.count_flood(now, |c| &mut c.empty_frames, |l| l.max_empty_frames, "too many empty frames");
+        self.count_flood(
+            now,
+            |c| &mut c.empty_frames,
+            |l| l.max_empty_frames,
+            "too many empty frames",
+        );
     }
 
     fn count_flood(
@@ -856,7 +1014,15 @@ impl Connection {
 
 fn looks_like_http1(buf: &[u8]) -> bool {
     const METHODS: [&[u8]; 9] = [
-        b"GET ", b"POST ", b"PUT ", b"HEAD ", b"DELETE ", b"OPTIONS ", b"PATCH ", b"CONNECT ", b"TRACE ",
+        b"GET ",
+        b"POST ",
+        b"PUT ",
+        b"HEAD ",
+        b"DELETE ",
+        b"OPTIONS ",
+        b"PATCH ",
+        b"CONNECT ",
+        b"TRACE ",
     ];
     !buf.is_empty()
         && METHODS

@@ -78,7 +78,8 @@ impl Connection {
                     }
                     stream.send_queued -= n;
                     stream.send_window -= n as i64;
-                    let last = stream.send_queued == 0 && matches!(stream.send_end, SendEnd::EndStream);
+                    let last =
+                        stream.send_queued == 0 && matches!(stream.send_end, SendEnd::EndStream);
                     if last {
                         stream.send_closed = true;
                     }
@@ -122,7 +123,13 @@ impl Connection {
 
 /// Writes a field block as HEADERS followed by as many CONTINUATION frames as the
 /// peer's maximum frame size requires.
-pub(super) fn write_field_block(dst: &mut BytesMut, id: StreamId, mut block: Bytes, end_stream: bool, max_frame_size: u32) {
+pub(super) fn write_field_block(
+    dst: &mut BytesMut,
+    id: StreamId,
+    mut block: Bytes,
+    end_stream: bool,
+    max_frame_size: u32,
+) {
     let max = max_frame_size as usize;
     let first = block.split_to(block.len().min(max));
     Headers {

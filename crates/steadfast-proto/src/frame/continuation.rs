@@ -26,8 +26,18 @@ impl Continuation {
     }
 
     pub(crate) fn encode(&self, dst: &mut BytesMut) {
-        let fl = if self.end_headers { flags::END_HEADERS } else { 0 };
-        FrameHeader::encode(self.fragment.len(), Kind::Continuation, fl, self.stream_id, dst);
+        let fl = if self.end_headers {
+            flags::END_HEADERS
+        } else {
+            0
+        };
+        FrameHeader::encode(
+            self.fragment.len(),
+            Kind::Continuation,
+            fl,
+            self.stream_id,
+            dst,
+        );
         dst.put_slice(&self.fragment);
     }
 }

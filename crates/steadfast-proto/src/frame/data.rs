@@ -45,7 +45,12 @@ impl Data {
     }
 
     /// Writes a DATA frame's header and payload without building a `Data`.
-    pub(crate) fn encode_parts(stream_id: StreamId, data: &[u8], end_stream: bool, dst: &mut BytesMut) {
+    pub(crate) fn encode_parts(
+        stream_id: StreamId,
+        data: &[u8],
+        end_stream: bool,
+        dst: &mut BytesMut,
+    ) {
         let fl = if end_stream { flags::END_STREAM } else { 0 };
         FrameHeader::encode(data.len(), Kind::Data, fl, stream_id, dst);
         dst.put_slice(data);

@@ -35,7 +35,11 @@ impl Headers {
                 "HEADERS frame too short for its padding and priority fields",
             ));
         }
-        let pad_len = if padded { usize::from(payload.get_u8()) } else { 0 };
+        let pad_len = if padded {
+            usize::from(payload.get_u8())
+        } else {
+            0
+        };
         let priority = if has_priority {
             Some(PrioritySpec::parse(payload.get_u32(), payload.get_u8()))
         } else {
@@ -48,16 +52,9 @@ impl Headers {
             ));
         }
         payload.truncate(payload.len() - pad_len);
-        if let Some(p) = priority {
-            if p.dependency == header.stream_id {
-                // §5.3.1: a stream cannot depend on itself.
-                return Err(FrameError::Stream(
-                    header.stream_id,
-                    ErrorCode::PROTOCOL_ERROR,
-                    "stream depends on itself",
-                ));
-            }
-        }
+        // A stream that depends on itself (RFC 7540 §5.3.1) is a stream error, but the
+        // field block must still be decoded to keep HPACK state in step (§4.3): the
+        // connection checks it once the block is complete, not the frame decoder.
         Ok(Self {
             stream_id: header.stream_id,
             priority,

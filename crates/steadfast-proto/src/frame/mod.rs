@@ -139,7 +139,13 @@ impl FrameHeader {
         })
     }
 
-    pub(crate) fn encode(length: usize, kind: Kind, flags: u8, stream_id: StreamId, dst: &mut BytesMut) {
+    pub(crate) fn encode(
+        length: usize,
+        kind: Kind,
+        flags: u8,
+        stream_id: StreamId,
+        dst: &mut BytesMut,
+    ) {
         debug_assert!(length <= MAX_MAX_FRAME_SIZE as usize);
         let len = (length as u32).to_be_bytes();
         dst.put_slice(&len[1..]);

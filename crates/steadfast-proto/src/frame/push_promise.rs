@@ -30,7 +30,11 @@ impl PushPromise {
                 "PUSH_PROMISE frame too short",
             ));
         }
-        let pad_len = if padded { usize::from(payload.get_u8()) } else { 0 };
+        let pad_len = if padded {
+            usize::from(payload.get_u8())
+        } else {
+            0
+        };
         let promised_id = StreamId::new(payload.get_u32());
         if pad_len > payload.len() {
             return Err(FrameError::Connection(
@@ -48,8 +52,18 @@ impl PushPromise {
     }
 
     pub(crate) fn encode(&self, dst: &mut BytesMut) {
-        let fl = if self.end_headers { flags::END_HEADERS } else { 0 };
-        FrameHeader::encode(4 + self.fragment.len(), Kind::PushPromise, fl, self.stream_id, dst);
+        let fl = if self.end_headers {
+            flags::END_HEADERS
+        } else {
+            0
+        };
+        FrameHeader::encode(
+            4 + self.fragment.len(),
+            Kind::PushPromise,
+            fl,
+            self.stream_id,
+            dst,
+        );
         dst.put_u32(self.promised_id.get());
         dst.put_slice(&self.fragment);
     }

@@ -92,7 +92,9 @@ impl SettingsFrame {
             let value = payload.get_u32();
             match id {
                 0x1 => s.header_table_size = Some(value),
-                0x2 => s.enable_push = Some(bool_setting(value, "SETTINGS_ENABLE_PUSH not 0 or 1")?),
+                0x2 => {
+                    s.enable_push = Some(bool_setting(value, "SETTINGS_ENABLE_PUSH not 0 or 1")?)
+                }
                 0x3 => s.max_concurrent_streams = Some(value),
                 0x4 => {
                     if value > MAX_WINDOW_SIZE {

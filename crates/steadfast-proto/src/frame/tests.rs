@@ -21,14 +21,23 @@ fn raw(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> BytesMut {
     buf
 }
 
-fn decode_raw(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Result<Option<Frame>, FrameError> {
+fn decode_raw(
+    kind: u8,
+    flags: u8,
+    stream: u32,
+    payload: &[u8],
+) -> Result<Option<Frame>, FrameError> {
     decode(&mut raw(kind, flags, stream, payload), MAX_MAX_FRAME_SIZE)
 }
 
 #[test]
 fn every_frame_type_roundtrips() {
     let id = StreamId::new(5);
-    roundtrip(Frame::Data(Data::new(id, Bytes::from_static(b"body"), true)));
+    roundtrip(Frame::Data(Data::new(
+        id,
+        Bytes::from_static(b"body"),
+        true,
+    )));
     roundtrip(Frame::Headers(Headers {
         stream_id: id,
         priority: Some(PrioritySpec {
@@ -87,7 +96,11 @@ fn partial_input_waits_for_more() {
     let full = raw(0x0, 0x1, 1, b"hello");
     for cut in 0..full.len() {
         let mut part = BytesMut::from(&full[..cut]);
-        assert_eq!(decode(&mut part, DEFAULT_MAX_FRAME_SIZE).unwrap(), None, "cut at {cut}");
+        assert_eq!(
+            decode(&mut part, DEFAULT_MAX_FRAME_SIZE).unwrap(),
+            None,
+            "cut at {cut}"
+        );
         assert_eq!(part.len(), cut, "nothing consumed");
     }
 }
@@ -118,19 +131,30 @@ fn padding_is_stripped_and_counted_for_flow_control() {
 
     // Padding as long as the rest of the payload is a PROTOCOL_ERROR (§6.1).
     let err = decode_raw(0x0, flags::PADDED, 1, &[3, 0, 0]).unwrap_err();
-    assert!(matches!(err, FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _)));
+    assert!(matches!(
+        err,
+        FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _)
+    ));
     // A padded frame with no room for the pad length.
     let err = decode_raw(0x0, flags::PADDED, 1, &[]).unwrap_err();
-    assert!(matches!(err, FrameError::Connection(ErrorCode::FRAME_SIZE_ERROR, _)));
+    assert!(matches!(
+        err,
+        FrameError::Connection(ErrorCode::FRAME_SIZE_ERROR, _)
+    ));
 
     let mut hp = vec![2u8, 0x82];
     hp.extend_from_slice(&[0, 0]);
-    let Some(Frame::Headers(h)) = decode_raw(0x1, flags::PADDED | flags::END_HEADERS, 1, &hp).unwrap() else {
+    let Some(Frame::Headers(h)) =
+        decode_raw(0x1, flags::PADDED | flags::END_HEADERS, 1, &hp).unwrap()
+    else {
         panic!("not HEADERS")
     };
     assert_eq!(&h.fragment[..], b"\x82");
     let err = decode_raw(0x1, flags::PADDED, 1, &[5, 0x82]).unwrap_err();
-    assert!(matches!(err, FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _)));
+    assert!(matches!(
+        err,
+        FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _)
+    ));
 }
 
 #[test]
@@ -143,9 +167,15 @@ fn stream_id_rules_of_section_6() {
     assert!(conn_err(decode_raw(0x2, 0, 0, &[0; 5])), "PRIORITY on 0");
     assert!(conn_err(decode_raw(0x3, 0, 0, &[0; 4])), "RST_STREAM on 0");
     assert!(conn_err(decode_raw(0x4, 0, 1, &[])), "SETTINGS on a stream");
-    assert!(conn_err(decode_raw(0x5, 0x4, 0, &[0; 4])), "PUSH_PROMISE on 0");
+    assert!(
+        conn_err(decode_raw(0x5, 0x4, 0, &[0; 4])),
+        "PUSH_PROMISE on 0"
+    );
     assert!(conn_err(decode_raw(0x6, 0, 1, &[0; 8])), "PING on a stream");
-    assert!(conn_err(decode_raw(0x7, 0, 1, &[0; 8])), "GOAWAY on a stream");
+    assert!(
+        conn_err(decode_raw(0x7, 0, 1, &[0; 8])),
+        "GOAWAY on a stream"
+    );
     assert!(conn_err(decode_raw(0x9, 0x4, 0, b"")), "CONTINUATION on 0");
     // WINDOW_UPDATE is valid on both.
     assert!(decode_raw(0x8, 0, 0, &[0, 0, 0, 1]).is_ok());
@@ -155,15 +185,30 @@ fn stream_id_rules_of_section_6() {
 #[test]
 fn length_rules_of_section_6() {
     let size_err = |r: Result<Option<Frame>, FrameError>| {
-        matches!(r, Err(FrameError::Connection(ErrorCode::FRAME_SIZE_ERROR, _)))
+        matches!(
+            r,
+            Err(FrameError::Connection(ErrorCode::FRAME_SIZE_ERROR, _))
+        )
     };
     assert!(size_err(decode_raw(0x3, 0, 1, &[0; 3])), "RST_STREAM not 4");
-    assert!(size_err(decode_raw(0x4, 0, 0, &[0; 5])), "SETTINGS not a multiple of 6");
-    assert!(size_err(decode_raw(0x4, 0x1, 0, &[0; 6])), "SETTINGS ACK with payload");
+    assert!(
+        size_err(decode_raw(0x4, 0, 0, &[0; 5])),
+        "SETTINGS not a multiple of 6"
+    );
+    assert!(
+        size_err(decode_raw(0x4, 0x1, 0, &[0; 6])),
+        "SETTINGS ACK with payload"
+    );
     assert!(size_err(decode_raw(0x6, 0, 0, &[0; 7])), "PING not 8");
     assert!(size_err(decode_raw(0x7, 0, 0, &[0; 7])), "GOAWAY under 8");
-    assert!(size_err(decode_raw(0x8, 0, 0, &[0; 5])), "WINDOW_UPDATE not 4");
-    assert!(size_err(decode_raw(0x1, 0x20, 1, &[0; 4])), "HEADERS too short for priority");
+    assert!(
+        size_err(decode_raw(0x8, 0, 0, &[0; 5])),
+        "WINDOW_UPDATE not 4"
+    );
+    assert!(
+        size_err(decode_raw(0x1, 0x20, 1, &[0; 4])),
+        "HEADERS too short for priority"
+    );
     // PRIORITY's size error is a stream error (§6.3).
     assert_eq!(
         decode_raw(0x2, 0, 3, &[0; 4]),
@@ -182,14 +227,26 @@ fn settings_value_ranges() {
         p.extend_from_slice(&v.to_be_bytes());
         decode_raw(0x4, 0, 0, &p)
     };
-    assert!(matches!(setting(0x2, 2), Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))));
+    assert!(matches!(
+        setting(0x2, 2),
+        Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))
+    ));
     assert!(matches!(
         setting(0x4, 1 << 31),
         Err(FrameError::Connection(ErrorCode::FLOW_CONTROL_ERROR, _))
     ));
-    assert!(matches!(setting(0x5, 16_383), Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))));
-    assert!(matches!(setting(0x5, 1 << 24), Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))));
-    assert!(matches!(setting(0x8, 2), Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))));
+    assert!(matches!(
+        setting(0x5, 16_383),
+        Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))
+    ));
+    assert!(matches!(
+        setting(0x5, 1 << 24),
+        Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))
+    ));
+    assert!(matches!(
+        setting(0x8, 2),
+        Err(FrameError::Connection(ErrorCode::PROTOCOL_ERROR, _))
+    ));
     // Unknown settings are ignored (§6.5.2).
     assert_eq!(
         setting(0x99, 12345).unwrap(),
@@ -200,7 +257,8 @@ fn settings_value_ranges() {
 #[test]
 fn reserved_bits_are_ignored() {
     // The reserved bit of the stream id (§4.1) and of the WINDOW_UPDATE increment.
-    let Some(Frame::WindowUpdate(w)) = decode_raw(0x8, 0, 0x8000_0003, &[0x80, 0, 0, 9]).unwrap() else {
+    let Some(Frame::WindowUpdate(w)) = decode_raw(0x8, 0, 0x8000_0003, &[0x80, 0, 0, 9]).unwrap()
+    else {
         panic!()
     };
     assert_eq!(w.stream_id, StreamId::new(3));

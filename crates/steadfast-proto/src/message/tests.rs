@@ -28,7 +28,11 @@ fn with(extra: &[(&'static str, &'static str)]) -> Vec<(&'static str, &'static s
 
 #[test]
 fn valid_request_decodes() {
-    let head = decode_request(fields(&with(&[("content-length", "3"), ("te", "trailers")])), false).unwrap();
+    let head = decode_request(
+        fields(&with(&[("content-length", "3"), ("te", "trailers")])),
+        false,
+    )
+    .unwrap();
     assert_eq!(head.head.method(), Method::GET);
     assert_eq!(head.head.uri().to_string(), "https://example.test/a?b=c");
     assert_eq!(head.content_length, Some(3));
@@ -45,22 +49,38 @@ fn malformed_requests_are_rejected() {
             vec![GET[0], ("x", "y"), GET[1], GET[2], GET[3]],
             "pseudo-header after a regular header",
         ),
-        (with(&[(":status", "200")]), "response pseudo-header in a request"),
+        (
+            with(&[(":status", "200")]),
+            "response pseudo-header in a request",
+        ),
         (with(&[(":foo", "x")]), "unknown pseudo-header"),
         (with(&[("Upper", "x")]), "uppercase field name"),
-        (with(&[("connection", "close")]), "connection-specific header field"),
-        (with(&[("transfer-encoding", "chunked")]), "connection-specific header field"),
-        (with(&[("te", "gzip")]), "te header other than \"trailers\""),
-        (with(&[("x", "a\0b")]), "field value contains NUL, CR or LF"),
-        (with(&[("x", " lead")]), "field value with leading or trailing whitespace"),
-        (with(&[("content-length", "1"), ("content-length", "2")]), "conflicting content-length values"),
-        (with(&[("content-length", "-1")]), "invalid content-length"),
         (
-            vec![GET[0], GET[1], GET[2], (":path", "")],
-            "empty :path",
+            with(&[("connection", "close")]),
+            "connection-specific header field",
         ),
         (
-            vec![(":method", "CONNECT"), (":authority", "a:443"), (":path", "/")],
+            with(&[("transfer-encoding", "chunked")]),
+            "connection-specific header field",
+        ),
+        (with(&[("te", "gzip")]), "te header other than \"trailers\""),
+        (with(&[("x", "a\0b")]), "field value contains NUL, CR or LF"),
+        (
+            with(&[("x", " lead")]),
+            "field value with leading or trailing whitespace",
+        ),
+        (
+            with(&[("content-length", "1"), ("content-length", "2")]),
+            "conflicting content-length values",
+        ),
+        (with(&[("content-length", "-1")]), "invalid content-length"),
+        (vec![GET[0], GET[1], GET[2], (":path", "")], "empty :path"),
+        (
+            vec![
+                (":method", "CONNECT"),
+                (":authority", "a:443"),
+                (":path", "/"),
+            ],
             "CONNECT request with :scheme or :path",
         ),
         (with(&[(":protocol", "websocket")]), "unknown pseudo-header"),
@@ -73,8 +93,15 @@ fn malformed_requests_are_rejected() {
 
 #[test]
 fn connect_and_extended_connect() {
-    let plain = decode_request(fields(&[(":method", "CONNECT"), (":authority", "proxy.test:443")]), false).unwrap();
-    assert_eq!(plain.head.uri().authority().unwrap().as_str(), "proxy.test:443");
+    let plain = decode_request(
+        fields(&[(":method", "CONNECT"), (":authority", "proxy.test:443")]),
+        false,
+    )
+    .unwrap();
+    assert_eq!(
+        plain.head.uri().authority().unwrap().as_str(),
+        "proxy.test:443"
+    );
     let ext = decode_request(
         fields(&[
             (":method", "CONNECT"),
@@ -86,7 +113,10 @@ fn connect_and_extended_connect() {
         true,
     )
     .unwrap();
-    assert_eq!(ext.head.extensions().get::<Protocol>().unwrap().0, "websocket");
+    assert_eq!(
+        ext.head.extensions().get::<Protocol>().unwrap().0,
+        "websocket"
+    );
 }
 
 #[test]
@@ -94,14 +124,26 @@ fn responses_and_trailers() {
     let ok = decode_response(fields(&[(":status", "200"), ("content-length", "5")])).unwrap();
     assert_eq!(ok.head.status(), 200);
     assert_eq!(ok.content_length, Some(5));
-    assert_eq!(decode_response(fields(&[("x", "y")])).unwrap_err(), "response without :status");
-    assert_eq!(decode_response(fields(&[(":status", "101")])).unwrap_err(), "101 Switching Protocols in HTTP/2");
-    assert_eq!(decode_response(fields(&[(":status", "2000")])).unwrap_err(), ":status is not three digits");
+    assert_eq!(
+        decode_response(fields(&[("x", "y")])).unwrap_err(),
+        "response without :status"
+    );
+    assert_eq!(
+        decode_response(fields(&[(":status", "101")])).unwrap_err(),
+        "101 Switching Protocols in HTTP/2"
+    );
+    assert_eq!(
+        decode_response(fields(&[(":status", "2000")])).unwrap_err(),
+        ":status is not three digits"
+    );
     assert_eq!(
         decode_response(fields(&[(":status", "200"), (":path", "/")])).unwrap_err(),
         "request or unknown pseudo-header in a response"
     );
-    assert_eq!(decode_trailers(fields(&[(":status", "200")])).unwrap_err(), "pseudo-header in trailers");
+    assert_eq!(
+        decode_trailers(fields(&[(":status", "200")])).unwrap_err(),
+        "pseudo-header in trailers"
+    );
     let t = decode_trailers(fields(&[("grpc-status", "0"), ("grpc-message", "")])).unwrap();
     assert_eq!(t["grpc-status"], "0");
 }
@@ -118,18 +160,28 @@ fn never_indexed_fields_stay_sensitive() {
 fn outgoing_headers_are_checked() {
     let mut req = Request::new(());
     *req.uri_mut() = "https://a.test/x".parse().unwrap();
-    req.headers_mut().insert("connection", "close".parse().unwrap());
-    assert!(matches!(request_fields(&req), Err(UserError::MalformedHeaders(_))));
+    req.headers_mut()
+        .insert("connection", "close".parse().unwrap());
+    assert!(matches!(
+        request_fields(&req),
+        Err(UserError::MalformedHeaders(_))
+    ));
 
     let mut req = Request::new(());
     *req.uri_mut() = "/no-scheme".parse().unwrap();
-    assert!(matches!(request_fields(&req), Err(UserError::MalformedHeaders(_))));
+    assert!(matches!(
+        request_fields(&req),
+        Err(UserError::MalformedHeaders(_))
+    ));
 
     let mut req = Request::new(());
     *req.uri_mut() = "https://a.test".parse().unwrap();
     let f = request_fields(&req).unwrap();
     let names: Vec<&[u8]> = f.fields.iter().map(|(n, _, _)| &n[..]).collect();
-    assert_eq!(names, [&b":method"[..], b":scheme", b":authority", b":path"]);
+    assert_eq!(
+        names,
+        [&b":method"[..], b":scheme", b":authority", b":path"]
+    );
     assert_eq!(&f.fields[3].1[..], b"/");
 
     let res = Response::builder().status(101).body(()).unwrap();
