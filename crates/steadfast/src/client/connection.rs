@@ -85,9 +85,26 @@ pub async fn connect(uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Er
 /// The TCP and (for `https`) TLS part of [`connect`]: returns the transport, with
 /// ALPN `h2` checked.
 pub async fn connect_transport(uri: &Uri, config: &ClientConfig) -> Result<BoxIo, Error> {
+    connect_transport_to(uri, None, config).await
+}
+
+/// Like [`connect_transport`], to a given address (already resolved) rather than the
+/// URI's host; TLS still verifies the URI's host name.
+pub async fn connect_transport_to(
+    uri: &Uri,
+    addr: Option<std::net::SocketAddr>,
+    config: &ClientConfig,
+) -> Result<BoxIo, Error> {
     let (tls, host, port, target) = target(uri)?;
+    let target = addr.map_or(target, |a| a.to_string());
     let timeout = config.connect_timeout;
-    let tcp = tokio::time::timeout(timeout, TcpStream::connect((host.as_str(), port)))
+    let connecting = async {
+        match addr {
+            Some(addr) => TcpStream::connect(addr).await,
+            None => TcpStream::connect((host.as_str(), port)).await,
+        }
+    };
+    let tcp = tokio::time::timeout(timeout, connecting)
         .await
         .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("connecting to {target}")))?
         .map_err(|e| Error::new(Kind::Connect(e)).context(format!("connecting to {target}")))?;
@@ -328,6 +345,11 @@ impl SendRequest {
         let _ = self.inner.commands.send(Command::Shutdown {
             debug_data: Bytes::new(),
         });
+    }
+
+    /// True when both handles drive the same connection.
+    pub fn same_connection(&self, other: &SendRequest) -> bool {
+        Arc::ptr_eq(&self.inner, &other.inner)
     }
 }
 

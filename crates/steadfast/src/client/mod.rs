@@ -1,0 +1,12 @@
+//! The HTTP/2 client: single connections ([`SendRequest`]) and the pooled [`Client`]
+//! with transparent retry of requests the server provably never processed.
+
+mod backoff;
+mod connection;
+mod replay;
+
+pub use self::backoff::{Backoff, BackoffConfig};
+pub use self::connection::{
+    connect, connect_transport, connect_transport_to, handshake, handshake_for, BoxIo,
+    ClientConfig, Io, SendRequest,
+};
