@@ -10,6 +10,7 @@
 //! - 4: the request failed on HTTP/2 after the connection was up (GOAWAY, RST_STREAM,
 //!   connection lost)
 
+mod demo;
 mod probe;
 mod serve;
 mod tap;
@@ -32,6 +33,13 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// The request reliability mechanism under chaos (about 15 s, on loopback).
+    ///
+    /// Backends behind one client; a steady workload of POSTs; rolling restarts
+    /// (two-phase and single GOAWAY), overload bursts shed with REFUSED_STREAM, and
+    /// crashes. Ends with how every request ended, by fate, and the transparent retries
+    /// by cause. `--no-retry` runs the same chaos with the mechanism off.
+    Demo(demo::Args),
     /// Run an HTTP/2 server for testing and benchmarking.
     ///
     /// `GET /` answers a small fixed body; `POST /echo` streams the request body back
@@ -48,12 +56,18 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // The demo draws its own output; servers log their lifecycle at info.
+    let default_level = if matches!(cli.command, Command::Demo(_)) {
+        "warn"
+    } else {
+        "info"
+    };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
     let runtime = match cli.threads {
@@ -77,6 +91,7 @@ fn main() -> ExitCode {
     };
     let code = runtime.block_on(async {
         match cli.command {
+            Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Probe(args) => probe::run(args).await,
         }

@@ -67,9 +67,13 @@ pub(crate) enum Command {
     Release { id: StreamId, len: usize },
     /// A receiving body was dropped before its end.
     BodyDropped { id: StreamId },
-    /// Start a graceful shutdown (with GOAWAY debug data).
-    Shutdown { debug_data: bytes::Bytes },
-    /// Close now.
+    /// Start a graceful shutdown (with GOAWAY debug data): two-phase, or a single
+    /// GOAWAY with the real last-stream-id.
+    Shutdown {
+        debug_data: bytes::Bytes,
+        two_phase: bool,
+    },
+    /// Close the transport now, without GOAWAY (like a crash).
     Abort,
     /// Send a PING and report when its ACK arrives.
     Ping { tx: oneshot::Sender<()> },
@@ -149,6 +153,24 @@ pub(crate) struct DriverConfig {
     pub(crate) proto: steadfast_proto::Config,
     /// How long in-flight streams may take to finish after a graceful shutdown starts.
     pub(crate) shutdown_grace: Duration,
+    /// (Server) Load shedding: requests over these limits are refused with
+    /// REFUSED_STREAM before the service sees them.
+    pub(crate) shed: Option<Arc<Shedding>>,
+}
+
+/// Server-side admission limits and counters, shared by a server's connections.
+#[derive(Debug, Default)]
+pub(crate) struct Shedding {
+    /// Requests in the service on one connection, at most.
+    pub(crate) per_connection: Option<usize>,
+    /// Requests in the service across the server, at most.
+    pub(crate) per_server: Option<usize>,
+    /// Requests in the service now, across the server.
+    pub(crate) in_flight: AtomicUsize,
+    /// Requests handed to the service so far.
+    pub(crate) accepted: std::sync::atomic::AtomicU64,
+    /// Requests refused with REFUSED_STREAM so far.
+    pub(crate) refused: std::sync::atomic::AtomicU64,
 }
 
 pub(crate) struct Driver<IO> {
@@ -176,6 +198,9 @@ pub(crate) struct Driver<IO> {
     ready: Option<oneshot::Sender<()>>,
     /// Streams whose bodies are being sent.
     sending: Vec<StreamId>,
+    shed: Option<Arc<Shedding>>,
+    /// Told to drop the transport at once.
+    aborted: bool,
     /// Reused by `poll_bodies`, to avoid allocating on every turn.
     scratch: Vec<StreamId>,
 }
@@ -225,6 +250,8 @@ where
             ready: Some(ready_tx),
             sending: Vec::new(),
             scratch: Vec::new(),
+            shed: config.shed.clone(),
+            aborted: false,
         };
         (driver, commands_tx, shared, ready_rx)
     }
@@ -274,10 +301,15 @@ where
                     }
                 }
             }
-            Command::Shutdown { debug_data } => self.start_shutdown(debug_data),
+            Command::Shutdown {
+                debug_data,
+                two_phase,
+            } => self.start_shutdown(debug_data, two_phase),
             Command::Abort => {
-                self.conn
-                    .close(ErrorCode::NO_ERROR, bytes::Bytes::from_static(b"shutdown"));
+                self.aborted = true;
+                if let Ok(mut e) = self.shared.error.lock() {
+                    e.get_or_insert_with(|| Error::new(Kind::ConnectionGone));
+                }
             }
             Command::Ping { tx } => {
                 let payload = self.next_ping.to_be_bytes();
@@ -289,9 +321,13 @@ where
         }
     }
 
-    fn start_shutdown(&mut self, debug_data: bytes::Bytes) {
+    fn start_shutdown(&mut self, debug_data: bytes::Bytes, two_phase: bool) {
         if self.drain_deadline.is_none() {
-            self.conn.graceful_shutdown_with(now(), debug_data);
+            if two_phase {
+                self.conn.graceful_shutdown_with(now(), debug_data);
+            } else {
+                self.conn.shutdown_now_with(now(), debug_data);
+            }
             self.drain_deadline = Some(now() + self.grace);
             self.shared.draining.store(true, Ordering::Release);
         }
@@ -504,6 +540,23 @@ where
     }
 
     fn dispatch_request(&mut self, id: StreamId, request: Request<()>, end_stream: bool) {
+        if let Some(shed) = &self.shed {
+            let over_connection = shed
+                .per_connection
+                .is_some_and(|max| self.slots.len() >= max);
+            let over_server = shed
+                .per_server
+                .is_some_and(|max| shed.in_flight.load(Ordering::Acquire) >= max);
+            if over_connection || over_server {
+                // Before any processing: the client may safely send it again.
+                shed.refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(stream = %id, over_connection, over_server, "load shed: REFUSED_STREAM");
+                let _ = self.conn.reset(id, ErrorCode::REFUSED_STREAM);
+                return;
+            }
+            shed.in_flight.fetch_add(1, Ordering::AcqRel);
+            shed.accepted.fetch_add(1, Ordering::Relaxed);
+        }
         let Some(dispatch) = self.dispatch.as_mut() else {
             return;
         };
@@ -560,9 +613,17 @@ where
         }
     }
 
+    /// A slot was removed: one request less in flight.
     fn request_finished(&self) {
-        if self.role == Role::Client {
-            self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+        match self.role {
+            Role::Client => {
+                self.shared.in_flight.fetch_sub(1, Ordering::AcqRel);
+            }
+            Role::Server => {
+                if let Some(shed) = &self.shed {
+                    shed.in_flight.fetch_sub(1, Ordering::AcqRel);
+                }
+            }
         }
     }
 
@@ -752,7 +813,9 @@ where
 
     fn fail_remaining(&mut self) {
         let error = self.shared.closed_error();
-        for (_, mut slot) in self.slots.drain() {
+        let slots: Vec<Slot> = self.slots.drain().map(|(_, s)| s).collect();
+        for mut slot in slots {
+            self.request_finished();
             if let Some(tx) = slot.response_tx.take() {
                 let _ = tx.send(Err(error.clone()));
             }
@@ -791,6 +854,12 @@ where
             while let Poll::Ready(Some(command)) = this.commands.poll_recv(cx) {
                 this.handle_command(command);
                 progress = true;
+            }
+            if this.aborted {
+                // Dropping the driver drops the socket: no GOAWAY, like a crash.
+                this.shared.closed.store(true, Ordering::Release);
+                this.fail_remaining();
+                return Poll::Ready(());
             }
             progress |= this.poll_read(cx);
             progress |= this.poll_bodies(cx);

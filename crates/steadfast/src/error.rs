@@ -76,6 +76,8 @@ pub(crate) enum Kind {
     ConnectionGone,
     /// A request or response body returned an error.
     Body(BoxError),
+    /// The request's deadline passed (its stream, if any, was cancelled).
+    DeadlineExceeded,
 }
 
 impl Error {
@@ -144,7 +146,7 @@ impl Error {
                 _ => Layer::Connection,
             },
             Kind::ConnectionGone => Layer::Connection,
-            Kind::Body(_) => Layer::Application,
+            Kind::Body(_) | Kind::DeadlineExceeded => Layer::Application,
         }
     }
 
@@ -157,7 +159,7 @@ impl Error {
             Kind::ConnectTimeout => Initiator::Library,
             Kind::Proto(e) => e.initiator(),
             Kind::ConnectionGone => Initiator::Library,
-            Kind::Body(_) => Initiator::Application,
+            Kind::Body(_) | Kind::DeadlineExceeded => Initiator::Application,
         }
     }
 
@@ -214,9 +216,34 @@ impl Error {
         }
     }
 
-    /// True when connecting timed out.
+    /// True when connecting timed out or the request's deadline passed.
     pub fn is_timeout(&self) -> bool {
-        matches!(self.inner.kind, Kind::ConnectTimeout)
+        matches!(
+            self.inner.kind,
+            Kind::ConnectTimeout | Kind::DeadlineExceeded
+        )
+    }
+
+    /// True when the request's own deadline passed.
+    pub fn is_deadline_exceeded(&self) -> bool {
+        matches!(self.inner.kind, Kind::DeadlineExceeded)
+    }
+
+    /// The same error, with `fate` when it had none (a connection that could not be
+    /// established: the request never left).
+    pub(crate) fn with_fate_if_none(self, fate: Fate) -> Self {
+        if self.inner.fate.is_some() {
+            return self;
+        }
+        let inner = &self.inner;
+        Self {
+            inner: Arc::new(Inner {
+                kind: inner.kind.shallow_clone(),
+                fate: Some(fate),
+                stream_id: inner.stream_id,
+                context: inner.context.clone(),
+            }),
+        }
     }
 
     /// What a person should do next, in a few words.
@@ -270,6 +297,7 @@ impl Kind {
             Kind::Proto(e) => Kind::Proto(e.clone()),
             Kind::ConnectionGone => Kind::ConnectionGone,
             Kind::Body(e) => Kind::Body(e.to_string().into()),
+            Kind::DeadlineExceeded => Kind::DeadlineExceeded,
         }
     }
 }
@@ -322,6 +350,7 @@ impl fmt::Display for Error {
             },
             Kind::ConnectionGone => f.write_str("the HTTP/2 connection is closed")?,
             Kind::Body(e) => write!(f, "body error: {e}")?,
+            Kind::DeadlineExceeded => f.write_str("deadline exceeded")?,
         }
         if self.inner.fate.is_some() || matches!(self.layer(), Layer::Tls) {
             write!(f, " ({})", self.advice())?;

@@ -18,7 +18,11 @@ pub mod server;
 pub mod tls;
 
 pub use body::RecvBody;
-pub use client::{connect, ClientConfig, SendRequest};
+pub use client::{
+    connect, Client, ClientConfig, Deadline, Idempotent, PoolConfig, RetryPolicy, SendRequest,
+};
 pub use error::{BoxError, Error, Layer};
-pub use server::{service_fn, Server, ServerConfig, ShutdownHandle};
+pub use server::{
+    bind_reuseport, service_fn, Server, ServerConfig, ServerStats, ShutdownHandle, StatsHandle,
+};
 pub use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};

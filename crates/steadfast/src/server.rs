@@ -20,7 +20,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use crate::body::{boxed, RecvBody};
-use crate::driver::{Command, Dispatch, Driver, DriverConfig};
+use crate::driver::{Command, Dispatch, Driver, DriverConfig, Shedding};
 use crate::error::BoxError;
 use crate::tls;
 
@@ -39,6 +39,12 @@ pub struct ServerConfig {
     pub tls: Option<Arc<rustls::ServerConfig>>,
     /// How long a client may take to complete the TLS handshake.
     pub tls_handshake_timeout: Duration,
+    /// Load shedding: requests in the service on one connection, at most; more are
+    /// refused with RST_STREAM(REFUSED_STREAM) before the service sees them, so
+    /// clients retry them safely (elsewhere). Set it below `proto.max_concurrent_streams`.
+    pub max_in_flight_per_connection: Option<usize>,
+    /// Load shedding across the whole server.
+    pub max_in_flight: Option<usize>,
 }
 
 impl Default for ServerConfig {
@@ -49,14 +55,20 @@ impl Default for ServerConfig {
             max_connections: 10_000,
             tls: None,
             tls_handshake_timeout: Duration::from_secs(10),
+            max_in_flight_per_connection: None,
+            max_in_flight: None,
         }
     }
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Signal {
     Run,
-    Graceful,
+    /// Drain: `two_phase` GOAWAY (or a single one), with this debug data.
+    Graceful {
+        two_phase: bool,
+        debug_data: Bytes,
+    },
     Abort,
 }
 
@@ -70,16 +82,38 @@ impl ShutdownHandle {
     /// Stops accepting, sends the two-phase GOAWAY on every connection, lets in-flight
     /// requests finish within the grace period, then closes.
     pub fn graceful(&self) {
+        self.drain(true, Bytes::new());
+    }
+
+    /// Like [`graceful`](Self::graceful), with debug data in the GOAWAY frames (e.g.
+    /// `restart`).
+    pub fn graceful_with(&self, debug_data: Bytes) {
+        self.drain(true, debug_data);
+    }
+
+    /// Stops accepting and drains every connection with a single GOAWAY carrying the
+    /// real last-stream-id, at once — what servers without the two-phase dance do.
+    /// Requests crossing the GOAWAY on the wire are refused; the client may retry
+    /// them elsewhere, safely.
+    pub fn graceful_now(&self, debug_data: Bytes) {
+        self.drain(false, debug_data);
+    }
+
+    fn drain(&self, two_phase: bool, debug_data: Bytes) {
         self.tx.send_if_modified(|s| {
             let change = *s == Signal::Run;
             if change {
-                *s = Signal::Graceful;
+                *s = Signal::Graceful {
+                    two_phase,
+                    debug_data,
+                };
             }
             change
         });
     }
 
-    /// Stops accepting and closes every connection at once.
+    /// Stops accepting and drops every connection at once, without GOAWAY, as a crash
+    /// would: requests in flight are lost (their clients see `MaybeProcessed`).
     pub fn abort(&self) {
         let _ = self.tx.send(Signal::Abort);
     }
@@ -90,16 +124,54 @@ impl ShutdownHandle {
 pub struct Server {
     config: ServerConfig,
     signal: Arc<watch::Sender<Signal>>,
+    shed: Arc<Shedding>,
+}
+
+/// Counters of a [`Server`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ServerStats {
+    /// Requests handed to the service.
+    pub accepted: u64,
+    /// Requests refused with REFUSED_STREAM by load shedding.
+    pub refused: u64,
+    /// Requests in the service now.
+    pub in_flight: usize,
+}
+
+/// Reads a [`Server`]'s counters from anywhere.
+#[derive(Clone, Debug)]
+pub struct StatsHandle(Arc<Shedding>);
+
+impl StatsHandle {
+    /// The counters now.
+    pub fn get(&self) -> ServerStats {
+        ServerStats {
+            accepted: self.0.accepted.load(Ordering::Relaxed),
+            refused: self.0.refused.load(Ordering::Relaxed),
+            in_flight: self.0.in_flight.load(Ordering::Relaxed),
+        }
+    }
 }
 
 impl Server {
     /// A server with these settings.
     pub fn new(config: ServerConfig) -> Self {
         let (tx, _) = watch::channel(Signal::Run);
+        let shed = Arc::new(Shedding {
+            per_connection: config.max_in_flight_per_connection,
+            per_server: config.max_in_flight,
+            ..Shedding::default()
+        });
         Self {
             config,
             signal: Arc::new(tx),
+            shed,
         }
+    }
+
+    /// A handle to read the server's counters.
+    pub fn stats_handle(&self) -> StatsHandle {
+        StatsHandle(self.shed.clone())
     }
 
     /// A handle that can shut the server down.
@@ -153,6 +225,7 @@ impl Server {
             let connections = connections.clone();
             let span = tracing::debug_span!("h2", role = "server", %peer);
             let signal_now = signal.clone();
+            let shed = self.shed.clone();
             tasks.spawn(
                 async move {
                     serve_connection(
@@ -160,6 +233,7 @@ impl Server {
                         peer,
                         id,
                         config,
+                        shed,
                         acceptor,
                         dispatch,
                         connections,
@@ -174,23 +248,18 @@ impl Server {
             while tasks.try_join_next().is_some() {}
         }
         drop(listener);
-        let signal_now = *signal.borrow();
+        let signal_now = signal.borrow().clone();
         let senders: Vec<_> = connections
             .lock()
             .map(|c| c.values().cloned().collect())
             .unwrap_or_default();
         tracing::info!(
             connections = senders.len(),
-            graceful = signal_now == Signal::Graceful,
+            graceful = signal_now != Signal::Abort,
             "shutting down"
         );
         for tx in senders {
-            let _ = tx.send(match signal_now {
-                Signal::Abort => Command::Abort,
-                _ => Command::Shutdown {
-                    debug_data: Bytes::new(),
-                },
-            });
+            let _ = tx.send(signal_command(&signal_now));
         }
         while tasks.join_next().await.is_some() {}
         Ok(())
@@ -203,6 +272,7 @@ async fn serve_connection(
     peer: SocketAddr,
     id: u64,
     config: ServerConfig,
+    shed: Arc<Shedding>,
     acceptor: Option<TlsAcceptor>,
     dispatch: Dispatch,
     connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>>,
@@ -211,22 +281,16 @@ async fn serve_connection(
     let driver_config = DriverConfig {
         proto: config.proto.clone(),
         shutdown_grace: config.shutdown_grace,
+        shed: Some(shed),
     };
     let run = |commands: mpsc::UnboundedSender<Command>| {
         if let Ok(mut c) = connections.lock() {
             c.insert(id, commands.clone());
         }
         // A shutdown that began while this connection was being set up.
-        match *signal.borrow() {
-            Signal::Run => {}
-            Signal::Graceful => {
-                let _ = commands.send(Command::Shutdown {
-                    debug_data: Bytes::new(),
-                });
-            }
-            Signal::Abort => {
-                let _ = commands.send(Command::Abort);
-            }
+        let now = signal.borrow().clone();
+        if now != Signal::Run {
+            let _ = commands.send(signal_command(&now));
         }
     };
     match acceptor {
@@ -263,6 +327,23 @@ async fn serve_connection(
     tracing::debug!(%peer, "connection closed");
 }
 
+fn signal_command(signal: &Signal) -> Command {
+    match signal {
+        Signal::Abort => Command::Abort,
+        Signal::Graceful {
+            two_phase,
+            debug_data,
+        } => Command::Shutdown {
+            debug_data: debug_data.clone(),
+            two_phase: *two_phase,
+        },
+        Signal::Run => Command::Shutdown {
+            debug_data: Bytes::new(),
+            two_phase: true,
+        },
+    }
+}
+
 fn make_dispatch<S, B>(service: S) -> Dispatch
 where
     S: Service<Request<RecvBody>, Response = Response<B>> + Clone + Send + 'static,
@@ -281,6 +362,22 @@ where
             Ok(response.map(boxed))
         })
     })
+}
+
+/// Binds a listener with `SO_REUSEPORT`, so that a new server can take over the port
+/// while the old one drains: start the new server on the same address, then shut the
+/// old one down gracefully — no connection is refused in between.
+pub fn bind_reuseport(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    #[cfg(unix)]
+    socket.set_reuseport(true)?;
+    socket.bind(addr)?;
+    socket.listen(1024)
 }
 
 /// Makes a [`Service`] from an async function, without pulling in `tower`.

@@ -3,6 +3,7 @@
 mod config;
 mod recv;
 mod send;
+mod timers;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
@@ -11,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use http::{HeaderMap, Request, Response};
 use steadfast_hpack::{Decoder, Encoder};
 
-pub use self::config::{Config, FloodLimits, Role};
+pub use self::config::{Config, FloodLimits, Keepalive, PingPolicy, Role};
 use crate::error::{Error, ErrorCode, Fate, GoAway, Initiator, UserError};
 use crate::frame::{
     GoAwayFrame, Ping, RstStream, Settings, SettingsFrame, StreamId, WindowUpdate,
@@ -231,6 +232,8 @@ pub struct Connection {
     flood: FloodCounters,
     events: VecDeque<Event>,
     stream_available_signalled: bool,
+    /// Keepalive, PING policy, idle and age (see `timers.rs`).
+    timers: timers::Timers,
 }
 
 impl Connection {
@@ -299,6 +302,7 @@ impl Connection {
             },
             events: VecDeque::new(),
             stream_available_signalled: false,
+            timers: timers::Timers::new(now),
             state: State::Open,
             config,
         };
@@ -414,7 +418,12 @@ impl Connection {
     }
 
     /// The earliest time at which [`handle_timeout`](Self::handle_timeout) must be
-    /// called.
+    /// called: the SETTINGS acknowledgement timeout, the graceful shutdown's PING
+    /// timeout, and the timers of [`Config::keepalive`] (next PING, or the deadline of
+    /// the one outstanding), [`Config::max_connection_idle`],
+    /// [`Config::max_connection_age`] and [`Config::max_connection_age_grace`]. It may
+    /// lie in the past (e.g. a keepalive PING is overdue when the first stream opens
+    /// after a long silence); `None` when nothing is armed.
     pub fn poll_timeout(&self) -> Option<Instant> {
         if self.is_closed() {
             return None;
@@ -427,7 +436,11 @@ impl Connection {
             Some(Shutdown::AwaitingPing { deadline }) => Some(deadline),
             _ => None,
         };
-        settings.into_iter().chain(shutdown).min()
+        settings
+            .into_iter()
+            .chain(shutdown)
+            .chain(self.timers_poll_timeout())
+            .min()
     }
 
     /// The next event for the application.
@@ -475,6 +488,7 @@ impl Connection {
             stream.send_end = SendEnd::EndStream;
         }
         self.streams.insert(id, stream);
+        self.timers_on_stream_opened();
         self.pending_open.push_back(id);
         self.open_pending_streams();
         Ok(id)
@@ -601,10 +615,14 @@ impl Connection {
         self.flush_window_updates(Some(id));
     }
 
-    /// Sends a PING; its acknowledgement arrives as [`Event::PingAck`].
+    /// Sends a PING; its acknowledgement arrives as [`Event::PingAck`]. The payloads
+    /// `sf-drain` and `sf-alive` are reserved for graceful shutdown and keepalive.
     pub fn ping(&mut self, payload: [u8; 8]) -> Result<(), Error> {
         self.check_open()?;
-        if payload == SHUTDOWN_PING || self.pings_in_flight.contains(&payload) {
+        if payload == SHUTDOWN_PING
+            || payload == timers::KEEPALIVE_PING
+            || self.pings_in_flight.contains(&payload)
+        {
             return Err(UserError::PingInFlight.into());
         }
         self.pings_in_flight.push(payload);
@@ -652,6 +670,28 @@ impl Connection {
         }
     }
 
+    /// A single-phase graceful shutdown, as many servers do it: one GOAWAY(NO_ERROR)
+    /// with the real last-stream-id at once, no PING round trip. Streams the client
+    /// sent that cross the GOAWAY on the wire are refused (and safe for it to retry);
+    /// streams at or below it finish. A client behaves as in
+    /// [`graceful_shutdown_with`](Self::graceful_shutdown_with).
+    pub fn shutdown_now_with(&mut self, now: Instant, debug_data: Bytes) {
+        if self.is_closed() || matches!(self.shutdown, Some(Shutdown::Final)) {
+            return;
+        }
+        if self.role == Role::Client {
+            self.graceful_shutdown_with(now, debug_data);
+            return;
+        }
+        self.send_goaway(
+            ErrorCode::NO_ERROR,
+            self.last_processed_remote_id,
+            debug_data,
+        );
+        self.shutdown = Some(Shutdown::Final);
+        self.maybe_finish();
+    }
+
     /// Closes the connection at once with GOAWAY(code) on the application's behalf;
     /// every open stream fails.
     pub fn close(&mut self, code: ErrorCode, debug_data: Bytes) {
@@ -680,8 +720,12 @@ impl Connection {
         if self.is_closed() {
             return;
         }
+        if !data.is_empty() {
+            self.timers_on_read(now);
+        }
         self.recv_buf.extend_from_slice(data);
         self.process_input(now);
+        self.timers_sync_idle(now);
     }
 
     /// The transport reached EOF or failed. Streams still open fail with their fate.
@@ -695,7 +739,8 @@ impl Connection {
         self.fail_connection(error);
     }
 
-    /// Time has reached (or passed) [`poll_timeout`](Self::poll_timeout).
+    /// Time has reached (or passed) [`poll_timeout`](Self::poll_timeout): acts on every
+    /// timer that is due at `now` and disarms it. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
         if self.is_closed() {
             return;
@@ -713,6 +758,9 @@ impl Connection {
             if now >= deadline {
                 self.send_final_goaway();
             }
+        }
+        if !self.is_closed() {
+            self.timers_handle_timeout(now);
         }
     }
 
@@ -738,6 +786,7 @@ impl Connection {
     fn write_headers(&mut self, id: StreamId, fields: &message::EncodedFields, end_stream: bool) {
         let mut block = BytesMut::new();
         self.encoder.encode(fields.iter(), &mut block);
+        self.timers_on_headers_or_data_sent();
         send::write_field_block(
             &mut self.out,
             id,

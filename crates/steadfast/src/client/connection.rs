@@ -61,6 +61,7 @@ impl Drop for HandleInner {
     fn drop(&mut self) {
         let _ = self.commands.send(Command::Shutdown {
             debug_data: Bytes::new(),
+            two_phase: true,
         });
     }
 }
@@ -211,6 +212,7 @@ where
     let driver_config = DriverConfig {
         proto: config.proto.clone(),
         shutdown_grace: Duration::from_secs(3600),
+        shed: None,
     };
     let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None);
     driver.spawn(span);
@@ -344,6 +346,7 @@ impl SendRequest {
     pub fn close(&self) {
         let _ = self.inner.commands.send(Command::Shutdown {
             debug_data: Bytes::new(),
+            two_phase: true,
         });
     }
 

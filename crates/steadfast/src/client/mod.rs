@@ -10,3 +10,9 @@ pub use self::connection::{
     connect, connect_transport, connect_transport_to, handshake, handshake_for, BoxIo,
     ClientConfig, Io, SendRequest,
 };
+mod pool;
+
+pub use self::pool::{
+    Client, ClientStats, Deadline, DnsResolver, Idempotent, PoolConfig, Resolve, RetryPolicy,
+    StaticResolver,
+};

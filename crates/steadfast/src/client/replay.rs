@@ -70,7 +70,7 @@ impl Replay {
             state: self.state.clone(),
             next: 0,
             end_stream: self.end_stream,
-            size_hint: self.size_hint.clone(),
+            size_hint: self.size_hint,
             done: self.end_stream,
         })
     }
@@ -81,6 +81,7 @@ impl Replay {
     }
 
     /// Bytes currently held for replay.
+    #[cfg(test)]
     pub(crate) fn kept(&self) -> usize {
         self.state.lock().map(|s| s.kept).unwrap_or(0)
     }
@@ -181,7 +182,7 @@ impl Body for ReplayBody {
     }
 
     fn size_hint(&self) -> SizeHint {
-        self.size_hint.clone()
+        self.size_hint
     }
 }
 

@@ -1,0 +1,642 @@
+//! The pooled client and the request reliability mechanism.
+//!
+//! [`Client`] keeps connections per authority and sends each request on one of them.
+//! When a request fails, its [`Fate`] decides what happens:
+//! - `NotSent`: it never left this process — sent again, as often as needed, until the
+//!   request's deadline;
+//! - `Refused`: the server proved it did no processing (above a GOAWAY's
+//!   last-stream-id, or RST_STREAM REFUSED_STREAM) — sent again once, transparently, on
+//!   another connection when its own is draining (gRFC A6's rule); further retries only
+//!   under an explicit policy;
+//! - `MaybeProcessed`: retried only for requests marked [`Idempotent`], under the
+//!   policy's budget;
+//! - `Processed`: never retried.
+//!
+//! The body of every request is kept in a bounded retry buffer while it is sent, so a
+//! retry replays it; a body that overflows the buffer ends the request's retryability.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http::{Request, Response, Uri};
+use http_body::Body;
+use steadfast_proto::Fate;
+
+use super::backoff::{Backoff, BackoffConfig, SplitMix64};
+use super::connection::{connect_transport_to, handshake_for, ClientConfig, SendRequest};
+use super::replay::Replay;
+use crate::body::{boxed, RecvBody};
+use crate::error::{BoxError, Error, Kind};
+
+/// A request extension: the request must complete by this instant, retries included.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Deadline(pub Instant);
+
+/// A request extension: the caller declares the request idempotent, so it may be
+/// retried even when the server may have processed it (`MaybeProcessed`), within
+/// [`RetryPolicy::maybe_processed_retries`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Idempotent;
+
+/// Which failed requests are sent again.
+#[derive(Clone, Debug)]
+pub struct RetryPolicy {
+    /// Master switch of the transparent retry (off: every failure goes to the caller).
+    pub enabled: bool,
+    /// How many times a `Refused` request is resent. The first resend is immediate
+    /// (gRFC A6's transparent retry); later ones wait `refused_backoff`, doubling each
+    /// time (±20% jitter, at most 1 s), so an overloaded server is not stormed.
+    pub refused_retries: u32,
+    /// The wait before the second resend of a refused request.
+    pub refused_backoff: Duration,
+    /// How many times a `MaybeProcessed` request marked [`Idempotent`] is resent.
+    pub maybe_processed_retries: u32,
+    /// Bytes of request body kept for replay, per request.
+    pub buffer_per_request: usize,
+    /// Bytes of request body kept for replay across all in-flight requests.
+    pub buffer_total: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            refused_retries: 1,
+            refused_backoff: Duration::from_millis(10),
+            maybe_processed_retries: 0,
+            buffer_per_request: 64 << 10,
+            buffer_total: 16 << 20,
+        }
+    }
+}
+
+impl RetryPolicy {
+    /// No transparent retry at all.
+    pub fn disabled() -> Self {
+        Self {
+            enabled: false,
+            ..Self::default()
+        }
+    }
+}
+
+/// Finds the addresses behind an authority; asked again whenever a new connection is
+/// opened, so a replacement connection follows DNS (or any other naming) changes.
+pub trait Resolve: Send + Sync + 'static {
+    /// The addresses for `host:port`, in the order to try them.
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
+}
+
+/// Resolves with the system resolver.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct DnsResolver;
+
+impl Resolve for DnsResolver {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+    {
+        let target = format!("{host}:{port}");
+        Box::pin(async move { Ok(tokio::net::lookup_host(target).await?.collect()) })
+    }
+}
+
+/// Resolves every authority to a fixed list of addresses (tests, demos, static
+/// backends).
+#[derive(Clone, Debug)]
+pub struct StaticResolver(pub Arc<Mutex<Vec<SocketAddr>>>);
+
+impl StaticResolver {
+    /// A resolver answering `addrs` for every name.
+    pub fn new(addrs: Vec<SocketAddr>) -> Self {
+        Self(Arc::new(Mutex::new(addrs)))
+    }
+}
+
+impl Resolve for StaticResolver {
+    fn resolve(
+        &self,
+        _: &str,
+        _: u16,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
+    {
+        let addrs = self.0.lock().map(|a| a.clone()).unwrap_or_default();
+        Box::pin(async move { Ok(addrs) })
+    }
+}
+
+/// Settings of a [`Client`].
+#[derive(Clone, Debug)]
+pub struct PoolConfig {
+    /// Settings of each connection.
+    pub connection: ClientConfig,
+    /// Connections kept per authority even when one would do (spreads load over the
+    /// addresses a name resolves to).
+    pub min_connections: usize,
+    /// Connections opened per authority at most; beyond, requests queue on the least
+    /// loaded one.
+    pub max_connections: usize,
+    /// Reconnection backoff (the gRPC connection-backoff spec by default).
+    pub backoff: BackoffConfig,
+    /// Retry behaviour.
+    pub retry: RetryPolicy,
+    /// Deadline of requests that carry no [`Deadline`].
+    pub default_timeout: Option<Duration>,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            connection: ClientConfig::default(),
+            min_connections: 1,
+            max_connections: 8,
+            backoff: BackoffConfig::default(),
+            retry: RetryPolicy::default(),
+            default_timeout: None,
+        }
+    }
+}
+
+/// Counters of a [`Client`], readable at any time.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ClientStats {
+    /// Requests handed to `send`.
+    pub requests: u64,
+    /// Requests that got a response.
+    pub succeeded: u64,
+    /// Requests that failed, by fate.
+    pub failed_not_sent: u64,
+    /// Requests that failed although refused (only when retries are off or spent).
+    pub failed_refused: u64,
+    /// Requests that failed after being sent, without proof either way.
+    pub failed_maybe_processed: u64,
+    /// Requests that failed after response headers arrived.
+    pub failed_processed: u64,
+    /// Requests that failed with no fate (local errors).
+    pub failed_other: u64,
+    /// Transparent retries of requests that were never sent.
+    pub retries_not_sent: u64,
+    /// Transparent retries of requests above a GOAWAY's last-stream-id.
+    pub retries_refused_goaway: u64,
+    /// Transparent retries of requests reset with REFUSED_STREAM.
+    pub retries_refused_stream: u64,
+    /// Retries of idempotent requests that may have been processed.
+    pub retries_maybe_processed: u64,
+    /// Connections established.
+    pub connects: u64,
+    /// Connection attempts that failed.
+    pub connect_failures: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    requests: AtomicU64,
+    succeeded: AtomicU64,
+    failed: [AtomicU64; 5],
+    retries: [AtomicU64; 4],
+    connects: AtomicU64,
+    connect_failures: AtomicU64,
+}
+
+/// Why a request was sent again.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum RetryCause {
+    NotSent = 0,
+    RefusedGoAway = 1,
+    RefusedStream = 2,
+    MaybeProcessed = 3,
+}
+
+impl RetryCause {
+    fn name(self) -> &'static str {
+        match self {
+            Self::NotSent => "not sent",
+            Self::RefusedGoAway => "refused by GOAWAY",
+            Self::RefusedStream => "REFUSED_STREAM",
+            Self::MaybeProcessed => "idempotent, maybe processed",
+        }
+    }
+}
+
+/// An HTTP/2 client with a connection pool per authority and transparent retry of
+/// requests the server provably never processed. Cheap to clone.
+#[derive(Clone)]
+pub struct Client {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("stats", &self.stats())
+            .finish()
+    }
+}
+
+struct Inner {
+    config: PoolConfig,
+    resolver: Arc<dyn Resolve>,
+    authorities: Mutex<HashMap<String, Arc<Authority>>>,
+    counters: Counters,
+    buffer_available: AtomicUsize,
+}
+
+struct Authority {
+    /// `scheme://authority`, for connecting and for TLS names.
+    uri: Uri,
+    conns: Mutex<Vec<SendRequest>>,
+    connecting: tokio::sync::Mutex<ConnectState>,
+}
+
+struct ConnectState {
+    backoff: Backoff,
+    /// No attempt before this.
+    next_attempt: Option<tokio::time::Instant>,
+    /// Rotates over resolved addresses.
+    next_addr: usize,
+}
+
+impl Client {
+    /// A client resolving names with the system resolver.
+    pub fn new(config: PoolConfig) -> Self {
+        Self::with_resolver(config, DnsResolver)
+    }
+
+    /// A client with its own name resolution.
+    pub fn with_resolver(config: PoolConfig, resolver: impl Resolve) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                buffer_available: AtomicUsize::new(config.retry.buffer_total),
+                config,
+                resolver: Arc::new(resolver),
+                authorities: Mutex::new(HashMap::new()),
+                counters: Counters::default(),
+            }),
+        }
+    }
+
+    /// The counters so far.
+    pub fn stats(&self) -> ClientStats {
+        let c = &self.inner.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        ClientStats {
+            requests: get(&c.requests),
+            succeeded: get(&c.succeeded),
+            failed_not_sent: get(&c.failed[0]),
+            failed_refused: get(&c.failed[1]),
+            failed_maybe_processed: get(&c.failed[2]),
+            failed_processed: get(&c.failed[3]),
+            failed_other: get(&c.failed[4]),
+            retries_not_sent: get(&c.retries[0]),
+            retries_refused_goaway: get(&c.retries[1]),
+            retries_refused_stream: get(&c.retries[2]),
+            retries_maybe_processed: get(&c.retries[3]),
+            connects: get(&c.connects),
+            connect_failures: get(&c.connect_failures),
+        }
+    }
+
+    /// Sends a request (its URI must name the scheme and authority) and waits for the
+    /// response head, retrying transparently as the module documentation describes.
+    pub async fn send<B>(&self, request: Request<B>) -> Result<Response<RecvBody>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let counters = &self.inner.counters;
+        counters.requests.fetch_add(1, Ordering::Relaxed);
+        let result = self.send_inner(request).await;
+        match &result {
+            Ok(_) => counters.succeeded.fetch_add(1, Ordering::Relaxed),
+            Err(e) => {
+                let i = match e.fate() {
+                    Some(Fate::NotSent) => 0,
+                    Some(Fate::Refused) => 1,
+                    Some(Fate::MaybeProcessed) => 2,
+                    Some(Fate::Processed) => 3,
+                    None => 4,
+                };
+                counters.failed[i].fetch_add(1, Ordering::Relaxed)
+            }
+        };
+        result
+    }
+
+    async fn send_inner<B>(&self, request: Request<B>) -> Result<Response<RecvBody>, Error>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
+        let (parts, body) = request.into_parts();
+        let deadline = parts
+            .extensions
+            .get::<Deadline>()
+            .map(|d| tokio::time::Instant::from_std(d.0))
+            .or_else(|| {
+                self.inner
+                    .config
+                    .default_timeout
+                    .map(|t| tokio::time::Instant::now() + t)
+            });
+        let idempotent = parts.extensions.get::<Idempotent>().is_some();
+        let authority = self.authority(&parts.uri)?;
+        let policy = &self.inner.config.retry;
+        let reserve = if policy.enabled {
+            self.reserve_buffer(policy.buffer_per_request)
+        } else {
+            0
+        };
+        let _release = BufferGuard {
+            inner: &self.inner,
+            amount: reserve,
+        };
+        let replay = Replay::new(boxed(body), reserve);
+        let mut refused_left = policy.refused_retries;
+        let mut maybe_left = if idempotent {
+            policy.maybe_processed_retries
+        } else {
+            0
+        };
+        let mut avoid: Option<SendRequest> = None;
+        let mut last_error: Option<Error> = None;
+        let mut refused_count = 0u32;
+        let mut rng = SplitMix64(SplitMix64::seed());
+        loop {
+            let Some(body) = replay.attempt() else {
+                // Only after an overflow, which ends the loop below: kept for safety.
+                return Err(last_error.unwrap_or_else(|| Error::new(Kind::ConnectionGone)));
+            };
+            let attempt = async {
+                let conn = match self.connection(&authority, avoid.as_ref()).await {
+                    Ok(conn) => conn,
+                    Err(e) => return (None, Err(e)),
+                };
+                let result = conn.send(rebuild(&parts, body)).await;
+                (Some(conn), result)
+            };
+            let (conn, result) = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, attempt).await {
+                    Ok(o) => o,
+                    // Dropping the attempt cancels its stream (RST_STREAM CANCEL).
+                    Err(_) => return Err(Error::new(Kind::DeadlineExceeded)),
+                },
+                None => attempt.await,
+            };
+            let error = match result {
+                Ok(response) => return Ok(response),
+                Err(e) => e,
+            };
+            if !policy.enabled {
+                return Err(error);
+            }
+            let cause = match error.fate() {
+                // No connection could be had: without a deadline, fail fast rather than
+                // wait for a target that may never come back.
+                Some(Fate::NotSent) if conn.is_none() && deadline.is_none() => return Err(error),
+                Some(Fate::NotSent) => RetryCause::NotSent,
+                Some(Fate::Refused) if refused_left > 0 => {
+                    refused_left -= 1;
+                    if error.goaway().is_some() {
+                        RetryCause::RefusedGoAway
+                    } else {
+                        RetryCause::RefusedStream
+                    }
+                }
+                Some(Fate::MaybeProcessed) if maybe_left > 0 => {
+                    maybe_left -= 1;
+                    RetryCause::MaybeProcessed
+                }
+                _ => return Err(error),
+            };
+            if replay.overflowed() {
+                return Err(
+                    error.context("not retried: the request body exceeded the retry buffer")
+                );
+            }
+            if matches!(cause, RetryCause::RefusedGoAway | RetryCause::RefusedStream) {
+                refused_count += 1;
+                if refused_count > 1 {
+                    let exp = policy
+                        .refused_backoff
+                        .saturating_mul(1 << (refused_count - 2).min(16));
+                    let wait = exp
+                        .min(Duration::from_secs(1))
+                        .mul_f64(0.8 + 0.4 * rng.next_f64());
+                    let sleep = tokio::time::sleep(wait);
+                    match deadline {
+                        Some(d) if tokio::time::Instant::now() + wait >= d => {
+                            return Err(error.context("deadline exceeded while waiting to retry"));
+                        }
+                        _ => sleep.await,
+                    }
+                }
+            }
+            self.inner.counters.retries[cause as usize].fetch_add(1, Ordering::Relaxed);
+            tracing::debug!(cause = cause.name(), %error, "transparent retry");
+            avoid = conn;
+            last_error = Some(error);
+        }
+    }
+
+    fn reserve_buffer(&self, want: usize) -> usize {
+        let available = &self.inner.buffer_available;
+        let mut current = available.load(Ordering::Relaxed);
+        loop {
+            let take = want.min(current);
+            match available.compare_exchange_weak(
+                current,
+                current - take,
+                Ordering::AcqRel,
+                Ordering::Relaxed,
+            ) {
+                Ok(_) => return take,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    fn authority(&self, uri: &Uri) -> Result<Arc<Authority>, Error> {
+        let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
+            return Err(Error::with_fate(
+                Kind::Proto(steadfast_proto::Error::User(
+                    steadfast_proto::UserError::MalformedHeaders(
+                        "the request URI needs a scheme and an authority".into(),
+                    ),
+                )),
+                Some(Fate::NotSent),
+                None,
+            ));
+        };
+        let key = format!("{scheme}://{authority}");
+        let mut map = self
+            .inner
+            .authorities
+            .lock()
+            .map_err(|_| Error::new(Kind::ConnectionGone))?;
+        let entry = map.entry(key.clone()).or_insert_with(|| {
+            Arc::new(Authority {
+                uri: key.parse().unwrap_or_default(),
+                conns: Mutex::new(Vec::new()),
+                connecting: tokio::sync::Mutex::new(ConnectState {
+                    backoff: Backoff::new(self.inner.config.backoff.clone(), SplitMix64::seed()),
+                    next_attempt: None,
+                    next_addr: 0,
+                }),
+            })
+        });
+        Ok(entry.clone())
+    }
+
+    /// A connection for the next attempt: the least loaded usable one, or a new one.
+    /// A failure to connect is reported with fate `NotSent`; the next call waits for
+    /// the backoff before trying again.
+    async fn connection(
+        &self,
+        authority: &Authority,
+        avoid: Option<&SendRequest>,
+    ) -> Result<SendRequest, Error> {
+        if let Some(conn) = self.pick(authority, avoid) {
+            return Ok(conn);
+        }
+        let mut state = authority.connecting.lock().await;
+        // Someone else may have connected while we waited for the lock.
+        if let Some(conn) = self.pick(authority, avoid) {
+            return Ok(conn);
+        }
+        if let Some(at) = state.next_attempt {
+            tokio::time::sleep_until(at).await;
+        }
+        match self.connect(authority, &mut state).await {
+            Ok(conn) => {
+                // The server's SETTINGS arrived (connect waits for them): reset.
+                state.backoff.reset();
+                state.next_attempt = None;
+                if let Ok(mut conns) = authority.conns.lock() {
+                    conns.push(conn.clone());
+                }
+                Ok(conn)
+            }
+            Err(e) => {
+                let delay = state.backoff.next_delay();
+                tracing::debug!(error = %e, ?delay, "connect failed; backing off");
+                state.next_attempt = Some(tokio::time::Instant::now() + delay);
+                Err(e.with_fate_if_none(Fate::NotSent))
+            }
+        }
+    }
+
+    /// The least loaded open, non-draining connection with a free stream, preferring
+    /// one other than `avoid`; `None` when a new connection should be opened.
+    fn pick(&self, authority: &Authority, avoid: Option<&SendRequest>) -> Option<SendRequest> {
+        let config = &self.inner.config;
+        let mut conns = authority.conns.lock().ok()?;
+        conns.retain(|c| !c.is_closed());
+        let usable: Vec<&SendRequest> = conns.iter().filter(|c| !c.is_draining()).collect();
+        let others: Vec<&SendRequest> = usable
+            .iter()
+            .copied()
+            .filter(|c| avoid.is_none_or(|a| !a.same_connection(c)))
+            .collect();
+        let choices = if others.is_empty() { &usable } else { &others };
+        let best = choices.iter().min_by_key(|c| c.in_flight()).copied()?;
+        let open = usable.len();
+        let has_room = (best.in_flight() as u64) < u64::from(best.peer_max_concurrent_streams());
+        if open >= config.max_connections || (has_room && open >= config.min_connections) {
+            // At the cap, requests queue on the least loaded connection.
+            Some(best.clone())
+        } else {
+            None
+        }
+    }
+
+    async fn connect(
+        &self,
+        authority: &Authority,
+        state: &mut ConnectState,
+    ) -> Result<SendRequest, Error> {
+        let uri = &authority.uri;
+        let host = uri
+            .host()
+            .unwrap_or_default()
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .to_owned();
+        let tls = uri.scheme_str() == Some("https");
+        let port = uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
+        let counters = &self.inner.counters;
+        let addrs = self
+            .inner
+            .resolver
+            .resolve(&host, port)
+            .await
+            .map_err(|e| Error::new(Kind::Connect(e)).context(format!("resolving {host}")))?;
+        if addrs.is_empty() {
+            counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+            return Err(
+                Error::new(Kind::Connect(std::io::Error::other("no addresses")))
+                    .context(format!("resolving {host}")),
+            );
+        }
+        let mut config = self.inner.config.connection.clone();
+        // gRPC connection backoff: an attempt gets max(MIN_CONNECT_TIMEOUT, backoff).
+        config.connect_timeout = state.backoff.connect_timeout();
+        let mut last = None;
+        // Try each address once, starting after the one used last (spreads connections).
+        for i in 0..addrs.len() {
+            let addr = addrs[(state.next_addr + i) % addrs.len()];
+            let result = async {
+                let io = connect_transport_to(uri, Some(addr), &config).await?;
+                handshake_for(io, uri, &config).await
+            }
+            .await;
+            match result {
+                Ok(conn) => {
+                    state.next_addr = (state.next_addr + i + 1) % addrs.len();
+                    counters.connects.fetch_add(1, Ordering::Relaxed);
+                    return Ok(conn);
+                }
+                Err(e) => {
+                    counters.connect_failures.fetch_add(1, Ordering::Relaxed);
+                    last = Some(e);
+                }
+            }
+        }
+        state.next_addr = (state.next_addr + 1) % addrs.len();
+        Err(last.unwrap_or_else(|| Error::new(Kind::ConnectionGone)))
+    }
+}
+
+/// A new attempt of the same request.
+fn rebuild(
+    parts: &http::request::Parts,
+    body: super::replay::ReplayBody,
+) -> Request<super::replay::ReplayBody> {
+    let mut request = Request::new(body);
+    *request.method_mut() = parts.method.clone();
+    *request.uri_mut() = parts.uri.clone();
+    *request.headers_mut() = parts.headers.clone();
+    request
+}
+
+struct BufferGuard<'a> {
+    inner: &'a Inner,
+    amount: usize,
+}
+
+impl Drop for BufferGuard<'_> {
+    fn drop(&mut self) {
+        self.inner
+            .buffer_available
+            .fetch_add(self.amount, Ordering::AcqRel);
+    }
+}
