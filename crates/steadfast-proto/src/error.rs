@@ -3,6 +3,7 @@
 
 use std::borrow::Cow;
 use std::fmt;
+use std::time::Duration;
 
 use bytes::Bytes;
 
@@ -240,6 +241,12 @@ pub enum Error {
     },
     /// The application used the API in a way the protocol does not allow.
     User(UserError),
+    /// Nothing was read for `timeout` after a keepalive PING (gRFC A8): the peer or the
+    /// path to it is presumed dead. No GOAWAY was sent.
+    KeepaliveTimeout {
+        /// How long this endpoint waited after the PING.
+        timeout: Duration,
+    },
 }
 
 impl Error {
@@ -248,7 +255,7 @@ impl Error {
         match self {
             Self::GoAway { goaway, .. } => Some(goaway.code),
             Self::Reset { code, .. } => Some(*code),
-            Self::TransportClosed { .. } | Self::User(_) => None,
+            Self::TransportClosed { .. } | Self::User(_) | Self::KeepaliveTimeout { .. } => None,
         }
     }
 
@@ -258,12 +265,16 @@ impl Error {
             Self::GoAway { initiator, .. } | Self::Reset { initiator, .. } => *initiator,
             Self::TransportClosed { .. } => Initiator::Remote,
             Self::User(_) => Initiator::Application,
+            Self::KeepaliveTimeout { .. } => Initiator::Library,
         }
     }
 
     /// True for failures of the whole connection, false for a single stream.
     pub fn is_connection_error(&self) -> bool {
-        matches!(self, Self::GoAway { .. } | Self::TransportClosed { .. })
+        matches!(
+            self,
+            Self::GoAway { .. } | Self::TransportClosed { .. } | Self::KeepaliveTimeout { .. }
+        )
     }
 
     pub(crate) fn library_goaway(
@@ -325,6 +336,10 @@ impl fmt::Display for Error {
                 after_goaway: Some(goaway),
             } => write!(f, "the transport closed after the peer sent {goaway}"),
             Self::User(e) => write!(f, "invalid use of the HTTP/2 connection: {e}"),
+            Self::KeepaliveTimeout { timeout } => write!(
+                f,
+                "no response to a keepalive PING within {timeout:?}: the connection is presumed dead"
+            ),
         }
     }
 }

@@ -6,7 +6,7 @@ use std::time::{Duration, Instant};
 use bytes::{Bytes, BytesMut};
 
 use crate::frame;
-use crate::{Config, Connection, ErrorCode, Event, Role, StreamId, PREFACE};
+use crate::{Config, Connection, ErrorCode, Event, Keepalive, PingPolicy, Role, StreamId, PREFACE};
 
 /// Decodes `data` as a sequence of frames; must never panic.
 pub fn frame_decode(data: &[u8]) {
@@ -62,18 +62,43 @@ fn small_config() -> Config {
     }
 }
 
+/// `small_config` with every timer armed, on the scale of the fuzzer's clock steps.
+fn timers_config(without_calls: bool) -> Config {
+    Config {
+        keepalive: Some(Keepalive {
+            time: Duration::from_secs(2),
+            timeout: Duration::from_secs(1),
+            without_calls,
+        }),
+        ping_policy: Some(PingPolicy {
+            min_time: Duration::from_secs(1),
+            ..PingPolicy::default()
+        }),
+        max_connection_idle: Some(Duration::from_secs(3)),
+        max_connection_age: Some(Duration::from_secs(5)),
+        max_connection_age_grace: Some(Duration::from_secs(2)),
+        ..small_config()
+    }
+}
+
 /// Stateful fuzzing of one endpoint: random frames from a hostile peer interleaved
 /// with random application commands and clock steps. Must never panic, and the
 /// connection's buffers must stay bounded.
 pub fn connection(data: &[u8]) {
     let mut input = Input(data);
-    let role = if input.byte() % 2 == 0 {
+    let first = input.byte();
+    let role = if first % 2 == 0 {
         Role::Server
     } else {
         Role::Client
     };
+    let config = match first % 8 {
+        2 | 3 => timers_config(false),
+        4 | 5 => timers_config(true),
+        _ => small_config(),
+    };
     let mut now = Instant::now();
-    let mut conn = Connection::new(role, small_config(), now);
+    let mut conn = Connection::new(role, config, now);
     let mut out = BytesMut::new();
     let handshake = input.byte() % 8 != 0;
     if role == Role::Server && handshake {
@@ -193,6 +218,10 @@ pub fn connection(data: &[u8]) {
             _ => {
                 if conn.poll_timeout().is_some_and(|t| t <= now) {
                     conn.handle_timeout(now);
+                    // A timer still due would make a runtime spin.
+                    if let Some(t) = conn.poll_timeout() {
+                        assert!(t > now, "timer still due after handle_timeout");
+                    }
                 }
             }
         }

@@ -26,7 +26,9 @@ pub mod fuzzing;
 mod message;
 mod stream;
 
-pub use connection::{Config, Connection, Event, FloodLimits, Role, PREFACE};
+pub use connection::{
+    Config, Connection, Event, FloodLimits, Keepalive, PingPolicy, Role, PREFACE,
+};
 pub use error::{Error, ErrorCode, Fate, GoAway, Initiator, UserError};
 pub use frame::{Settings, StreamId};
 pub use message::Protocol;

@@ -182,7 +182,7 @@ pub(crate) fn decode_request(
         // §8.5: "the host and port to connect to", the authority-form `host:port`
         // (RFC 9112 §3.2.3): no userinfo, a host, a port.
         if authority.contains(&b'@')
-            || uri.host().map_or(true, str::is_empty)
+            || uri.host().unwrap_or("").is_empty()
             || uri.port_u16().is_none()
         {
             return Err("CONNECT :authority is not host:port");

@@ -59,6 +59,28 @@ pub struct Config {
     /// The most DATA bytes `poll_transmit` writes per call, to keep output batches
     /// bounded while still filling a socket buffer.
     pub max_transmit_data: usize,
+    /// Send keepalive PINGs to detect a dead peer (gRFC A8). A client uses this per A8;
+    /// a server may too (set [`Keepalive::without_calls`] to ping whether or not
+    /// streams are open, as gRPC servers do). `None` (the default): never.
+    pub keepalive: Option<Keepalive>,
+    /// Police the PINGs the peer sends (gRFC A8 server enforcement, as grpc-go does):
+    /// a peer that pings more often than the policy allows is sent
+    /// GOAWAY(ENHANCE_YOUR_CALM, `too_many_pings`) and the connection closes. `None`
+    /// (the default): PINGs are only subject to [`FloodLimits::max_pings`].
+    pub ping_policy: Option<PingPolicy>,
+    /// (gRFC A9) After this long without any open stream, in either direction, start a
+    /// graceful shutdown with debug data `max_idle`. The clock restarts whenever a
+    /// stream opens. `None` (the default): no limit.
+    pub max_connection_idle: Option<Duration>,
+    /// (gRFC A9) This long after the connection was created, start a graceful shutdown
+    /// with debug data `max_age`. A9 asks for ±10% jitter: the runtime applies it to the
+    /// value it passes here. `None` (the default): no limit.
+    pub max_connection_age: Option<Duration>,
+    /// (gRFC A9) How long streams may still run after the `max_age` shutdown began;
+    /// then the connection is closed at once with GOAWAY(NO_ERROR, `max_age_grace`) and
+    /// the remaining streams fail. Only used with `max_connection_age`. `None` (the
+    /// default): streams may take as long as they need.
+    pub max_connection_age_grace: Option<Duration>,
 }
 
 impl Default for Config {
@@ -80,6 +102,11 @@ impl Default for Config {
             max_pending_control_bytes: 64 << 10,
             flood: FloodLimits::default(),
             max_transmit_data: 256 << 10,
+            keepalive: None,
+            ping_policy: None,
+            max_connection_idle: None,
+            max_connection_age: None,
+            max_connection_age_grace: None,
         }
     }
 }
@@ -128,6 +155,73 @@ impl Default for FloodLimits {
             max_pings: 1000,
             max_settings: 100,
             max_empty_frames: 1000,
+        }
+    }
+}
+
+/// Keepalive PINGs sent by this endpoint (gRFC A8).
+///
+/// When `time` has passed since the last bytes were read, a PING is sent; if nothing at
+/// all is read within `timeout` after it, the peer is presumed dead and the connection
+/// fails with [`Error::KeepaliveTimeout`](crate::Error::KeepaliveTimeout), without a
+/// GOAWAY. Any bytes read count as a sign of life, not only the PING's ACK.
+///
+/// A peer that enforces a PING policy (as gRPC servers do, 5 minutes by default)
+/// answers PINGs that come too often with GOAWAY(ENHANCE_YOUR_CALM) and the debug data
+/// `too_many_pings`; A8 asks the client to double its `time` for the next connection.
+/// gRPC also clamps `time` to at least 10 seconds for a client; that is left to the
+/// runtime.
+#[derive(Clone, Debug)]
+pub struct Keepalive {
+    /// How long without reading anything before a PING is sent.
+    pub time: Duration,
+    /// How long to wait for any bytes after the PING before the connection is declared
+    /// dead. Default 20 seconds.
+    pub timeout: Duration,
+    /// Also send PINGs while no stream is open. Default false: an idle connection is
+    /// left quiet (a gRPC server would count such PINGs as abuse unless it permits
+    /// them).
+    pub without_calls: bool,
+}
+
+impl Keepalive {
+    /// Keepalive PINGs after `time` without reading, with the default `timeout` (20
+    /// seconds) and only while streams are open.
+    pub fn new(time: Duration) -> Self {
+        Self {
+            time,
+            timeout: Duration::from_secs(20),
+            without_calls: false,
+        }
+    }
+}
+
+/// How often the peer may send PINGs (gRFC A8 server enforcement, modelled on
+/// grpc-go).
+///
+/// Each PING received less than `min_time` after the previous one (or, while no stream
+/// is open and `permit_without_calls` is false, less than 2 hours after it) is a
+/// strike; the first PING is never one. When this endpoint sends HEADERS or DATA, the
+/// strikes are forgiven and the next PING is free, as in grpc-go and gRPC C++. When
+/// the strikes exceed `max_strikes`, the connection closes with
+/// GOAWAY(ENHANCE_YOUR_CALM, `too_many_pings`).
+#[derive(Clone, Debug)]
+pub struct PingPolicy {
+    /// The least time the peer must leave between PINGs. Default 5 minutes.
+    pub min_time: Duration,
+    /// Allow PINGs every `min_time` while no stream is open. Default false: then a
+    /// PING less than 2 hours after the previous one is a strike.
+    pub permit_without_calls: bool,
+    /// How many strikes are tolerated; one more closes the connection. Default 2.
+    pub max_strikes: u32,
+}
+
+impl Default for PingPolicy {
+    fn default() -> Self {
+        Self {
+            min_time: Duration::from_secs(5 * 60),
+            permit_without_calls: false,
+            max_strikes: 2,
         }
     }
 }

@@ -5,6 +5,7 @@ use std::time::Instant;
 
 use bytes::BytesMut;
 
+use super::timers::KEEPALIVE_PING;
 use super::{Connection, Event, PartialBlock, Role, Shutdown, PREFACE, SHUTDOWN_PING};
 use crate::error::{Error, ErrorCode, Fate, Initiator};
 use crate::frame::{
@@ -482,6 +483,7 @@ impl Connection {
             self.tunnels.insert(id);
         }
         self.streams.insert(id, stream);
+        self.timers_on_stream_opened();
         self.active_remote += 1;
         self.last_processed_remote_id = id;
         self.events.push_back(Event::Request {
@@ -806,6 +808,8 @@ impl Connection {
                 if matches!(self.shutdown, Some(Shutdown::AwaitingPing { .. })) {
                     self.send_final_goaway();
                 }
+            } else if f.payload == KEEPALIVE_PING {
+                // Any bytes read already counted as a sign of life.
             } else if let Some(pos) = self.pings_in_flight.iter().position(|p| *p == f.payload) {
                 self.pings_in_flight.swap_remove(pos);
                 self.events.push_back(Event::PingAck(f.payload));
@@ -813,7 +817,7 @@ impl Connection {
             return;
         }
         self.count_flood(now, |c| &mut c.pings, |l| l.max_pings, "PING flood");
-        if self.is_closed() {
+        if self.is_closed() || self.enforce_ping_policy(now) {
             return;
         }
         self.write_frame(&Frame::Ping(Ping {

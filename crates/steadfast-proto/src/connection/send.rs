@@ -18,7 +18,7 @@ impl Connection {
     /// starves the others, within both flow-control windows and at most
     /// `Config::max_transmit_data` bytes of DATA per call. A locally opened stream's
     /// fate becomes `MaybeProcessed` here, when its HEADERS leave the connection.
-    pub fn poll_transmit(&mut self, _now: Instant, dst: &mut BytesMut) -> usize {
+    pub fn poll_transmit(&mut self, now: Instant, dst: &mut BytesMut) -> usize {
         let start = dst.len();
         if !self.out.is_empty() {
             if dst.is_empty() {
@@ -46,11 +46,13 @@ impl Connection {
                     }
                 }
             }
+            self.timers_sync_idle(now);
         }
         dst.len() - start
     }
 
     fn write_data(&mut self, dst: &mut BytesMut) {
+        let start = dst.len();
         let mut budget = self.config.max_transmit_data;
         let mut rounds = self.send_ready.len();
         while rounds > 0 && budget > 0 {
@@ -117,6 +119,10 @@ impl Connection {
                 self.schedule(id);
             }
             // A stream blocked on flow control is rescheduled by WINDOW_UPDATE.
+        }
+        if dst.len() > start {
+            // DATA or trailers were written.
+            self.timers_on_headers_or_data_sent();
         }
     }
 }

@@ -1,0 +1,220 @@
+//! Time-based connection management: keepalive PINGs (gRFC A8), enforcement of the
+//! peer's PING rate (A8, as grpc-go does it), and the idle and age limits of gRFC A9.
+//!
+//! Every timer is a deadline computed from the times kept here; `poll_timeout` reports
+//! the earliest one that is armed and `handle_timeout` acts on each that is due. A timer
+//! that fired is disarmed (or the connection closed), so none stays due. A deadline too
+//! far away for `Instant` (say `Duration::MAX` for "never") is never armed.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::Connection;
+use crate::error::{Error, ErrorCode};
+use crate::frame::{Frame, Ping};
+
+/// The opaque data of keepalive PINGs; their ACKs are not reported to the application.
+pub(super) const KEEPALIVE_PING: [u8; 8] = *b"sf-alive";
+
+/// While no stream is open and the policy does not permit PINGs without calls, a PING
+/// less than this long after the previous one is a strike (grpc-go's
+/// `defaultPingTimeout`, gRPC C++'s idle interval).
+const IDLE_PING_INTERVAL: Duration = Duration::from_secs(2 * 60 * 60);
+
+/// The clocks behind the timers.
+#[derive(Debug)]
+pub(super) struct Timers {
+    /// When the connection was created: the start of `max_connection_age`.
+    created: Instant,
+    /// When bytes were last read (or the connection created): keepalive counts from it.
+    last_read: Instant,
+    /// When the keepalive PING that is outstanding (nothing was read since) was sent.
+    keepalive_sent: Option<Instant>,
+    /// Since when no stream has been open. `None` while streams are open, and also
+    /// from the moment a stream opens until the next call that knows the time notices
+    /// the connection is idle again.
+    idle_since: Option<Instant>,
+    /// When the `max_age` shutdown started; the grace period counts from it.
+    age_reached: Option<Instant>,
+    /// When the last PING from the peer arrived; `None` before the first one and after
+    /// this endpoint sent HEADERS or DATA (the next PING is then free).
+    last_ping_received: Option<Instant>,
+    /// PINGs received too soon after the previous one.
+    ping_strikes: u32,
+}
+
+impl Timers {
+    pub(super) fn new(now: Instant) -> Self {
+        Self {
+            created: now,
+            last_read: now,
+            keepalive_sent: None,
+            idle_since: Some(now),
+            age_reached: None,
+            last_ping_received: None,
+            ping_strikes: 0,
+        }
+    }
+}
+
+impl Connection {
+    // ---- hooks called from the rest of the connection ----
+
+    /// Bytes arrived: the peer is alive (A8 measures from the last byte read).
+    pub(super) fn timers_on_read(&mut self, now: Instant) {
+        self.timers.last_read = now;
+        self.timers.keepalive_sent = None;
+    }
+
+    /// A stream was opened (either direction): the connection is not idle.
+    pub(super) fn timers_on_stream_opened(&mut self) {
+        self.timers.idle_since = None;
+    }
+
+    /// Notes the time the connection became idle, if it is; called by every method
+    /// that knows the time, so that streams closed by commands without `now` start
+    /// the idle clock at the next `poll_transmit` at the latest.
+    pub(super) fn timers_sync_idle(&mut self, now: Instant) {
+        if !self.streams.is_empty() {
+            self.timers.idle_since = None;
+        } else if self.timers.idle_since.is_none() {
+            self.timers.idle_since = Some(now);
+        }
+    }
+
+    /// This endpoint wrote HEADERS or DATA: the peer's PING strikes are forgiven and
+    /// its next PING is free (grpc-go's `resetPingStrikes`, gRPC C++'s
+    /// `ResetPingStrikes`).
+    pub(super) fn timers_on_headers_or_data_sent(&mut self) {
+        self.timers.ping_strikes = 0;
+        self.timers.last_ping_received = None;
+    }
+
+    /// Applies the PING policy to a PING (not an ACK) received at `now`. Returns true
+    /// when the peer exceeded it and the connection was closed.
+    pub(super) fn enforce_ping_policy(&mut self, now: Instant) -> bool {
+        let Some(policy) = &self.config.ping_policy else {
+            return false;
+        };
+        if let Some(last) = self.timers.last_ping_received.replace(now) {
+            let min = if self.streams.is_empty() && !policy.permit_without_calls {
+                IDLE_PING_INTERVAL
+            } else {
+                policy.min_time
+            };
+            if now.saturating_duration_since(last) < min {
+                self.timers.ping_strikes = self.timers.ping_strikes.saturating_add(1);
+            }
+        }
+        if self.timers.ping_strikes > policy.max_strikes {
+            self.connection_error(ErrorCode::ENHANCE_YOUR_CALM, "too_many_pings");
+            return true;
+        }
+        false
+    }
+
+    // ---- deadlines ----
+
+    /// When the next keepalive PING is due, if one should be sent at all.
+    fn keepalive_ping_due(&self) -> Option<Instant> {
+        let keepalive = self.config.keepalive.as_ref()?;
+        if self.timers.keepalive_sent.is_some()
+            || (self.streams.is_empty() && !keepalive.without_calls)
+        {
+            return None;
+        }
+        self.timers.last_read.checked_add(keepalive.time)
+    }
+
+    /// When the outstanding keepalive PING times out.
+    fn keepalive_deadline(&self) -> Option<Instant> {
+        let keepalive = self.config.keepalive.as_ref()?;
+        self.timers.keepalive_sent?.checked_add(keepalive.timeout)
+    }
+
+    fn idle_deadline(&self) -> Option<Instant> {
+        let max_idle = self.config.max_connection_idle?;
+        if self.shutdown.is_some() || self.goaway_sent.is_some() || !self.streams.is_empty() {
+            return None;
+        }
+        self.timers.idle_since?.checked_add(max_idle)
+    }
+
+    fn age_deadline(&self) -> Option<Instant> {
+        let max_age = self.config.max_connection_age?;
+        if self.timers.age_reached.is_some() {
+            return None;
+        }
+        self.timers.created.checked_add(max_age)
+    }
+
+    fn grace_deadline(&self) -> Option<Instant> {
+        let grace = self.config.max_connection_age_grace?;
+        self.timers.age_reached?.checked_add(grace)
+    }
+
+    /// The earliest deadline of the timers kept here.
+    pub(super) fn timers_poll_timeout(&self) -> Option<Instant> {
+        [
+            self.keepalive_ping_due(),
+            self.keepalive_deadline(),
+            self.idle_deadline(),
+            self.age_deadline(),
+            self.grace_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    /// Acts on every timer kept here that is due at `now`.
+    pub(super) fn timers_handle_timeout(&mut self, now: Instant) {
+        self.timers_sync_idle(now);
+        if self.keepalive_deadline().is_some_and(|d| now >= d) {
+            self.keepalive_timed_out();
+            return;
+        }
+        if self.grace_deadline().is_some_and(|d| now >= d) {
+            self.connection_error(ErrorCode::NO_ERROR, "max_age_grace");
+            return;
+        }
+        if self.age_deadline().is_some_and(|d| now >= d) {
+            // The grace period runs even if a shutdown was already under way: age is a
+            // bound on the connection's whole life.
+            self.timers.age_reached = Some(now);
+            self.graceful_shutdown_with(now, Bytes::from_static(b"max_age"));
+        }
+        if self.idle_deadline().is_some_and(|d| now >= d) {
+            self.graceful_shutdown_with(now, Bytes::from_static(b"max_idle"));
+        }
+        if self.is_closed() {
+            return;
+        }
+        if self.keepalive_ping_due().is_some_and(|d| now >= d) {
+            self.timers.keepalive_sent = Some(now);
+            self.write_frame(&Frame::Ping(Ping {
+                payload: KEEPALIVE_PING,
+                ack: false,
+            }));
+        }
+    }
+
+    /// No byte arrived within the keepalive timeout: the peer is presumed dead, so
+    /// nothing more is written (no GOAWAY, and what was queued is dropped: a stream
+    /// whose HEADERS never left keeps its `NotSent` fate).
+    fn keepalive_timed_out(&mut self) {
+        let timeout = self
+            .config
+            .keepalive
+            .as_ref()
+            .map_or(Duration::ZERO, |k| k.timeout);
+        tracing::debug!(
+            ?timeout,
+            "keepalive PING unanswered; the peer is presumed dead"
+        );
+        self.out.clear();
+        self.unflushed_opens.clear();
+        self.fail_connection(Error::KeepaliveTimeout { timeout });
+    }
+}
