@@ -278,8 +278,15 @@ async fn serve_connection(
     connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>>,
     signal: watch::Receiver<Signal>,
 ) {
+    let mut proto = config.proto.clone();
+    if let Some(age) = proto.max_connection_age {
+        // gRFC A9: ±10% per connection, so connections opened together do not all
+        // drain together.
+        let mut rng = crate::client::SplitMix64(crate::client::SplitMix64::seed() ^ id);
+        proto.max_connection_age = Some(age.mul_f64(0.9 + 0.2 * rng.next_f64()));
+    }
     let driver_config = DriverConfig {
-        proto: config.proto.clone(),
+        proto,
         shutdown_grace: config.shutdown_grace,
         shed: Some(shed),
     };

@@ -733,6 +733,13 @@ impl Connection {
         if self.is_closed() {
             return;
         }
+        if self.streams.is_empty() && (self.goaway_sent.is_some() || self.goaway_received.is_some())
+        {
+            // A GOAWAY was exchanged and nothing was in flight: the peer closing now
+            // (without waiting for our shutdown PING, say) is a clean end.
+            self.set_closed(None);
+            return;
+        }
         let error = Error::TransportClosed {
             after_goaway: self.goaway_received.clone(),
         };

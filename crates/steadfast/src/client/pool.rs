@@ -254,6 +254,9 @@ struct Inner {
 struct Authority {
     /// `scheme://authority`, for connecting and for TLS names.
     uri: Uri,
+    /// The keepalive time of new connections: the configured one, doubled each time
+    /// the server answers GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") (gRFC A8).
+    keepalive_time: Mutex<Option<Duration>>,
     conns: Mutex<Vec<SendRequest>>,
     connecting: tokio::sync::Mutex<ConnectState>,
 }
@@ -304,6 +307,16 @@ impl Client {
             connects: get(&c.connects),
             connect_failures: get(&c.connect_failures),
         }
+    }
+
+    /// The keepalive time new connections to `uri`'s authority will use: the
+    /// configured one, doubled after each GOAWAY "too_many_pings" (gRFC A8). `None`
+    /// when keepalive is off or nothing was sent to that authority yet.
+    pub fn keepalive_time(&self, uri: &Uri) -> Option<Duration> {
+        let key = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
+        let map = self.inner.authorities.lock().ok()?;
+        let time = *map.get(&key)?.keepalive_time.lock().ok()?;
+        time
     }
 
     /// Sends a request (its URI must name the scheme and authority) and waits for the
@@ -486,6 +499,15 @@ impl Client {
         let entry = map.entry(key.clone()).or_insert_with(|| {
             Arc::new(Authority {
                 uri: key.parse().unwrap_or_default(),
+                keepalive_time: Mutex::new(
+                    self.inner
+                        .config
+                        .connection
+                        .proto
+                        .keepalive
+                        .as_ref()
+                        .map(|k| k.time),
+                ),
                 conns: Mutex::new(Vec::new()),
                 connecting: tokio::sync::Mutex::new(ConnectState {
                     backoff: Backoff::new(self.inner.config.backoff.clone(), SplitMix64::seed()),
@@ -540,7 +562,22 @@ impl Client {
     fn pick(&self, authority: &Authority, avoid: Option<&SendRequest>) -> Option<SendRequest> {
         let config = &self.inner.config;
         let mut conns = authority.conns.lock().ok()?;
-        conns.retain(|c| !c.is_closed());
+        conns.retain(|c| {
+            if !c.is_closed() {
+                return true;
+            }
+            if c.goaway().is_some_and(|g| {
+                g.code == steadfast_proto::ErrorCode::ENHANCE_YOUR_CALM && &g.debug_data[..] == b"too_many_pings"
+            }) {
+                if let Ok(mut time) = authority.keepalive_time.lock() {
+                    if let Some(t) = time.as_mut() {
+                        *t = t.saturating_mul(2);
+                        tracing::warn!(keepalive_time = ?*t, "server said too_many_pings: doubling the keepalive time");
+                    }
+                }
+            }
+            false
+        });
         let usable: Vec<&SendRequest> = conns.iter().filter(|c| !c.is_draining()).collect();
         let others: Vec<&SendRequest> = usable
             .iter()
@@ -590,6 +627,14 @@ impl Client {
         let mut config = self.inner.config.connection.clone();
         // gRPC connection backoff: an attempt gets max(MIN_CONNECT_TIMEOUT, backoff).
         config.connect_timeout = state.backoff.connect_timeout();
+        if let (Some(keepalive), Ok(time)) = (
+            config.proto.keepalive.as_mut(),
+            authority.keepalive_time.lock(),
+        ) {
+            if let Some(time) = *time {
+                keepalive.time = time;
+            }
+        }
         let mut last = None;
         // Try each address once, starting after the one used last (spreads connections).
         for i in 0..addrs.len() {
