@@ -486,3 +486,32 @@ fn ping_round_trip() {
         .iter()
         .any(|e| matches!(e, Event::PingAck(p) if p == b"12345678")));
 }
+
+/// A server shedding load refuses many streams; the client must take each refusal as
+/// a fact about that stream, never as a flood (only resets of streams the peer itself
+/// opened count toward the rapid-reset budget).
+#[test]
+fn many_refused_streams_do_not_trip_the_clients_reset_budget() {
+    let client = Config {
+        flood: steadfast_proto::FloodLimits {
+            max_resets: 5,
+            ..Default::default()
+        },
+        ..Config::default()
+    };
+    let mut pair = Pair::with_configs(client, Config::default());
+    for _ in 0..50 {
+        let id = pair
+            .client
+            .send_request(&request("GET", "/"), true)
+            .unwrap();
+        pair.drive();
+        pair.server.reset(id, ErrorCode::REFUSED_STREAM).unwrap();
+        pair.drive();
+        assert_eq!(
+            stream_error(&pair.client_events, id).unwrap().1,
+            Some(Fate::Refused)
+        );
+    }
+    assert!(!pair.client.is_closed(), "{:?}", pair.client.error());
+}

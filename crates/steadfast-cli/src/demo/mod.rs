@@ -79,6 +79,8 @@ pub(crate) struct Outcomes {
     pub(crate) latencies_us: Mutex<Vec<u64>>,
     pub(crate) chaos: Mutex<Vec<(f64, &'static str)>>,
     pub(crate) wrong_answers: AtomicU64,
+    /// A few distinct messages of failures, for the report.
+    pub(crate) samples: Mutex<Vec<String>>,
 }
 
 pub(crate) async fn run(args: Args) -> u8 {
@@ -305,11 +307,26 @@ async fn worker(
                 }
             }
             Err(e) => {
-                // Failures are counted by the client's stats, by fate; a request the
-                // server provably never processed must never end up here with the
-                // mechanism on.
+                // Failures are counted by the client's stats, by fate; keep a few
+                // distinct messages so the report can say what they were.
                 if e.fate().is_some_and(Fate::is_retry_safe) {
                     tracing::debug!(error = %e, "retry-safe request failed");
+                }
+                let message = format!(
+                    "[{}] {e}",
+                    e.fate().map_or("no fate".to_owned(), |f| format!("{f:?}"))
+                );
+                if let Ok(mut samples) = outcomes.samples.lock() {
+                    // One sample per kind of failure (ignoring stream ids and counts).
+                    let kind = |m: &str| {
+                        m.chars()
+                            .filter(|c| !c.is_ascii_digit())
+                            .collect::<String>()
+                    };
+                    let this = kind(&message);
+                    if samples.len() < 6 && !samples.iter().any(|s| kind(s) == this) {
+                        samples.push(message);
+                    }
                 }
             }
         }

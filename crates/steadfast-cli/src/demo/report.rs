@@ -105,6 +105,8 @@ pub(crate) struct Summary {
     pub(crate) latency: Latency,
     pub(crate) wrong_answers: u64,
     pub(crate) chaos: Vec<String>,
+    /// A few distinct failure messages.
+    pub(crate) failure_samples: Vec<String>,
     /// With the mechanism on: no request whose fate was NotSent or Refused failed.
     pub(crate) guarantee_held: bool,
 }
@@ -174,6 +176,11 @@ impl Summary {
                 .wrong_answers
                 .load(std::sync::atomic::Ordering::Relaxed),
             chaos,
+            failure_samples: outcomes
+                .samples
+                .lock()
+                .map(|s| s.clone())
+                .unwrap_or_default(),
             guarantee_held: s.failed_not_sent == 0 && s.failed_refused == 0,
         }
     }
@@ -232,6 +239,12 @@ impl Summary {
             "  latency p50 / p99 / max          {:.2} / {:.2} / {:.2} ms",
             self.latency.p50_ms, self.latency.p99_ms, self.latency.max_ms
         );
+        if !self.failure_samples.is_empty() {
+            println!("  failures, for example:");
+            for sample in &self.failure_samples {
+                println!("    {sample}");
+            }
+        }
         if self.wrong_answers > 0 {
             println!(
                 "  WRONG ANSWERS                    {:>9}",

@@ -674,7 +674,12 @@ impl Connection {
                     );
                     return;
                 }
-                self.count_reset(now);
+                // Rapid reset (CVE-2023-44487) is a peer cancelling streams it opened
+                // itself; a server refusing or cancelling our streams (load shedding)
+                // costs us nothing and must not count against it.
+                if self.streams.get(&id).is_some_and(|s| !s.local) {
+                    self.count_reset(now);
+                }
                 if let Some(mut stream) = self.remove_stream(id) {
                     if stream.local
                         && f.code == ErrorCode::REFUSED_STREAM
