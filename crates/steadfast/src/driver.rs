@@ -486,6 +486,11 @@ where
                 self.maybe_finish_slot(id);
             }
             Event::StreamError { id, error, fate } => {
+                // The engine reports a GOAWAY or a dead connection to each stream
+                // before its `GoAwayReceived`/`Closed` event: publish that state now,
+                // or a caller woken by this error (on another worker) may pick this
+                // connection again for its retry.
+                self.publish_connection_state();
                 let error = Error::proto(error, fate, Some(id));
                 tracing::debug!(stream = %id, %error, "stream failed");
                 if let Some(mut slot) = self.slots.remove(&id) {
@@ -610,6 +615,18 @@ where
                 handler.abort();
             }
             self.request_finished();
+        }
+    }
+
+    /// Publishes whether the connection still takes new requests, as the engine
+    /// knows it now.
+    fn publish_connection_state(&self) {
+        if self.conn.goaway_received().is_some() {
+            self.shared.draining.store(true, Ordering::Release);
+        }
+        if self.conn.is_closed() {
+            self.shared.draining.store(true, Ordering::Release);
+            self.shared.closed.store(true, Ordering::Release);
         }
     }
 
