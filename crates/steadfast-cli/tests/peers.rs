@@ -338,3 +338,28 @@ fn misbehaving_peer_gets_the_right_errors_and_server_stays_up() {
     assert!(stdout.contains("ok server_still_serves"), "{}", text(&out));
     assert!(!stdout.contains("FAIL"), "{}", text(&out));
 }
+
+#[test]
+fn serve_shuts_down_gracefully_on_sigterm() {
+    let (mut server, addr) = steadfast_serve(&[]);
+    // The server answers, then exits 0 on SIGTERM once it has drained.
+    let out = probe(&[&format!("http://{addr}/")]);
+    assert!(out.status.success(), "{}", text(&out));
+    let pid = server.child.id().to_string();
+    let kill = run("kill", &["-TERM", &pid], T);
+    assert!(kill.status.success());
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        if let Some(status) = server.child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "steadfast serve did not exit after SIGTERM"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(status.success(), "exit status {status:?}");
+    // Nothing listens any more.
+    assert!(std::net::TcpStream::connect(addr).is_err());
+}

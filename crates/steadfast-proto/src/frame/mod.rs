@@ -3,7 +3,7 @@
 //! Decoding enforces every rule that can be checked on a frame alone (lengths, stream
 //! ids, flags, field ranges) and classifies each violation as a connection or a stream
 //! error exactly as RFC 9113 does. Rules that depend on stream state live in
-//! [`crate::connection`].
+//! the connection state machine.
 
 mod continuation;
 mod data;
