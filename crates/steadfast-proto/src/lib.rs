@@ -30,6 +30,6 @@ pub use connection::{
     Config, Connection, Event, FloodLimits, Keepalive, PingPolicy, Role, PREFACE,
 };
 pub use error::{Error, ErrorCode, Fate, GoAway, Initiator, UserError};
-pub use frame::{Settings, StreamId};
+pub use frame::{Settings, StreamId, StreamIdMap};
 pub use message::Protocol;
 pub use stream::StreamState;

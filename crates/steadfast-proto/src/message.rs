@@ -35,20 +35,10 @@ impl EncodedFields {
     }
 
     fn regular(&mut self, headers: &HeaderMap) -> Result<(), UserError> {
+        check_regular(headers)?;
         for (name, value) in headers {
-            let n = name.as_str();
-            if CONNECTION_SPECIFIC.contains(&n) {
-                return Err(UserError::MalformedHeaders(
-                    format!("connection-specific header `{n}` is not allowed in HTTP/2").into(),
-                ));
-            }
-            if n == "te" && value.as_bytes() != b"trailers" {
-                return Err(UserError::MalformedHeaders(
-                    "`te` may only be \"trailers\" in HTTP/2".into(),
-                ));
-            }
             self.fields.push((
-                Bytes::copy_from_slice(n.as_bytes()),
+                Bytes::copy_from_slice(name.as_str().as_bytes()),
                 Bytes::copy_from_slice(value.as_bytes()),
                 value.is_sensitive(),
             ));
@@ -65,6 +55,61 @@ impl EncodedFields {
                 sensitive: *sensitive,
             })
     }
+}
+
+/// Rejects regular headers that HTTP/2 forbids (§8.2.2).
+fn check_regular(headers: &HeaderMap) -> Result<(), UserError> {
+    for (name, value) in headers {
+        let n = name.as_str();
+        if CONNECTION_SPECIFIC.contains(&n) {
+            return Err(UserError::MalformedHeaders(
+                format!("connection-specific header `{n}` is not allowed in HTTP/2").into(),
+            ));
+        }
+        if n == "te" && value.as_bytes() != b"trailers" {
+            return Err(UserError::MalformedHeaders(
+                "`te` may only be \"trailers\" in HTTP/2".into(),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Checks a response head before it is encoded with [`response_field_iter`].
+pub(crate) fn check_response(res: &Response<()>) -> Result<(), UserError> {
+    if res.status() == StatusCode::SWITCHING_PROTOCOLS {
+        return Err(UserError::MalformedHeaders(
+            "101 Switching Protocols does not exist in HTTP/2".into(),
+        ));
+    }
+    check_regular(res.headers())
+}
+
+/// The three digits of a status code.
+pub(crate) fn status_digits(status: StatusCode) -> [u8; 3] {
+    let n = status.as_u16();
+    [
+        b'0' + (n / 100 % 10) as u8,
+        b'0' + (n / 10 % 10) as u8,
+        b'0' + (n % 10) as u8,
+    ]
+}
+
+/// The fields of a checked response head, borrowed: `:status`, then the headers.
+pub(crate) fn response_field_iter<'a>(
+    status: &'a [u8; 3],
+    headers: &'a HeaderMap,
+) -> impl Iterator<Item = steadfast_hpack::Field<'a>> {
+    let status = steadfast_hpack::Field {
+        name: b":status",
+        value: status,
+        sensitive: false,
+    };
+    std::iter::once(status).chain(headers.iter().map(|(name, value)| steadfast_hpack::Field {
+        name: name.as_str().as_bytes(),
+        value: value.as_bytes(),
+        sensitive: value.is_sensitive(),
+    }))
 }
 
 /// Fields of a request head to send.

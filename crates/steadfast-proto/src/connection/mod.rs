@@ -5,7 +5,7 @@ mod recv;
 mod send;
 mod timers;
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -194,7 +194,7 @@ pub struct Connection {
     encoder: Encoder,
     decoder: Decoder,
 
-    streams: HashMap<StreamId, Stream>,
+    streams: crate::frame::StreamIdMap<Stream>,
     /// Locally opened streams waiting for concurrency, in id order.
     pending_open: VecDeque<StreamId>,
     /// Streams with data, trailers or END_STREAM to write.
@@ -273,7 +273,7 @@ impl Connection {
             // Until the peer acknowledges our SETTINGS, its encoder may use the
             // default 4096-byte table (RFC 7541 §4.2); a smaller size applies on ACK.
             decoder: Decoder::new((config.header_table_size as usize).max(4096)),
-            streams: HashMap::new(),
+            streams: Default::default(),
             pending_open: VecDeque::new(),
             send_ready: VecDeque::new(),
             next_local_id: if role == Role::Client { 1 } else { 2 },
@@ -506,7 +506,7 @@ impl Connection {
             return Err(UserError::NotServer.into());
         }
         self.check_open()?;
-        let fields = message::response_fields(response)?;
+        message::check_response(response)?;
         let informational = response.status().is_informational();
         let stream = self
             .streams
@@ -527,7 +527,12 @@ impl Connection {
         if end_stream {
             stream.send_closed = true;
         }
-        self.write_headers(id, &fields, end_stream);
+        let status = message::status_digits(response.status());
+        self.write_field_iter(
+            id,
+            message::response_field_iter(&status, response.headers()),
+            end_stream,
+        );
         if end_stream {
             self.maybe_close_stream(id);
         }
@@ -791,16 +796,41 @@ impl Connection {
 
     /// Encodes a field block into HEADERS + CONTINUATION frames in `out`.
     fn write_headers(&mut self, id: StreamId, fields: &message::EncodedFields, end_stream: bool) {
-        let mut block = BytesMut::new();
-        self.encoder.encode(fields.iter(), &mut block);
+        self.write_field_iter(id, fields.iter(), end_stream);
+    }
+
+    /// HPACK-encodes a field block straight into `out`, behind a frame header that is
+    /// filled in afterwards; a block larger than the peer's frame size is split into
+    /// HEADERS and CONTINUATION frames instead.
+    fn write_field_iter<'a>(
+        &mut self,
+        id: StreamId,
+        fields: impl IntoIterator<Item = steadfast_hpack::Field<'a>>,
+        end_stream: bool,
+    ) {
+        let start = self.out.len();
+        self.out.extend_from_slice(&[0; crate::frame::HEADER_LEN]);
+        self.encoder.encode(fields, &mut self.out);
+        let len = self.out.len() - start - crate::frame::HEADER_LEN;
+        if len <= self.peer.max_frame_size as usize {
+            let mut header = BytesMut::with_capacity(crate::frame::HEADER_LEN);
+            send::write_headers_frame_header(&mut header, id, len, end_stream);
+            self.out[start..start + crate::frame::HEADER_LEN].copy_from_slice(&header);
+        } else {
+            let block = self
+                .out
+                .split_off(start + crate::frame::HEADER_LEN)
+                .freeze();
+            self.out.truncate(start);
+            send::write_field_block(
+                &mut self.out,
+                id,
+                block,
+                end_stream,
+                self.peer.max_frame_size,
+            );
+        }
         self.timers_on_headers_or_data_sent();
-        send::write_field_block(
-            &mut self.out,
-            id,
-            block.freeze(),
-            end_stream,
-            self.peer.max_frame_size,
-        );
     }
 
     fn schedule(&mut self, id: StreamId) {

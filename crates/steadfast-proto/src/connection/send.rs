@@ -127,6 +127,23 @@ impl Connection {
     }
 }
 
+/// Writes the 9-byte header of a HEADERS frame carrying a whole field block.
+pub(super) fn write_headers_frame_header(
+    dst: &mut BytesMut,
+    id: StreamId,
+    len: usize,
+    end_stream: bool,
+) {
+    Headers {
+        stream_id: id,
+        priority: None,
+        fragment: Bytes::new(),
+        end_stream,
+        end_headers: true,
+    }
+    .encode_header(len, dst);
+}
+
 /// Writes a field block as HEADERS followed by as many CONTINUATION frames as the
 /// peer's maximum frame size requires.
 pub(super) fn write_field_block(

@@ -64,6 +64,19 @@ impl Headers {
         })
     }
 
+    /// Writes only the frame header, for a payload of `len` bytes written separately
+    /// (no priority fields).
+    pub(crate) fn encode_header(&self, len: usize, dst: &mut BytesMut) {
+        let mut fl = 0;
+        if self.end_stream {
+            fl |= flags::END_STREAM;
+        }
+        if self.end_headers {
+            fl |= flags::END_HEADERS;
+        }
+        FrameHeader::encode(len, Kind::Headers, fl, self.stream_id, dst);
+    }
+
     pub(crate) fn encode(&self, dst: &mut BytesMut) {
         let mut fl = 0;
         if self.end_stream {

@@ -84,6 +84,32 @@ impl fmt::Debug for StreamId {
     }
 }
 
+/// A fast hasher for maps keyed by [`StreamId`]: ids are small sequential integers from
+/// this connection, so a multiplicative hash spreads them well and SipHash's defence
+/// against chosen keys buys nothing (a peer's ids are bounded by the stream limits).
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StreamIdHasher(u64);
+
+impl std::hash::Hasher for StreamIdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+    }
+}
+
+/// A `HashMap` keyed by stream id, with [`StreamIdHasher`].
+pub type StreamIdMap<V> =
+    std::collections::HashMap<StreamId, V, std::hash::BuildHasherDefault<StreamIdHasher>>;
+
 impl From<u32> for StreamId {
     fn from(id: u32) -> Self {
         Self::new(id)
