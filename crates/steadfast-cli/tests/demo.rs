@@ -36,8 +36,11 @@ fn with_retry_no_provably_unprocessed_request_fails() {
     assert!(n(&v, "retries.not_sent") > 0, "{v}");
     assert!(n(&v, "retries.refused_goaway") > 0, "{v}");
     assert!(n(&v, "retries.refused_stream") > 0, "{v}");
-    // Requests that may have been processed (crashes) are reported, never retried.
+    // Requests that may have been processed (crashes) are reported, never retried;
+    // and every failure knows its fate: nothing is reported without one.
     assert_eq!(n(&v, "retries.maybe_processed"), 0, "{v}");
+    assert_eq!(n(&v, "failed.other"), 0, "{v}");
+    assert_eq!(n(&v, "failed.processed"), 0, "{v}");
     // Every request is accounted for.
     let failed: u64 = [
         "not_sent",

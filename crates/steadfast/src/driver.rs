@@ -889,6 +889,11 @@ where
             progress |= this.poll_timer(cx);
             if this.conn.is_done() && (this.write_buf.is_empty() || this.io_failed) {
                 this.shared.closed.store(true, Ordering::Release);
+                // The engine's last events carry each stream's fate: deliver them
+                // before anything left is failed wholesale.
+                while let Some(event) = this.conn.poll_event() {
+                    this.handle_event(event);
+                }
                 this.fail_remaining();
                 if !this.io_failed {
                     let _ = Pin::new(&mut this.io).poll_shutdown(cx);
