@@ -4,30 +4,8 @@
 use bytes::BytesMut;
 use steadfast_hpack::{Decoder, Encoder, Field, HuffmanPolicy};
 
-/// SplitMix64.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
-    }
-
-    fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
-    }
-}
+mod common;
+use common::Rng;
 
 const NAMES: &[&str] = &[
     ":method",
@@ -73,7 +51,7 @@ fn random_bytes(rng: &mut Rng, max_len: usize) -> Vec<u8> {
         0 => (0..len).map(|_| 0x20 + rng.below(95) as u8).collect(),
         // Token-ish lowercase (names).
         1 => (0..len)
-            .map(|_| *rng.pick(b"abcdefghijklmnopqrstuvwxyz0123456789-_"))
+            .map(|_| *rng.pick_ref(b"abcdefghijklmnopqrstuvwxyz0123456789-_"))
             .collect(),
         // Any byte, including ones with long Huffman codes.
         _ => (0..len).map(|_| rng.below(256) as u8).collect(),
@@ -82,12 +60,12 @@ fn random_bytes(rng: &mut Rng, max_len: usize) -> Vec<u8> {
 
 fn random_field(rng: &mut Rng) -> (Vec<u8>, Vec<u8>, bool) {
     let name = if rng.chance(75) {
-        rng.pick(NAMES).as_bytes().to_vec()
+        rng.pick_ref(NAMES).as_bytes().to_vec()
     } else {
         random_bytes(rng, 24)
     };
     let value = match rng.below(10) {
-        0..=3 => rng.pick(VALUES).as_bytes().to_vec(),
+        0..=3 => rng.pick_ref(VALUES).as_bytes().to_vec(),
         4 => random_bytes(rng, 3000),
         _ => random_bytes(rng, 60),
     };
@@ -102,9 +80,9 @@ fn is_default_never_indexed(name: &[u8], value: &[u8]) -> bool {
 
 fn run_connection(seed: u64, blocks: usize) -> (usize, usize) {
     let mut rng = Rng(seed);
-    let cap = *rng.pick(&[0usize, 100, 1024, 4096, 16_384, 65_536]);
+    let cap = *rng.pick_ref(&[0usize, 100, 1024, 4096, 16_384, 65_536]);
     let mut encoder = Encoder::with_table_size_cap(cap);
-    encoder.set_huffman_policy(*rng.pick(&[
+    encoder.set_huffman_policy(*rng.pick_ref(&[
         HuffmanPolicy::Auto,
         HuffmanPolicy::Always,
         HuffmanPolicy::Never,
@@ -117,7 +95,7 @@ fn run_connection(seed: u64, blocks: usize) -> (usize, usize) {
         // Settings changes between blocks: our advertised (decoder) size, which the peer's encoder then adopts.
         if rng.chance(10) {
             for _ in 0..1 + rng.below(3) {
-                let size = *rng.pick(&[0usize, 64, 256, 1000, 4096, 8192, 100_000]);
+                let size = *rng.pick_ref(&[0usize, 64, 256, 1000, 4096, 8192, 100_000]);
                 decoder.set_max_table_size(size);
                 encoder.set_max_table_size(size);
             }
@@ -127,7 +105,7 @@ fn run_connection(seed: u64, blocks: usize) -> (usize, usize) {
         for _ in 0..count {
             // Reuse earlier fields often, so the dynamic table gets hits.
             if !history.is_empty() && rng.chance(50) {
-                fields.push(rng.pick(&history).clone());
+                fields.push(rng.pick_ref(&history).clone());
             } else {
                 let f = random_field(&mut rng);
                 history.push(f.clone());

@@ -11,26 +11,10 @@ use bytes::Bytes;
 use steadfast_proto::frame::{Frame, Headers, Ping, SettingsFrame};
 use steadfast_proto::PREFACE;
 use steadfast_proto::{Config, Error, ErrorCode, Event, Fate, FloodLimits, Initiator, Settings};
-use support::{flag, kind, library_reset, request, settings_payload, sid, Peer};
-
-fn server() -> Peer {
-    Peer::server_with(Config::default(), Settings::default())
-}
-
-fn server_with(config: Config) -> Peer {
-    Peer::server_with(config, Settings::default())
-}
-
-fn client() -> Peer {
-    Peer::client_with(Config::default(), Settings::default())
-}
-
-const GET: [(&str, &str); 4] = [
-    (":method", "GET"),
-    (":scheme", "http"),
-    (":authority", "example.test"),
-    (":path", "/"),
-];
+use support::{
+    client, flag, kind, library_reset, request, server, server_with, settings_payload, sid, Peer,
+    GET,
+};
 
 /// (Server under test) Opens stream `id` with a GET that has a body to come.
 fn open(peer: &mut Peer, id: u32) {

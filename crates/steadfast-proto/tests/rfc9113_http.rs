@@ -8,25 +8,8 @@ mod support;
 
 use bytes::Bytes;
 use steadfast_proto::frame::Frame;
-use steadfast_proto::{
-    Config, Error, ErrorCode, Event, Fate, Initiator, Settings, StreamId, UserError,
-};
-use support::{flag, kind, library_reset, request, response, sid, Peer};
-
-fn server() -> Peer {
-    Peer::server_with(Config::default(), Settings::default())
-}
-
-fn client() -> Peer {
-    Peer::client_with(Config::default(), Settings::default())
-}
-
-const GET: [(&str, &str); 4] = [
-    (":method", "GET"),
-    (":scheme", "http"),
-    (":authority", "example.test"),
-    (":path", "/"),
-];
+use steadfast_proto::{Error, ErrorCode, Event, Fate, Initiator, StreamId, UserError};
+use support::{client, flag, kind, library_reset, request, response, server, sid, Peer, GET};
 
 /// The GET request fields plus `extra`.
 fn get_with<'a>(extra: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {

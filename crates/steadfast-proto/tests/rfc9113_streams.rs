@@ -11,20 +11,9 @@ use steadfast_proto::{
     Config, Error, ErrorCode, Event, Fate, GoAway, Initiator, Settings, StreamId, UserError,
 };
 use support::{
-    flag, kind, library_reset, request, response, rst, settings_payload, sid, window_update, Peer,
+    client, flag, kind, library_reset, request, response, rst, server, server_with,
+    settings_payload, sid, window_update, Peer, GET,
 };
-
-fn server() -> Peer {
-    Peer::server_with(Config::default(), Settings::default())
-}
-
-fn server_with(config: Config) -> Peer {
-    Peer::server_with(config, Settings::default())
-}
-
-fn client() -> Peer {
-    Peer::client_with(Config::default(), Settings::default())
-}
 
 /// A connection window of 65,535 that is replenished as soon as 1% of it was consumed
 /// (655 bytes), so tests see the WINDOW_UPDATE frames right away.
@@ -35,13 +24,6 @@ fn eager_updates() -> Config {
         ..Config::default()
     }
 }
-
-const GET: [(&str, &str); 4] = [
-    (":method", "GET"),
-    (":scheme", "http"),
-    (":authority", "example.test"),
-    (":path", "/"),
-];
 
 /// (Server under test) Opens stream `id` with a GET, with END_STREAM or not.
 fn open_with(peer: &mut Peer, id: u32, end_stream: bool) {

@@ -712,3 +712,26 @@ impl Peer {
         id
     }
 }
+
+/// A server under test, handshake done, with default settings on both sides.
+pub fn server() -> Peer {
+    Peer::server_with(Config::default(), Settings::default())
+}
+
+/// A server under test with this configuration.
+pub fn server_with(config: Config) -> Peer {
+    Peer::server_with(config, Settings::default())
+}
+
+/// A client under test, handshake done, with default settings on both sides.
+pub fn client() -> Peer {
+    Peer::client_with(Config::default(), Settings::default())
+}
+
+/// The pseudo-headers of a plain GET request.
+pub const GET: [(&str, &str); 4] = [
+    (":method", "GET"),
+    (":scheme", "http"),
+    (":authority", "example.test"),
+    (":path", "/"),
+];
