@@ -9,6 +9,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use steadfast::body::{self, BoxBody};
@@ -121,11 +122,13 @@ async fn handle(
             };
             Response::new(body::boxed(echo))
         }
-        (&Method::GET | &Method::HEAD, "/") => Response::builder()
-            .header("content-type", "text/plain")
-            .header("content-length", HELLO.len())
-            .body(body::full(Bytes::from_static(HELLO)))
-            .unwrap_or_default(),
+        (&Method::GET | &Method::HEAD, "/") => {
+            let mut res = Response::new(body::full(Bytes::from_static(HELLO)));
+            let headers = res.headers_mut();
+            headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+            headers.insert(CONTENT_LENGTH, HeaderValue::from(HELLO.len()));
+            res
+        }
         (&Method::GET | &Method::HEAD, _) => match root {
             Some(root) => serve_file(&root, path).await,
             None => status(StatusCode::NOT_FOUND),

@@ -3,6 +3,7 @@
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue};
+use http::uri::{Authority, PathAndQuery, Scheme};
 use http::{HeaderMap, Method, Request, Response, StatusCode, Uri, Version};
 use steadfast_hpack::DecodedField;
 
@@ -248,27 +249,27 @@ pub(crate) fn decode_request(
         if web && authority.as_ref().is_some_and(|a| a.contains(&b'@')) {
             return Err(":authority with userinfo");
         }
-        let mut b = Uri::builder().scheme(scheme.as_ref());
-        if let Some(authority) = &authority {
-            b = b.authority(authority.as_ref());
-        }
-        let b = if path.as_ref() == b"*" && method == Method::OPTIONS {
-            b.path_and_query("*")
-        } else {
+        if path.as_ref() != b"*" || method != Method::OPTIONS {
             if path[0] != b'/' && web {
                 return Err(":path does not start with '/'");
             }
-            b.path_and_query(path.as_ref())
-        };
-        match authority {
-            Some(_) => b.build().map_err(|_| "invalid request URI")?,
-            // Without an authority, `http::Uri` cannot hold a scheme: keep the path and
-            // let `Host` (if any) name the target.
-            None => Uri::builder()
-                .path_and_query(path.as_ref())
-                .build()
-                .map_err(|_| "invalid :path")?,
         }
+        // Zero-copy: the URI's parts share the decoded field bytes.
+        let path = PathAndQuery::from_maybe_shared(path).map_err(|_| "invalid :path")?;
+        let mut parts = http::uri::Parts::default();
+        parts.path_and_query = Some(path);
+        // Without an authority, `http::Uri` cannot hold a scheme: keep the path and let
+        // `Host` (if any) name the target.
+        if let Some(authority) = authority {
+            parts.authority =
+                Some(Authority::from_maybe_shared(authority).map_err(|_| "invalid :authority")?);
+            parts.scheme = Some(match scheme.as_ref() {
+                b"http" => Scheme::HTTP,
+                b"https" => Scheme::HTTPS,
+                other => Scheme::try_from(other).map_err(|_| "invalid :scheme")?,
+            });
+        }
+        Uri::from_parts(parts).map_err(|_| "invalid request URI")?
     };
     let content_length = content_length(&headers)?;
     let mut req = Request::new(());
