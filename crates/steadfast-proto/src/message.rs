@@ -249,10 +249,9 @@ pub(crate) fn decode_request(
         if web && authority.as_ref().is_some_and(|a| a.contains(&b'@')) {
             return Err(":authority with userinfo");
         }
-        if path.as_ref() != b"*" || method != Method::OPTIONS {
-            if path[0] != b'/' && web {
-                return Err(":path does not start with '/'");
-            }
+        let asterisk = path.as_ref() == b"*" && method == Method::OPTIONS;
+        if !asterisk && path[0] != b'/' && web {
+            return Err(":path does not start with '/'");
         }
         // Zero-copy: the URI's parts share the decoded field bytes.
         let path = PathAndQuery::from_maybe_shared(path).map_err(|_| "invalid :path")?;
