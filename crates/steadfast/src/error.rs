@@ -116,20 +116,26 @@ impl Error {
         Self::with_fate(Kind::Proto(error), fate, stream_id)
     }
 
-    pub(crate) fn context(mut self, context: impl Into<String>) -> Self {
+    pub(crate) fn context(self, context: impl Into<String>) -> Self {
+        let context = context.into();
+        self.modify(|inner| inner.context = Some(context))
+    }
+
+    /// Changes the error in place when it is not shared, on a copy otherwise.
+    fn modify(mut self, change: impl FnOnce(&mut Inner)) -> Self {
         if let Some(inner) = Arc::get_mut(&mut self.inner) {
-            inner.context = Some(context.into());
-            self
-        } else {
-            let inner = &self.inner;
-            Self {
-                inner: Arc::new(Inner {
-                    kind: inner.kind.shallow_clone(),
-                    fate: inner.fate,
-                    stream_id: inner.stream_id,
-                    context: Some(context.into()),
-                }),
-            }
+            change(inner);
+            return self;
+        }
+        let mut inner = Inner {
+            kind: self.inner.kind.shallow_clone(),
+            fate: self.inner.fate,
+            stream_id: self.inner.stream_id,
+            context: self.inner.context.clone(),
+        };
+        change(&mut inner);
+        Self {
+            inner: Arc::new(inner),
         }
     }
 
@@ -235,15 +241,7 @@ impl Error {
         if self.inner.fate.is_some() {
             return self;
         }
-        let inner = &self.inner;
-        Self {
-            inner: Arc::new(Inner {
-                kind: inner.kind.shallow_clone(),
-                fate: Some(fate),
-                stream_id: inner.stream_id,
-                context: inner.context.clone(),
-            }),
-        }
+        self.modify(|inner| inner.fate = Some(fate))
     }
 
     /// What a person should do next, in a few words.

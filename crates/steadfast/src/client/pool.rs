@@ -578,15 +578,12 @@ impl Client {
             }
             false
         });
-        let usable: Vec<&SendRequest> = conns.iter().filter(|c| !c.is_draining()).collect();
-        let others: Vec<&SendRequest> = usable
-            .iter()
-            .copied()
-            .filter(|c| avoid.is_none_or(|a| !a.same_connection(c)))
-            .collect();
-        let choices = if others.is_empty() { &usable } else { &others };
-        let best = choices.iter().min_by_key(|c| c.in_flight()).copied()?;
-        let open = usable.len();
+        // Runs on every request: no allocation. Prefer the least loaded usable
+        // connection other than `avoid`, falling back to `avoid` itself.
+        let usable = || conns.iter().filter(|c| !c.is_draining());
+        let is_avoided = |c: &SendRequest| avoid.is_some_and(|a| a.same_connection(c));
+        let best = usable().min_by_key(|c| (is_avoided(c), c.in_flight()))?;
+        let open = usable().count();
         let has_room = (best.in_flight() as u64) < u64::from(best.peer_max_concurrent_streams());
         if open >= config.max_connections || (has_room && open >= config.min_connections) {
             // At the cap, requests queue on the least loaded connection.
