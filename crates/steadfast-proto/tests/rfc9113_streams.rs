@@ -712,6 +712,38 @@ fn s6_8_second_goaway_with_lower_last_stream_id_refuses_more_streams() {
     );
 }
 
+/// §6.8: a GOAWAY's last-stream-id says which streams "might have been processed";
+/// it cannot undo a response the client already holds. A server that answered stream
+/// 1's head and then sends GOAWAY(last_stream_id=0) contradicts itself: stream 1 stays
+/// `Processed` (not retry-safe), while stream 3, never answered, is `Refused`.
+#[test]
+fn s6_8_lower_goaway_never_refuses_a_stream_with_its_response_head() {
+    let mut peer = client();
+    let answered = peer.client_open(&request("POST", "/"), true);
+    let unanswered = peer.client_open(&request("POST", "/"), true);
+    peer.send_headers(answered.get(), &[(":status", "200")], false);
+    let events = peer.take_stream_events();
+    assert!(
+        matches!(events.as_slice(), [Event::Response { id, end_stream: false, .. }] if *id == answered),
+        "{events:?}"
+    );
+    assert_eq!(peer.conn.fate(answered), Some(Fate::Processed));
+    goaway(&mut peer, 0, ErrorCode::NO_ERROR);
+    let events = peer.take_stream_events();
+    let mut fates: Vec<_> = stream_errors(&events)
+        .into_iter()
+        .map(|(id, _, fate)| (id, fate))
+        .collect();
+    fates.sort_by_key(|(id, _)| *id);
+    assert_eq!(
+        fates,
+        [
+            (answered, Some(Fate::Processed)),
+            (unanswered, Some(Fate::Refused)),
+        ]
+    );
+}
+
 fn graceful_until_final_goaway(peer: &mut Peer) {
     peer.conn.graceful_shutdown(peer.now);
     let frames = peer.frames();

@@ -866,10 +866,14 @@ impl Connection {
             if let Some(stream) = self.streams.remove(&id) {
                 self.active_local -= 1;
                 self.release_connection(stream.recv_unreleased);
-                // Above last-stream-id: the server guarantees it did not process it.
+                // Above last-stream-id the server declares it did not process the
+                // stream. That is proof only while nothing contradicts it: a stream
+                // whose response head already arrived was processed, whatever a later
+                // (lower) GOAWAY says, and never becomes retry-safe.
                 let fate = match stream.fate {
                     Fate::NotSent => Fate::NotSent,
-                    _ => Fate::Refused,
+                    Fate::MaybeProcessed | Fate::Refused => Fate::Refused,
+                    Fate::Processed => Fate::Processed,
                 };
                 self.events.push_back(Event::StreamError {
                     id,
