@@ -103,6 +103,9 @@ pub(crate) struct Shared {
     pub(crate) draining: AtomicBool,
     /// The peer's SETTINGS arrived.
     pub(crate) established: AtomicBool,
+    /// (Client) The server answered at least one request (a response head arrived):
+    /// the connection did real work, so reconnect backoff may start over.
+    pub(crate) carried_stream: AtomicBool,
     pub(crate) peer_max_concurrent: AtomicU32,
     /// Requests accepted by the driver and not yet finished.
     pub(crate) in_flight: AtomicUsize,
@@ -118,6 +121,11 @@ impl Shared {
             peer_max_concurrent: AtomicU32::new(u32::MAX),
             ..Self::default()
         }
+    }
+
+    /// The GOAWAY the peer sent, if any.
+    pub(crate) fn goaway(&self) -> Option<steadfast_proto::GoAway> {
+        self.goaway.lock().ok().and_then(|g| g.clone())
     }
 
     pub(crate) fn closed_error(&self) -> Error {
@@ -361,7 +369,15 @@ where
                 );
             }
             Err(e) => {
-                // Nothing of this request reached the connection.
+                // Nothing of this request reached the connection. When the server's
+                // GOAWAY is the reason, say so rather than "going away".
+                let e = match (e, self.conn.goaway_received()) {
+                    (
+                        steadfast_proto::Error::User(steadfast_proto::UserError::GoingAway),
+                        Some(goaway),
+                    ) => crate::error::remote_goaway(goaway.clone()),
+                    (e, _) => e,
+                };
                 let _ = tx.send(Err(Error::proto(e, Some(Fate::NotSent), None)));
             }
         }
@@ -420,6 +436,7 @@ where
                 response,
                 end_stream,
             } => {
+                self.shared.carried_stream.store(true, Ordering::Release);
                 let commands = self.commands_tx.clone();
                 let Some(slot) = self.slots.get_mut(&id) else {
                     return;
@@ -446,6 +463,7 @@ where
                 self.maybe_finish_slot(id);
             }
             Event::Informational { id, response } => {
+                self.shared.carried_stream.store(true, Ordering::Release);
                 tracing::trace!(stream = %id, status = %response.status(), "interim response");
             }
             Event::Data {
@@ -829,12 +847,20 @@ where
     }
 
     fn fail_remaining(&mut self) {
+        // From here on a request can no longer reach this driver: `send` fails at
+        // once, which proves the request was never sent. Requests already queued are
+        // answered below.
+        self.commands.close();
         let error = self.shared.closed_error();
-        let slots: Vec<Slot> = self.slots.drain().map(|(_, s)| s).collect();
-        for mut slot in slots {
+        let slots: Vec<(StreamId, Slot)> = self.slots.drain().collect();
+        for (id, mut slot) in slots {
             self.request_finished();
             if let Some(tx) = slot.response_tx.take() {
-                let _ = tx.send(Err(error.clone()));
+                // Only the engine can prove that a request never left (its HEADERS
+                // were never handed to the transport); anything else may have reached
+                // the server.
+                let fate = self.conn.fate(id).unwrap_or(Fate::MaybeProcessed);
+                let _ = tx.send(Err(error.clone().with_fate_if_none(fate)));
             }
             if let Some(tx) = slot.recv_tx.take() {
                 let _ = tx.send(RecvItem::Error(error.clone()));

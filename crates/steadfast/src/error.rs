@@ -10,6 +10,15 @@ use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};
 /// A boxed error from an application body or service.
 pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
+/// The engine's error for a GOAWAY the peer sent.
+pub(crate) fn remote_goaway(goaway: GoAway) -> steadfast_proto::Error {
+    steadfast_proto::Error::GoAway {
+        goaway,
+        initiator: Initiator::Remote,
+        reason: None,
+    }
+}
+
 /// Where a failure happened.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]

@@ -601,3 +601,101 @@ async fn maybe_processed_is_retried_only_when_idempotent() {
     );
     assert_eq!(stats.failed_maybe_processed, 1, "{stats:?}");
 }
+
+// ---- no retry storm, and no promise broken by a lower GOAWAY ----
+
+/// The connection count a GOAWAY from `goaway_every_connection.py` reports.
+fn connection_number(error: &steadfast::Error) -> u64 {
+    let goaway = error
+        .goaway()
+        .unwrap_or_else(|| panic!("the error carries the server's GOAWAY: {error} ({error:?})"));
+    let text = std::str::from_utf8(&goaway.debug_data).expect("UTF-8 debug data");
+    text.strip_prefix("conn ")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("debug data {text:?} is not \"conn N\""))
+}
+
+/// A server that answers every new connection with SETTINGS and GOAWAY(0) at once.
+/// SETTINGS prove nothing: each such connection counts as a failed attempt for the
+/// reconnect backoff, and a request without a deadline stops after
+/// `not_sent_retries` resends, saying so. (Before, one request made about 3,700
+/// connections in 2 s.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn goaway_on_every_connection_is_no_retry_storm() {
+    let peer = start_peer("goaway_every_connection.py", &[]);
+    let config = PoolConfig {
+        max_connections: 1,
+        backoff: steadfast::client::BackoffConfig {
+            initial: Duration::from_millis(20),
+            ..steadfast::client::BackoffConfig::default()
+        },
+        ..PoolConfig::default()
+    };
+    let retries = config.retry.not_sent_retries;
+    let client = Client::with_resolver(config, StaticResolver::new(vec![peer.addr]));
+    let started = tokio::time::Instant::now();
+    let error = bounded(
+        "a request to a server that turns every connection away",
+        async { client.send(post("storm", Bytes::new())).await },
+    )
+    .await
+    .expect_err("no connection ever takes the request");
+    assert_eq!(error.fate(), Some(Fate::NotSent), "{error}");
+    let text = error.to_string();
+    assert!(
+        text.contains("no deadline") && text.contains("not_sent_retries"),
+        "the error says the retry bound was reached: {text}"
+    );
+    let stats = client.stats();
+    let expected = u64::from(retries) + 1;
+    assert_eq!(connection_number(&error), expected, "{stats:?}");
+    assert_eq!(stats.connects, expected, "{stats:?}");
+    assert_eq!(stats.retries_not_sent, u64::from(retries), "{stats:?}");
+    // Every connection after the first waited out a growing backoff:
+    // 20 ms, 32 ms, 51 ms, 82 ms, 131 ms (each -20% at worst).
+    let min_wait: f64 = (0..retries)
+        .map(|i| 0.020 * 1.6f64.powi(i as i32) * 0.8)
+        .sum();
+    assert!(
+        started.elapsed().as_secs_f64() >= min_wait,
+        "{:?} < {min_wait} s: the backoff was not applied",
+        started.elapsed()
+    );
+    assert!(stats.connections_unused >= u64::from(retries), "{stats:?}");
+
+    // With a deadline the request may retry until the deadline, but the backoff
+    // still spaces the connections: a handful in 1.5 s, not thousands.
+    let mut request = post("storm-deadline", Bytes::new());
+    request.extensions_mut().insert(steadfast::Deadline(
+        (tokio::time::Instant::now() + Duration::from_millis(1500)).into_std(),
+    ));
+    let before = client.stats().connects;
+    let error = bounded("a request with a deadline", client.send(request))
+        .await
+        .expect_err("no connection ever takes the request");
+    let made = client.stats().connects - before;
+    assert!(error.is_deadline_exceeded(), "{error}");
+    // The backoff went on growing from where it was: at most a few more attempts.
+    assert!((1..=8).contains(&made), "{made} connections in 1.5 s");
+}
+
+/// A server answers stream 1's head, then sends GOAWAY(last_stream_id=0). The lower
+/// GOAWAY cannot undo the response: the body fails as `Processed`, not retry-safe.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lower_goaway_after_response_head_is_not_retry_safe() {
+    let peer = start_peer("answer_then_lower_goaway.py", &[]);
+    let client = client(&peer, 1, RetryPolicy::default());
+    let response = bounded(
+        "the response head",
+        client.send(post("answered", Bytes::new())),
+    )
+    .await
+    .expect("the response head arrives");
+    assert_eq!(response.status(), 200);
+    let error = bounded("the response body", response.into_body().collect())
+        .await
+        .expect_err("the GOAWAY cuts the body short");
+    assert_eq!(error.fate(), Some(Fate::Processed), "{error}");
+    assert!(!error.is_retry_safe(), "{error}");
+    assert_eq!(client.stats().retries_refused_goaway, 0);
+}

@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{boxed, RecvBody};
 use crate::driver::{Command, Driver, DriverConfig, Shared};
-use crate::error::{BoxError, Error, Kind};
+use crate::error::{remote_goaway, BoxError, Error, Kind};
 use crate::tls;
 
 /// Settings for a client connection.
@@ -270,8 +270,10 @@ impl SendRequest {
             guard.armed = false;
             match result {
                 Ok(result) => result,
-                // The driver ended without answering: it never took the request.
-                Err(_) => Err(not_sent(&shared)),
+                // The driver ended without answering (its task panicked or its
+                // runtime shut down) after it accepted the request: nothing proves
+                // the request was not written, so it may have been processed.
+                Err(_) => Err(driver_lost(&shared)),
             }
         }
     }
@@ -307,6 +309,13 @@ impl SendRequest {
         self.inner.shared.draining.load(Ordering::Acquire)
     }
 
+    /// True once the server answered a request on this connection (a response head
+    /// arrived). A connection that ends before that did no work: the pool counts it
+    /// as a failed connection attempt for its reconnect backoff.
+    pub fn has_carried_stream(&self) -> bool {
+        self.inner.shared.carried_stream.load(Ordering::Acquire)
+    }
+
     /// True once the server's SETTINGS arrived.
     pub fn is_established(&self) -> bool {
         self.inner.shared.established.load(Ordering::Acquire)
@@ -327,7 +336,7 @@ impl SendRequest {
 
     /// The GOAWAY the server sent, if any.
     pub fn goaway(&self) -> Option<steadfast_proto::GoAway> {
-        self.inner.shared.goaway.lock().ok().and_then(|g| g.clone())
+        self.inner.shared.goaway()
     }
 
     /// Sends a PING and waits for its acknowledgement; returns the round-trip time.
@@ -356,11 +365,22 @@ impl SendRequest {
     }
 }
 
+fn driver_lost(shared: &Shared) -> Error {
+    shared
+        .closed_error()
+        .with_fate_if_none(Fate::MaybeProcessed)
+        .context("the connection task ended without answering the request")
+}
+
 fn not_sent(shared: &Shared) -> Error {
     let closed = shared.closed_error();
     match closed.proto_error() {
         Some(e) => Error::proto(e.clone(), Some(Fate::NotSent), None),
-        None => Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None),
+        None => match shared.goaway() {
+            // Closed after the server's GOAWAY: that is why the request stayed here.
+            Some(goaway) => Error::proto(remote_goaway(goaway), Some(Fate::NotSent), None),
+            None => Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None),
+        },
     }
 }
 

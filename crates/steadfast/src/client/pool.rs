@@ -2,8 +2,8 @@
 //!
 //! [`Client`] keeps connections per authority and sends each request on one of them.
 //! When a request fails, its [`Fate`] decides what happens:
-//! - `NotSent`: it never left this process — sent again, as often as needed, until the
-//!   request's deadline;
+//! - `NotSent`: it never left this process — sent again until the request's deadline,
+//!   or [`RetryPolicy::not_sent_retries`] times when it has none;
 //! - `Refused`: the server proved it did no processing (above a GOAWAY's
 //!   last-stream-id, or RST_STREAM REFUSED_STREAM) — sent again once, transparently, on
 //!   another connection when its own is draining (gRFC A6's rule); further retries only
@@ -47,6 +47,11 @@ pub struct Idempotent;
 pub struct RetryPolicy {
     /// Master switch of the transparent retry (off: every failure goes to the caller).
     pub enabled: bool,
+    /// How many times a `NotSent` request without a [`Deadline`] is resent. A request
+    /// with a deadline is resent until the deadline; one without needs this bound, or
+    /// a server that sends GOAWAY on every new connection would keep it retrying
+    /// forever. The error of a request that reached the bound says so.
+    pub not_sent_retries: u32,
     /// How many times a `Refused` request is resent. The first resend is immediate
     /// (gRFC A6's transparent retry); later ones wait `refused_backoff`, doubling each
     /// time (±20% jitter, at most 1 s), so an overloaded server is not stormed.
@@ -65,6 +70,7 @@ impl Default for RetryPolicy {
     fn default() -> Self {
         Self {
             enabled: true,
+            not_sent_retries: 5,
             refused_retries: 1,
             refused_backoff: Duration::from_millis(10),
             maybe_processed_retries: 0,
@@ -196,6 +202,10 @@ pub struct ClientStats {
     pub connects: u64,
     /// Connection attempts that failed.
     pub connect_failures: u64,
+    /// Connections that closed or drained before the server answered any request on
+    /// them (e.g. a GOAWAY right after SETTINGS). Each counts as a failed attempt for
+    /// the reconnect backoff.
+    pub connections_unused: u64,
 }
 
 #[derive(Debug, Default)]
@@ -206,6 +216,7 @@ struct Counters {
     retries: [AtomicU64; 4],
     connects: AtomicU64,
     connect_failures: AtomicU64,
+    connections_unused: AtomicU64,
 }
 
 /// Why a request was sent again.
@@ -267,6 +278,37 @@ struct ConnectState {
     next_attempt: Option<tokio::time::Instant>,
     /// Rotates over resolved addresses.
     next_addr: usize,
+    /// The connection opened last, and when, until it proves itself (the server
+    /// answers a request on it: the backoff starts over) or ends without doing so
+    /// (it counts as a failed attempt). SETTINGS alone prove nothing: a server that
+    /// sends GOAWAY right after them on every connection would otherwise be
+    /// reconnected to in a tight loop.
+    unproven: Option<(SendRequest, tokio::time::Instant)>,
+}
+
+impl ConnectState {
+    /// Settles the backoff on what became of the last connection opened.
+    fn settle(&mut self, counters: &Counters) {
+        let Some((conn, opened_at)) = &self.unproven else {
+            return;
+        };
+        if conn.has_carried_stream() {
+            self.backoff.reset();
+            self.next_attempt = None;
+            self.unproven = None;
+        } else if conn.is_draining() || conn.is_closed() {
+            let delay = self.backoff.next_delay();
+            tracing::debug!(
+                ?delay,
+                "the last connection ended before carrying any request; backing off"
+            );
+            counters.connections_unused.fetch_add(1, Ordering::Relaxed);
+            self.next_attempt = Some(*opened_at + delay);
+            self.unproven = None;
+        }
+        // Still open and unproven (another connection is wanted alongside it): the
+        // backoff stays as it is.
+    }
 }
 
 impl Client {
@@ -306,6 +348,7 @@ impl Client {
             retries_maybe_processed: get(&c.retries[3]),
             connects: get(&c.connects),
             connect_failures: get(&c.connect_failures),
+            connections_unused: get(&c.connections_unused),
         }
     }
 
@@ -375,6 +418,7 @@ impl Client {
         };
         let replay = Replay::new(boxed(body), reserve);
         let mut refused_left = policy.refused_retries;
+        let mut not_sent_left = policy.not_sent_retries;
         let mut maybe_left = if idempotent {
             policy.maybe_processed_retries
         } else {
@@ -416,7 +460,19 @@ impl Client {
                 // No connection could be had: without a deadline, fail fast rather than
                 // wait for a target that may never come back.
                 Some(Fate::NotSent) if conn.is_none() && deadline.is_none() => return Err(error),
-                Some(Fate::NotSent) => RetryCause::NotSent,
+                Some(Fate::NotSent) if deadline.is_none() && not_sent_left == 0 => {
+                    return Err(error.context(format!(
+                        "not retried again: the request has no deadline and was resent \
+                         {} times without ever being sent (RetryPolicy::not_sent_retries)",
+                        policy.not_sent_retries
+                    )));
+                }
+                Some(Fate::NotSent) => {
+                    if deadline.is_none() {
+                        not_sent_left -= 1;
+                    }
+                    RetryCause::NotSent
+                }
                 Some(Fate::Refused) if refused_left > 0 => {
                     refused_left -= 1;
                     if error.goaway().is_some() {
@@ -513,6 +569,7 @@ impl Client {
                     backoff: Backoff::new(self.inner.config.backoff.clone(), SplitMix64::seed()),
                     next_attempt: None,
                     next_addr: 0,
+                    unproven: None,
                 }),
             })
         });
@@ -535,14 +592,16 @@ impl Client {
         if let Some(conn) = self.pick(authority, avoid) {
             return Ok(conn);
         }
+        state.settle(&self.inner.counters);
         if let Some(at) = state.next_attempt {
             tokio::time::sleep_until(at).await;
         }
         match self.connect(authority, &mut state).await {
             Ok(conn) => {
-                // The server's SETTINGS arrived (connect waits for them): reset.
-                state.backoff.reset();
+                // The server's SETTINGS arrived (connect waits for them), but the
+                // backoff only starts over once the connection carries a request.
                 state.next_attempt = None;
+                state.unproven = Some((conn.clone(), tokio::time::Instant::now()));
                 if let Ok(mut conns) = authority.conns.lock() {
                     conns.push(conn.clone());
                 }
