@@ -703,6 +703,7 @@ impl Connection {
         if self.is_closed() {
             return;
         }
+        self.discard_unsent_requests();
         let goaway = GoAway {
             code,
             last_stream_id: self.last_processed_remote_id,
@@ -738,6 +739,7 @@ impl Connection {
         if self.is_closed() {
             return;
         }
+        self.discard_unsent_requests();
         if self.streams.is_empty() && (self.goaway_sent.is_some() || self.goaway_received.is_some())
         {
             // A GOAWAY was exchanged and nothing was in flight: the peer closing now
@@ -1014,12 +1016,25 @@ impl Connection {
             return;
         }
         tracing::debug!(%code, reason, "HTTP/2 connection error");
+        self.discard_unsent_requests();
         let error = Error::library_goaway(code, self.last_processed_remote_id, reason);
         if let Error::GoAway { goaway, .. } = &error {
             self.write_frame(&crate::frame::Frame::GoAway(GoAwayFrame(goaway.clone())));
             self.goaway_sent = Some(goaway.clone());
         }
         self.fail_connection(error);
+    }
+
+    /// (Client) The connection is about to fail: output not yet handed to the
+    /// transport is dropped, so that requests whose HEADERS sit in it are never
+    /// written. They fail as `NotSent`, which is then the truth; written after the
+    /// failure, they could reach a server that processes them. (A server keeps its
+    /// output: responses already completed may still reach the client.)
+    fn discard_unsent_requests(&mut self) {
+        if self.role == Role::Client && !self.unflushed_opens.is_empty() {
+            self.out.clear();
+            self.unflushed_opens.clear();
+        }
     }
 
     /// Fails every stream with `error` and closes.

@@ -869,10 +869,12 @@ impl Connection {
                 // Above last-stream-id the server declares it did not process the
                 // stream. That is proof only while nothing contradicts it: a stream
                 // whose response head already arrived was processed, whatever a later
-                // (lower) GOAWAY says, and never becomes retry-safe.
+                // (lower) GOAWAY says, and never becomes retry-safe. A stream whose
+                // HEADERS are encoded but not yet handed to the transport will still
+                // be written, so it is refused, not "never sent" (streams that were
+                // never encoded failed as NotSent above).
                 let fate = match stream.fate {
-                    Fate::NotSent => Fate::NotSent,
-                    Fate::MaybeProcessed | Fate::Refused => Fate::Refused,
+                    Fate::NotSent | Fate::MaybeProcessed | Fate::Refused => Fate::Refused,
                     Fate::Processed => Fate::Processed,
                 };
                 self.events.push_back(Event::StreamError {
