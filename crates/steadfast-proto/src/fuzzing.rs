@@ -1,12 +1,17 @@
 //! Entry points for the fuzz targets under `fuzz/`, kept in the crate so that unit
-//! tests run them too and they never stop compiling.
+//! tests run them too and they never stop compiling. Compiled only for tests and with
+//! the `fuzzing` feature (which `fuzz/Cargo.toml` enables).
 
+use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 
 use crate::frame;
-use crate::{Config, Connection, ErrorCode, Event, Keepalive, PingPolicy, Role, StreamId, PREFACE};
+use crate::{
+    Config, Connection, ErrorCode, Event, Keepalive, PingPolicy, Role, StreamId, StreamState,
+    PREFACE,
+};
 
 /// Decodes `data` as a sequence of frames; must never panic.
 pub fn frame_decode(data: &[u8]) {
@@ -245,54 +250,85 @@ fn pick(input: &mut Input<'_>, known: &[StreamId], _conn: &Connection) -> Stream
 }
 
 /// Two correct endpoints under random application commands: whatever the commands,
-/// neither may ever detect a protocol error in the other. Returns how many body
-/// chunks and trailer sections were delivered, so tests can check the run did work.
+/// neither may ever detect a protocol error in the other, and every head and trailer
+/// section is delivered with exactly the fields that were sent (a field block that
+/// reached the wire out of HPACK encoding order would decode to other fields, or fail).
+/// The server's SETTINGS_MAX_CONCURRENT_STREAMS is low (1 to 3), so requests queue and
+/// open as others end, in the same transmit round as other streams' trailers. Returns
+/// how many body chunks and trailer sections were delivered, so tests can check the
+/// run did work.
 pub fn pair(data: &[u8]) -> usize {
-    let mut delivered = 0;
     let mut input = Input(data);
-    let mut now = Instant::now();
-    let mut client = Connection::new(Role::Client, small_config(), now);
-    let mut server = Connection::new(Role::Server, small_config(), now);
-    let mut client_streams: Vec<StreamId> = Vec::new();
-    let mut server_streams: Vec<StreamId> = Vec::new();
-    let mut wire = BytesMut::new();
+    let now = Instant::now();
+    let server_config = Config {
+        max_concurrent_streams: 1 + u32::from(input.byte() % 3),
+        ..small_config()
+    };
+    let mut p = Pair {
+        client: Connection::new(Role::Client, small_config(), now),
+        server: Connection::new(Role::Server, server_config, now),
+        now,
+        client_streams: Vec::new(),
+        server_streams: Vec::new(),
+        sent: HashMap::new(),
+        delivered: 0,
+    };
     while !input.is_empty() {
-        match input.byte() % 8 {
+        // Commands pick among live streams, so that they keep acting on streams in
+        // every state rather than mostly on finished ones.
+        let (client, server) = (&p.client, &p.server);
+        p.client_streams
+            .retain(|id| client.stream_state(*id).is_some());
+        p.server_streams
+            .retain(|id| server.stream_state(*id).is_some());
+        match input.byte() % 9 {
             0 => {
+                let path = format!("/p{}", input.byte());
+                let n = input.byte().to_string();
                 let req = http::Request::builder()
                     .method(if input.byte() % 2 == 0 { "GET" } else { "POST" })
-                    .uri("http://fuzz.test/p")
-                    .header("x-n", input.byte().to_string())
+                    .uri(format!("http://fuzz.test{path}"))
+                    .header("x-n", &n)
                     .body(())
                     .unwrap_or_default();
-                if let Ok(id) = client.send_request(&req, input.byte() % 2 == 0) {
-                    client_streams.push(id);
+                if let Ok(id) = p.client.send_request(&req, input.byte() % 2 == 0) {
+                    p.client_streams.push(id);
+                    let fields = vec![(":path".to_string(), path), ("x-n".to_string(), n)];
+                    p.sent.insert((true, id, false), fields);
                 }
             }
             1 => {
-                if let Some(&id) = pick_from(&mut input, &client_streams) {
+                if let Some(&id) = pick_from(&mut input, &p.client_streams) {
                     let data = Bytes::copy_from_slice(input.bytes(255));
-                    let _ = client.send_data(id, data, input.byte() % 2 == 0);
+                    let _ = p.client.send_data(id, data, input.byte() % 2 == 0);
                 }
             }
             2 => {
-                if let Some(&id) = pick_from(&mut input, &server_streams) {
-                    let _ = server.send_response(id, &http::Response::new(()), false);
+                if let Some(&id) = pick_from(&mut input, &p.server_streams) {
+                    let r = input.byte().to_string();
+                    let res = http::Response::builder()
+                        .header("x-r", &r)
+                        .body(())
+                        .unwrap_or_default();
+                    if p.server.send_response(id, &res, false).is_ok() {
+                        p.sent
+                            .insert((false, id, false), vec![("x-r".to_string(), r)]);
+                    }
                     let data = Bytes::copy_from_slice(input.bytes(255));
-                    let _ = server.send_data(id, data, false);
-                    if input.byte() % 2 == 0 {
-                        let mut t = http::HeaderMap::new();
-                        t.insert("grpc-status", http::HeaderValue::from_static("0"));
-                        let _ = server.send_trailers(id, &t);
+                    let end = input.byte() % 4;
+                    let _ = p.server.send_data(id, data, end == 0);
+                    if end == 1 || end == 2 {
+                        let status = (input.byte() % 17).to_string();
+                        p.send_trailers(false, id, "grpc-status", status);
                     }
                 }
             }
             3 => {
                 let client_side = input.byte() % 2 == 0;
                 let (conn, ids) = if client_side {
-                    (&mut client, &client_streams)
+                    (&mut p.client, &p.client_streams)
                 } else {
-                    (&mut server, &server_streams)
+                    (&mut p.server, &p.server_streams)
                 };
                 if let Some(&id) = pick_from(&mut input, ids) {
                     let _ = conn.reset(id, ErrorCode::CANCEL);
@@ -300,34 +336,109 @@ pub fn pair(data: &[u8]) -> usize {
             }
             4 => match input.byte() {
                 // Rare, so that most runs keep the connection long enough to matter.
-                0..=3 => server.graceful_shutdown(now),
-                4..=5 => client.graceful_shutdown(now),
+                0..=3 => p.server.graceful_shutdown(p.now),
+                4..=5 => p.client.graceful_shutdown(p.now),
                 _ => {}
             },
-            5 => now += Duration::from_millis(u64::from(input.byte()) * 10),
+            5 => p.now += Duration::from_millis(u64::from(input.byte()) * 10),
+            6 => {
+                // Client trailers (gRPC client streaming ends this way), also on
+                // streams still queued behind the server's concurrency limit.
+                if let Some(&id) = pick_from(&mut input, &p.client_streams) {
+                    let value = format!("v{}", input.byte());
+                    p.send_trailers(true, id, "x-t", value);
+                }
+            }
+            7 => {
+                // In one transmit round, the client ends a stream whose response is
+                // complete (freeing a slot, which opens a queued stream at once) and
+                // ends others with trailers or END_STREAM: the round then both encodes
+                // HEADERS and trailers.
+                let done: Vec<StreamId> = p
+                    .client_streams
+                    .iter()
+                    .copied()
+                    .filter(|id| p.client.stream_state(*id) == Some(StreamState::HalfClosedRemote))
+                    .collect();
+                if let Some(&id) = pick_from(&mut input, &done) {
+                    let _ = p.client.send_data(id, Bytes::new(), true);
+                }
+                for _ in 0..1 + input.byte() % 3 {
+                    if let Some(&id) = pick_from(&mut input, &p.client_streams) {
+                        if input.byte() % 2 == 0 {
+                            let data = Bytes::copy_from_slice(input.bytes(16));
+                            let _ = p.client.send_data(id, data, true);
+                        } else {
+                            let value = format!("w{}", input.byte());
+                            p.send_trailers(true, id, "x-t", value);
+                        }
+                    }
+                }
+            }
             _ => {}
         }
-        // Deliver everything, releasing received data as an application would.
+        // Usually deliver at once; sometimes let commands pile up, so that one
+        // transmit round carries the work of several streams.
+        if input.byte() % 4 != 0 {
+            p.deliver();
+        }
+    }
+    p.deliver();
+    p.delivered
+}
+
+/// The state of one [`pair`] run.
+struct Pair {
+    client: Connection,
+    server: Connection,
+    now: Instant,
+    client_streams: Vec<StreamId>,
+    server_streams: Vec<StreamId>,
+    /// What each side sent, by (sent by the client, stream, trailers), to compare with
+    /// what the other side receives.
+    sent: SentFields,
+    delivered: usize,
+}
+
+impl Pair {
+    /// Moves bytes both ways until both sides are idle, releasing received data as an
+    /// application would, checking every event; then fires due timers.
+    fn deliver(&mut self) {
+        let mut wire = BytesMut::new();
         for _ in 0..64 {
             wire.clear();
-            let a = client.poll_transmit(now, &mut wire);
-            server.handle_read(&wire, now);
+            let a = self.client.poll_transmit(self.now, &mut wire);
+            self.server.handle_read(&wire, self.now);
             wire.clear();
-            let b = server.poll_transmit(now, &mut wire);
-            client.handle_read(&wire, now);
-            for (conn, ids) in [
-                (&mut client, &mut client_streams),
-                (&mut server, &mut server_streams),
+            let b = self.server.poll_transmit(self.now, &mut wire);
+            self.client.handle_read(&wire, self.now);
+            for (conn, ids, from_client) in [
+                (&mut self.client, &mut self.client_streams, false),
+                (&mut self.server, &mut self.server_streams, true),
             ] {
                 while let Some(event) = conn.poll_event() {
                     check_no_protocol_error(&event);
                     match event {
-                        Event::Request { id, .. } => ids.push(id),
+                        Event::Request { id, request, .. } => {
+                            let mut got = vec![(":path".to_string(), request.uri().path().into())];
+                            got.extend(fields_of(request.headers()));
+                            check_fields(&self.sent, (from_client, id, false), got);
+                            ids.push(id);
+                        }
+                        Event::Response { id, response, .. } => {
+                            self.delivered += 1;
+                            let got = fields_of(response.headers());
+                            check_fields(&self.sent, (from_client, id, false), got);
+                        }
+                        Event::Trailers { id, trailers } => {
+                            self.delivered += 1;
+                            let got = fields_of(&trailers);
+                            check_fields(&self.sent, (from_client, id, true), got);
+                        }
                         Event::Data { id, data, .. } => {
-                            delivered += 1;
+                            self.delivered += 1;
                             conn.release_capacity(id, data.len());
                         }
-                        Event::Trailers { .. } | Event::Response { .. } => delivered += 1,
                         _ => {}
                     }
                 }
@@ -336,13 +447,53 @@ pub fn pair(data: &[u8]) -> usize {
                 break;
             }
         }
-        for conn in [&mut client, &mut server] {
-            if conn.poll_timeout().is_some_and(|t| t <= now) {
-                conn.handle_timeout(now);
+        for conn in [&mut self.client, &mut self.server] {
+            if conn.poll_timeout().is_some_and(|t| t <= self.now) {
+                conn.handle_timeout(self.now);
             }
         }
     }
-    delivered
+
+    fn send_trailers(&mut self, client: bool, id: StreamId, name: &'static str, value: String) {
+        let Ok(v) = http::HeaderValue::from_str(&value) else {
+            return;
+        };
+        let mut t = http::HeaderMap::new();
+        t.insert(name, v);
+        let conn = if client {
+            &mut self.client
+        } else {
+            &mut self.server
+        };
+        if conn.send_trailers(id, &t).is_ok() {
+            self.sent
+                .insert((client, id, true), vec![(name.to_string(), value)]);
+        }
+    }
+}
+
+type SentFields = HashMap<(bool, StreamId, bool), Vec<(String, String)>>;
+
+fn fields_of(headers: &http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .map(|(n, v)| {
+            let v = String::from_utf8_lossy(v.as_bytes()).into_owned();
+            (n.as_str().to_string(), v)
+        })
+        .collect()
+}
+
+fn check_fields(sent: &SentFields, key: (bool, StreamId, bool), got: Vec<(String, String)>) {
+    let expected = sent.get(&key);
+    assert_eq!(
+        expected,
+        Some(&got),
+        "fields delivered on {:?} (sent by the {}, trailers: {}) differ from those sent",
+        key.1,
+        if key.0 { "client" } else { "server" },
+        key.2
+    );
 }
 
 fn pick_from<'a, T>(input: &mut Input<'_>, items: &'a [T]) -> Option<&'a T> {

@@ -21,6 +21,7 @@
 mod connection;
 mod error;
 pub mod frame;
+#[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
 mod message;

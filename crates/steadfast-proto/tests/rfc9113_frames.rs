@@ -344,6 +344,60 @@ fn s4_3_table_size_update_above_our_setting_is_compression_error() {
     peer.expect_conn_error(ErrorCode::COMPRESSION_ERROR, 0);
 }
 
+/// §4.3: field blocks are decoded in the order they arrive, so an encoder must put
+/// them on the wire in the order it encoded them. Here one transmit round both
+/// finishes stream 1 (its last DATA frees a concurrency slot, which opens the queued
+/// stream 5 at once) and writes the trailers of stream 3: the HEADERS of 5 are encoded
+/// first, so they must also be written first. Two slots are needed: with one, nothing
+/// else can send in the round in which a stream's end opens the next.
+#[test]
+fn s4_3_field_blocks_reach_the_wire_in_encoding_order_when_a_freed_slot_opens_a_stream() {
+    let mut peer = Peer::client_with(
+        Config::default(),
+        Settings {
+            max_concurrent_streams: Some(2),
+            ..Settings::default()
+        },
+    );
+    let one = peer.client_open(&request("POST", "/one"), false);
+    let three = peer.client_open(&request("POST", "/three"), false);
+    let five = peer
+        .conn
+        .send_request(&request("GET", "/five"), true)
+        .unwrap();
+    peer.expect_frames(&[]);
+    peer.take_blocks();
+    for id in [one, three] {
+        peer.send_headers(id.get(), &[(":status", "200")], true);
+    }
+    peer.take_stream_events();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("x-trailer", "three".parse().unwrap());
+    peer.conn
+        .send_data(one, Bytes::from_static(b"1"), true)
+        .unwrap();
+    peer.conn.send_trailers(three, &trailers).unwrap();
+    assert_eq!(peer.conn.fate(five), Some(Fate::NotSent));
+    peer.frames();
+    let blocks = peer.take_blocks();
+    let expect = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+        pairs
+            .iter()
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect()
+    };
+    let mut head = GET.to_vec();
+    head[3] = (":path", "/five");
+    assert_eq!(
+        blocks,
+        [
+            (five, expect(&head), true),
+            (three, expect(&[("x-trailer", "three")]), true),
+        ]
+    );
+    assert_eq!(peer.conn.fate(five), Some(Fate::MaybeProcessed));
+}
+
 fn small_table() -> Config {
     Config {
         header_table_size: 256,

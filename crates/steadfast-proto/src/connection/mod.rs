@@ -180,7 +180,10 @@ pub struct Connection {
     /// The peer's first SETTINGS arrived.
     handshake_done: bool,
     recv_buf: BytesMut,
-    /// Control frames and HEADERS, in the order they must reach the wire.
+    /// Every frame to write, in the order it was produced, which is the order it must
+    /// reach the wire (HPACK state depends on it). Between calls to `poll_transmit` it
+    /// holds only control frames and HEADERS: DATA is written to it, and it is handed
+    /// over, within `poll_transmit`.
     out: BytesMut,
     /// Locally opened streams whose HEADERS sit in `out` (their fate changes from
     /// `NotSent` once `out` is handed to the transport).
@@ -802,7 +805,8 @@ impl Connection {
     }
 
     /// HPACK-encodes a field block straight into `out`, behind a frame header that is
-    /// filled in afterwards; a block larger than the peer's frame size is split into
+    /// filled in afterwards. This is the only place the encoder runs, and `out` the only
+    /// buffer it writes to, so blocks reach the wire in encoding order; a block larger than the peer's frame size is split into
     /// HEADERS and CONTINUATION frames instead.
     fn write_field_iter<'a>(
         &mut self,

@@ -1,5 +1,5 @@
 //! The send path: batching control frames, HEADERS and flow-controlled DATA into one
-//! output buffer.
+//! output buffer, `Connection::out`, in the order they are produced.
 
 use std::time::Instant;
 
@@ -19,8 +19,17 @@ impl Connection {
     /// `Config::max_transmit_data` bytes of DATA per call. A locally opened stream's
     /// fate becomes `MaybeProcessed` here, when its HEADERS leave the connection.
     pub fn poll_transmit(&mut self, now: Instant, dst: &mut BytesMut) -> usize {
-        let start = dst.len();
-        if !self.out.is_empty() {
+        if !self.is_closed() {
+            self.write_data();
+            self.timers_sync_idle(now);
+        }
+        // Every frame, DATA included, is written to `out` at the moment it is produced,
+        // and `out` is handed over whole: the peer's HPACK decoder sees the field
+        // blocks in exactly the order our encoder produced them (a trailer section
+        // written here and the HEADERS of a stream its end let open cannot swap
+        // places), and nothing is ever written behind a frame that was produced later.
+        let n = self.out.len();
+        if n > 0 {
             if dst.is_empty() {
                 // Hand over the whole buffer without copying.
                 std::mem::swap(dst, &mut self.out);
@@ -34,25 +43,14 @@ impl Connection {
                 s.mark_sent();
             }
         }
-        if !self.is_closed() {
-            self.write_data(dst);
-            // Trailers and stream ends may have queued HEADERS or freed concurrency.
-            if !self.out.is_empty() {
-                dst.extend_from_slice(&self.out);
-                self.out.clear();
-                for id in self.unflushed_opens.drain(..) {
-                    if let Some(s) = self.streams.get_mut(&id) {
-                        s.mark_sent();
-                    }
-                }
-            }
-            self.timers_sync_idle(now);
-        }
-        dst.len() - start
+        n
     }
 
-    fn write_data(&mut self, dst: &mut BytesMut) {
-        let start = dst.len();
+    /// Writes DATA, END_STREAM and trailers of the streams in `send_ready` to `out`.
+    fn write_data(&mut self) {
+        // Only DATA and trailers count as "sent HEADERS or DATA" for the PING policy,
+        // not the WINDOW_UPDATE frames that closing streams also write to `out`.
+        let mut sent = false;
         let mut budget = self.config.max_transmit_data;
         let mut rounds = self.send_ready.len();
         while rounds > 0 && budget > 0 {
@@ -85,7 +83,8 @@ impl Connection {
                     if last {
                         stream.send_closed = true;
                     }
-                    Data::encode_parts(id, &chunk, last, dst);
+                    Data::encode_parts(id, &chunk, last, &mut self.out);
+                    sent = true;
                     wrote = n;
                 }
             }
@@ -99,13 +98,13 @@ impl Connection {
                     SendEnd::Open => {}
                     SendEnd::EndStream => {
                         stream.send_closed = true;
-                        Data::encode_parts(id, &[], true, dst);
+                        Data::encode_parts(id, &[], true, &mut self.out);
+                        sent = true;
                     }
                     SendEnd::Trailers(fields) => {
                         stream.send_closed = true;
-                        let mut block = BytesMut::new();
-                        self.encoder.encode(fields.iter(), &mut block);
-                        write_field_block(dst, id, block.freeze(), true, self.peer.max_frame_size);
+                        // Through the one path that HPACK-encodes into `out`.
+                        self.write_headers(id, &fields, true);
                     }
                 }
             }
@@ -120,8 +119,7 @@ impl Connection {
             }
             // A stream blocked on flow control is rescheduled by WINDOW_UPDATE.
         }
-        if dst.len() > start {
-            // DATA or trailers were written.
+        if sent {
             self.timers_on_headers_or_data_sent();
         }
     }
