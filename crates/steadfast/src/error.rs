@@ -309,6 +309,41 @@ impl Kind {
     }
 }
 
+/// Two errors are equal when they answer the four questions alike and say the same:
+/// same kind (sources that are not comparable, I/O and body errors, compare by their
+/// kind and text), fate, stream and context. So tests can `assert_eq!` on errors.
+impl PartialEq for Error {
+    fn eq(&self, other: &Self) -> bool {
+        let (a, b) = (&*self.inner, &*other.inner);
+        a.fate == b.fate && a.stream_id == b.stream_id && a.context == b.context && a.kind == b.kind
+    }
+}
+
+impl PartialEq for Kind {
+    fn eq(&self, other: &Self) -> bool {
+        fn same_io(a: &io::Error, b: &io::Error) -> bool {
+            a.kind() == b.kind() && a.to_string() == b.to_string()
+        }
+        match (self, other) {
+            (Kind::Connect(a), Kind::Connect(b)) | (Kind::Io(a), Kind::Io(b)) => same_io(a, b),
+            (Kind::ConnectTimeout, Kind::ConnectTimeout)
+            | (Kind::ConnectionGone, Kind::ConnectionGone)
+            | (Kind::DeadlineExceeded, Kind::DeadlineExceeded) => true,
+            (
+                Kind::Tls { message, mismatch },
+                Kind::Tls {
+                    message: m,
+                    mismatch: mm,
+                },
+            ) => message == m && mismatch == mm,
+            (Kind::AlpnMismatch(a), Kind::AlpnMismatch(b)) => a == b,
+            (Kind::Proto(a), Kind::Proto(b)) => a == b,
+            (Kind::Body(a), Kind::Body(b)) => a.to_string() == b.to_string(),
+            _ => false,
+        }
+    }
+}
+
 impl fmt::Debug for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Error")

@@ -28,10 +28,6 @@ async fn echo(req: Request<RecvBody>) -> Result<Response<BoxBody>, Infallible> {
                 Full::new(data).with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
             Ok(Response::new(body::boxed(body)))
         }
-        "/slow" => {
-            tokio::time::sleep(Duration::from_millis(200)).await;
-            Ok(Response::new(body::full("slow")))
-        }
         _ => Ok(Response::new(body::full("hello from steadfast\n"))),
     }
 }
@@ -139,7 +135,26 @@ async fn many_concurrent_streams_wait_for_max_concurrent_streams() {
 
 #[tokio::test]
 async fn graceful_shutdown_lets_in_flight_requests_finish() {
-    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    // The handler says when the request reached it, and answers only when released:
+    // the shutdown provably starts while the request is in the application.
+    let arrived = std::sync::Arc::new(tokio::sync::Notify::new());
+    let release = std::sync::Arc::new(tokio::sync::Notify::new());
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(ServerConfig::default());
+    let shutdown = server.shutdown_handle();
+    let service = {
+        let (arrived, release) = (arrived.clone(), release.clone());
+        service_fn(move |_req: Request<RecvBody>| {
+            let (arrived, release) = (arrived.clone(), release.clone());
+            async move {
+                arrived.notify_one();
+                release.notified().await;
+                Ok::<_, Infallible>(Response::new(body::full("slow")))
+            }
+        })
+    };
+    let task = tokio::spawn(async move { server.serve(listener, service).await.unwrap() });
     let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
         .await
         .unwrap();
@@ -151,12 +166,11 @@ async fn graceful_shutdown_lets_in_flight_requests_finish() {
                 .await
         })
     };
-    // Wait until the request reached the server before shutting down.
-    while client.in_flight() == 0 {
-        tokio::task::yield_now().await;
-    }
-    tokio::time::sleep(Duration::from_millis(50)).await;
+    tokio::time::timeout(Duration::from_secs(10), arrived.notified())
+        .await
+        .expect("the request reaches the handler");
     shutdown.graceful();
+    release.notify_one();
     let res = in_flight
         .await
         .unwrap()
@@ -273,4 +287,41 @@ async fn tls_client_against_plaintext_server_says_so() {
         .await
         .unwrap()
         .unwrap();
+}
+
+/// `Client` and `SendRequest` are `tower::Service`s: generic code (a tower stack, a
+/// gRPC channel) drives them through `poll_ready` and `call`.
+#[tokio::test]
+async fn client_and_send_request_are_tower_services() {
+    use tower_service::Service;
+
+    async fn get<S>(service: &mut S, uri: http::Uri) -> Response<RecvBody>
+    where
+        S: Service<Request<Full<Bytes>>, Response = Response<RecvBody>, Error = steadfast::Error>,
+    {
+        std::future::poll_fn(|cx| service.poll_ready(cx))
+            .await
+            .expect("ready");
+        let request = Request::get(uri).body(Full::new(Bytes::new())).unwrap();
+        tokio::time::timeout(Duration::from_secs(10), service.call(request))
+            .await
+            .expect("answered in time")
+            .expect("a response")
+    }
+
+    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    let mut conn = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
+        .await
+        .unwrap();
+    let mut pooled = steadfast::Client::new(steadfast::PoolConfig::default());
+    for response in [
+        get(&mut conn, uri(addr, "/")).await,
+        get(&mut pooled, uri(addr, "/")).await,
+    ] {
+        assert_eq!(response.status(), StatusCode::OK);
+        let body = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(&body[..], b"hello from steadfast\n");
+    }
+    shutdown.graceful();
+    task.await.unwrap();
 }

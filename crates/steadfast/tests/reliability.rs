@@ -238,9 +238,14 @@ async fn graceful_restart_on_the_same_port_loses_nothing() {
         let client = client.clone();
         tokio::spawn(async move { load(&client, 4000, 16).await })
     };
-    while client.stats().succeeded < 500 {
-        tokio::time::sleep(Duration::from_millis(5)).await;
-    }
+    // Restart mid-load: once 500 requests went through (bounded, like every wait).
+    tokio::time::timeout(T, async {
+        while client.stats().succeeded < 500 {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+    })
+    .await
+    .expect("500 requests succeed before the restart");
     // The new server takes the port, then the old one drains.
     let (new, _, new_task) = serve(
         steadfast::bind_reuseport(addr).unwrap(),

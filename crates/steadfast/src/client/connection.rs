@@ -365,6 +365,30 @@ impl SendRequest {
     }
 }
 
+/// `SendRequest` as a `tower::Service`: always ready (a connection that can take no
+/// more requests fails them from `call`, with fate `NotSent`, so the caller may send
+/// them elsewhere); `call` is [`SendRequest::send`].
+impl<B> tower_service::Service<Request<B>> for SendRequest
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<RecvBody>;
+    type Error = Error;
+    type Future = std::pin::Pin<Box<dyn Future<Output = Result<Response<RecvBody>, Error>> + Send>>;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        Box::pin(self.send(request))
+    }
+}
+
 fn driver_lost(shared: &Shared) -> Error {
     shared
         .closed_error()

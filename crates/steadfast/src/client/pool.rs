@@ -717,6 +717,32 @@ impl Client {
     }
 }
 
+/// `Client` as a `tower::Service`: always ready (connections are made, and waited
+/// for, per request); `call` is [`Client::send`], transparent retry included.
+impl<B> tower_service::Service<Request<B>> for Client
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+{
+    type Response = Response<RecvBody>;
+    type Error = Error;
+    type Future = std::pin::Pin<
+        Box<dyn std::future::Future<Output = Result<Response<RecvBody>, Error>> + Send>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let client = self.clone();
+        Box::pin(async move { client.send(request).await })
+    }
+}
+
 /// A new attempt of the same request.
 fn rebuild(
     parts: &http::request::Parts,

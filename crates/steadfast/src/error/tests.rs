@@ -108,3 +108,42 @@ fn context_on_a_shared_error_keeps_everything() {
         "the HTTP/2 connection is closed (never sent: safe to retry)"
     );
 }
+
+#[test]
+fn errors_compare_by_what_they_say() {
+    let refused = |stream| {
+        Error::proto(
+            steadfast_proto::Error::GoAway {
+                goaway: goaway(7, ErrorCode::NO_ERROR, "max_age"),
+                initiator: Initiator::Remote,
+                reason: None,
+            },
+            Some(Fate::Refused),
+            Some(StreamId::new(stream)),
+        )
+    };
+    assert_eq!(refused(9), refused(9));
+    assert_eq!(refused(9), refused(9).clone());
+    assert_ne!(refused(9), refused(11));
+    // The fate is part of the answer: the same failure, another fate, is another error.
+    let maybe = Error::with_fate(Kind::ConnectionGone, Some(Fate::MaybeProcessed), None);
+    let never = Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None);
+    assert_ne!(maybe, never);
+    assert_eq!(
+        maybe,
+        maybe.clone().context("x").modify(|i| i.context = None)
+    );
+    // Sources that are not comparable compare by kind and text.
+    let reset = |text: &str| {
+        Error::new(Kind::Io(std::io::Error::new(
+            std::io::ErrorKind::ConnectionReset,
+            text.to_owned(),
+        )))
+    };
+    assert_eq!(reset("peer reset"), reset("peer reset"));
+    assert_ne!(reset("peer reset"), reset("other"));
+    assert_ne!(
+        Error::new(Kind::ConnectTimeout),
+        Error::new(Kind::DeadlineExceeded)
+    );
+}
