@@ -128,6 +128,23 @@ impl Shared {
         self.goaway.lock().ok().and_then(|g| g.clone())
     }
 
+    /// The error of a request this connection could not send: why the connection
+    /// ended (the server's GOAWAY, when that is the reason), with fate `NotSent`.
+    pub(crate) fn not_sent_error(&self) -> Error {
+        let closed = self.closed_error();
+        match closed.proto_error() {
+            Some(e) => Error::proto(e.clone(), Some(Fate::NotSent), None),
+            None => match self.goaway() {
+                Some(goaway) => Error::proto(
+                    crate::error::remote_goaway(goaway),
+                    Some(Fate::NotSent),
+                    None,
+                ),
+                None => Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None),
+            },
+        }
+    }
+
     pub(crate) fn closed_error(&self) -> Error {
         self.error
             .lock()
@@ -874,11 +891,7 @@ where
         }
         while let Ok(command) = self.commands.try_recv() {
             if let Command::Request { tx, .. } = command {
-                let _ = tx.send(Err(Error::with_fate(
-                    Kind::ConnectionGone,
-                    Some(Fate::NotSent),
-                    None,
-                )));
+                let _ = tx.send(Err(self.shared.not_sent_error()));
             }
         }
     }

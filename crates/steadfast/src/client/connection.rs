@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{boxed, RecvBody};
 use crate::driver::{Command, Driver, DriverConfig, Shared};
-use crate::error::{remote_goaway, BoxError, Error, Kind};
+use crate::error::{BoxError, Error, Kind};
 use crate::tls;
 
 /// Settings for a client connection.
@@ -264,7 +264,7 @@ impl SendRequest {
         async move {
             let mut guard = guard;
             if !guard.armed {
-                return Err(not_sent(&shared));
+                return Err(shared.not_sent_error());
             }
             let result = rx.await;
             guard.armed = false;
@@ -394,18 +394,6 @@ fn driver_lost(shared: &Shared) -> Error {
         .closed_error()
         .with_fate_if_none(Fate::MaybeProcessed)
         .context("the connection task ended without answering the request")
-}
-
-fn not_sent(shared: &Shared) -> Error {
-    let closed = shared.closed_error();
-    match closed.proto_error() {
-        Some(e) => Error::proto(e.clone(), Some(Fate::NotSent), None),
-        None => match shared.goaway() {
-            // Closed after the server's GOAWAY: that is why the request stayed here.
-            Some(goaway) => Error::proto(remote_goaway(goaway), Some(Fate::NotSent), None),
-            None => Error::with_fate(Kind::ConnectionGone, Some(Fate::NotSent), None),
-        },
-    }
 }
 
 struct CancelGuard {
