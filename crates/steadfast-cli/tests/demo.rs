@@ -32,7 +32,8 @@ fn with_retry_no_provably_unprocessed_request_fails() {
     assert_eq!(n(&v, "failed.refused"), 0, "{v}");
     assert_eq!(n(&v, "wrong_answers"), 0, "{v}");
     assert_eq!(v["guarantee_held"], Value::Bool(true), "{v}");
-    // Every cause of transparent retry occurred, so each path was exercised.
+    // Every cause of transparent retry occurred, so each path was exercised: the
+    // demo repeats an incident until it has seen its effect.
     assert!(n(&v, "retries.not_sent") > 0, "{v}");
     assert!(n(&v, "retries.refused_goaway") > 0, "{v}");
     assert!(n(&v, "retries.refused_stream") > 0, "{v}");

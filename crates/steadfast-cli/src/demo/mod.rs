@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use steadfast::client::{BackoffConfig, StaticResolver};
+use steadfast::client::{BackoffConfig, ClientStats, StaticResolver};
 use steadfast::{Client, Deadline, Fate, PoolConfig, RetryPolicy};
 
 pub(crate) use self::report::Summary;
@@ -168,16 +168,33 @@ pub(crate) async fn run_demo(args: Args) -> std::io::Result<Summary> {
     let mut tick = 0usize;
     let every = Duration::from_millis(args.chaos_every.max(50));
     let mut next = start + every;
+    // Each incident is meant to cause one kind of transparent retry (or, with the
+    // mechanism off, one kind of failure). Whether a given strike does depends on
+    // timing, so an incident whose effect has never been seen yet is repeated at the
+    // next slot until it has: every cause occurs by construction, not by luck.
+    let mut seen = [false; SCHEDULE.len()];
     while next + every / 2 < end {
         tokio::time::sleep_until(next.into()).await;
         next += every;
-        let action = SCHEDULE[tick % SCHEDULE.len()];
-        tick += 1;
+        let slot = tick % SCHEDULE.len();
+        let action = SCHEDULE[slot];
+        let before = evidence(action, &client.stats());
         let victim = (splitmix(&mut rng) as usize) % slots.len();
         let at = start.elapsed().as_secs_f64();
         let label = chaos(action, &mut slots[victim], &burst).await?;
         if let Ok(mut c) = outcomes.chaos.lock() {
             c.push((at, label));
+        }
+        let until = (next - every / 4).min(end);
+        loop {
+            seen[slot] |= before.is_none() || evidence(action, &client.stats()) > before;
+            if seen[slot] || Instant::now() >= until {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        if seen[slot] || seen.iter().all(|s| *s) {
+            tick += 1;
         }
     }
     while workers.join_next().await.is_some() {}
@@ -205,6 +222,19 @@ pub(crate) async fn run_demo(args: Args) -> std::io::Result<Summary> {
         refused_by_servers,
         accepted_by_servers,
     ))
+}
+
+/// The client's count of what `action` is meant to cause, retried or failed:
+/// a drain refuses streams by GOAWAY, a burst is shed with REFUSED_STREAM, a crash
+/// leaves requests queued behind the stream limit never sent (and those in flight
+/// maybe processed). A graceful restart is meant to cause nothing.
+fn evidence(action: Chaos, stats: &ClientStats) -> Option<u64> {
+    match action {
+        Chaos::DrainRestart => Some(stats.retries_refused_goaway + stats.failed_refused),
+        Chaos::Burst => Some(stats.retries_refused_stream + stats.failed_refused),
+        Chaos::Crash => Some(stats.retries_not_sent + stats.failed_not_sent),
+        Chaos::GracefulRestart => None,
+    }
 }
 
 async fn chaos(
