@@ -699,3 +699,107 @@ async fn lower_goaway_after_response_head_is_not_retry_safe() {
     assert!(!error.is_retry_safe(), "{error}");
     assert_eq!(client.stats().retries_refused_goaway, 0);
 }
+
+// ---- the promise end to end: a server whose every legal move is random ----
+
+/// What `chaos_server.py` logged: how many times its application processed each
+/// request id.
+fn processed_log(path: &std::path::Path) -> std::collections::HashMap<String, u32> {
+    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let mut counts = std::collections::HashMap::new();
+    for id in text.lines().filter(|l| !l.is_empty()) {
+        *counts.entry(id.to_owned()).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Runs `n` requests (16 at a time, bodies of random size, each with a deadline)
+/// against `chaos_server.py` and checks every outcome against what its application
+/// processed: a success was processed exactly once; a failure called retry-safe was
+/// never processed; nothing was processed twice — the transparent retry only ever
+/// resent requests the server provably had not processed.
+async fn chaos_run(seed: u64, retry: RetryPolicy, n: usize) -> (usize, usize) {
+    let log = std::env::temp_dir().join(format!(
+        "steadfast-chaos-{}-{seed}-{}.log",
+        std::process::id(),
+        retry.enabled
+    ));
+    let _ = std::fs::remove_file(&log);
+    let peer = start_peer(
+        "chaos_server.py",
+        &[&seed.to_string(), log.to_str().expect("UTF-8 temp path")],
+    );
+    let config = PoolConfig {
+        max_connections: 2,
+        retry,
+        backoff: steadfast::client::BackoffConfig {
+            initial: Duration::from_millis(5),
+            max: Duration::from_millis(50),
+            ..steadfast::client::BackoffConfig::default()
+        },
+        ..PoolConfig::default()
+    };
+    let client = Client::with_resolver(config, StaticResolver::new(vec![peer.addr]));
+    let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(16));
+    let mut tasks = tokio::task::JoinSet::new();
+    for i in 0..n {
+        let client = client.clone();
+        let permit = semaphore.clone().acquire_owned().await.unwrap();
+        let id = format!("s{seed}-r{i}");
+        let len = (i * 7919 + seed as usize * 31) % 3000;
+        tasks.spawn(async move {
+            let mut request = post(&id, payload(i as u64, len));
+            request.extensions_mut().insert(steadfast::Deadline(
+                (tokio::time::Instant::now() + Duration::from_secs(10)).into_std(),
+            ));
+            let result = match client.send(request).await {
+                Ok(response) => response.into_body().collect().await.map(|b| b.to_bytes()),
+                Err(e) => Err(e),
+            };
+            drop(permit);
+            (id, result)
+        });
+    }
+    let mut outcomes = Vec::new();
+    while let Some(joined) = bounded("the chaos requests", tasks.join_next()).await {
+        outcomes.push(joined.expect("request task"));
+    }
+    let processed = processed_log(&log);
+    let _ = std::fs::remove_file(&log);
+    let (mut ok, mut retry_safe) = (0, 0);
+    for (id, result) in &outcomes {
+        let times = processed.get(id).copied().unwrap_or(0);
+        assert!(times <= 1, "{id} was processed {times} times");
+        match result {
+            Ok(body) => {
+                assert_eq!(&body[..], id.as_bytes(), "{id}'s answer");
+                assert_eq!(times, 1, "{id} succeeded, so it was processed once");
+                ok += 1;
+            }
+            Err(e) if e.is_retry_safe() => {
+                assert_eq!(times, 0, "{id} failed as retry-safe but was processed: {e}");
+                retry_safe += 1;
+            }
+            Err(_) => {}
+        }
+    }
+    (ok, retry_safe)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn random_legal_server_moves_never_break_the_promise() {
+    let mut totals = (0, 0);
+    for seed in 1..=3 {
+        let (ok, _) = chaos_run(seed, RetryPolicy::default(), 150).await;
+        totals.0 += ok;
+        // Without the transparent retry, the retry-safe failures reach the caller:
+        // each must belong to a request the server never processed.
+        let (_, retry_safe) = chaos_run(seed, RetryPolicy::disabled(), 150).await;
+        totals.1 += retry_safe;
+    }
+    // The runs did something: requests got through, and some failed retry-safe.
+    assert!(
+        totals.0 > 50 && totals.1 > 10,
+        "ok / retry-safe failures: {totals:?}"
+    );
+}
