@@ -3,12 +3,15 @@
 //!
 //! Exit codes (stable, for scripts):
 //! - 0: success (for `probe`: a response arrived, whatever its status)
-//! - 1: an unexpected local failure (e.g. cannot bind, cannot read a file)
-//! - 2: invalid arguments
-//! - 3: the connection could not be established (TCP, TLS, or the HTTP/2 handshake);
-//!   nothing was sent
+//! - 1: an unexpected local failure (e.g. cannot bind)
+//! - 2: invalid arguments: an unknown option, a URL that is not http:// or https://,
+//!   a `-d @FILE` that cannot be read, a bad header
+//! - 3: the connection could not be established (name resolution, TCP, TLS, or the
+//!   HTTP/2 handshake); nothing was sent
 //! - 4: the request failed on HTTP/2 after the connection was up (GOAWAY, RST_STREAM,
 //!   connection lost)
+//! - 5: (`probe`) no complete response within `--timeout`
+//! - 130: (`probe`) interrupted by Ctrl-C, after printing what was known
 
 mod demo;
 mod probe;

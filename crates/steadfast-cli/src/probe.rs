@@ -6,9 +6,11 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
-use steadfast::{ClientConfig, Error, Layer};
+use std::sync::Mutex;
 
-use crate::tap::Tap;
+use steadfast::{ClientConfig, Error};
+
+use crate::tap::{Tap, Transcript};
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -35,21 +37,36 @@ pub(crate) struct Args {
     /// Accept any server certificate (for https:// test servers only).
     #[arg(short = 'k', long)]
     insecure: bool,
-    /// Seconds allowed for TCP, TLS and the HTTP/2 handshake.
+    /// Seconds allowed for each step of connecting: name resolution, TCP, TLS and
+    /// the HTTP/2 handshake (0: no limit).
     #[arg(long, default_value_t = 20)]
     connect_timeout: u64,
+    /// Seconds allowed for the request once connected: the response head and body
+    /// (0: no limit). On expiry, or Ctrl-C, probe says what was sent and what arrived.
+    #[arg(long, default_value_t = 30)]
+    timeout: u64,
 }
 
 /// Exit codes (see main.rs).
+const EXIT_USAGE: u8 = 2;
 const EXIT_CONNECT: u8 = 3;
 const EXIT_HTTP2: u8 = 4;
+const EXIT_TIMEOUT: u8 = 5;
+const EXIT_INTERRUPTED: u8 = 130;
 
 pub(crate) async fn run(args: Args) -> u8 {
+    if !matches!(args.url.scheme_str(), Some("http" | "https")) {
+        eprintln!(
+            "error: unsupported URL {:?}: probe speaks http:// (h2c) and https:// (TLS)",
+            args.url.to_string()
+        );
+        return EXIT_USAGE;
+    }
     let request = match build_request(&args).await {
         Ok(r) => r,
         Err(why) => {
             eprintln!("error: {why}");
-            return 2;
+            return EXIT_USAGE;
         }
     };
     let tls = if args.url.scheme_str() == Some("https") {
@@ -62,7 +79,7 @@ pub(crate) async fn run(args: Args) -> u8 {
             Ok(c) => Some(c),
             Err(e) => {
                 eprintln!("error: TLS configuration: {e}");
-                return 2;
+                return EXIT_USAGE;
             }
         }
     } else {
@@ -78,15 +95,40 @@ pub(crate) async fn run(args: Args) -> u8 {
         Ok(io) => io,
         Err(e) => return report(&e, EXIT_CONNECT),
     };
-    let client = if args.verbose {
-        steadfast::client::handshake_for(Tap::new(io, start), &args.url, &config).await
-    } else {
-        steadfast::client::handshake_for(io, &args.url, &config).await
-    };
-    let client = match client {
+    let tap = Tap::new(io, start, args.verbose);
+    let transcript = tap.transcript();
+    let client = match steadfast::client::handshake_for(tap, &args.url, &config).await {
         Ok(c) => c,
         Err(e) => return report(&e, EXIT_CONNECT),
     };
+    let exchange = exchange(&args, &client, request);
+    let limit = async {
+        match args.timeout {
+            0 => std::future::pending::<()>().await,
+            secs => tokio::time::sleep(Duration::from_secs(secs)).await,
+        }
+    };
+    let code = tokio::select! {
+        code = exchange => code,
+        () = limit => {
+            let why = format!("no complete response within {} s (--timeout)", args.timeout);
+            stalled(&why, &transcript, EXIT_TIMEOUT)
+        }
+        _ = tokio::signal::ctrl_c() => stalled("interrupted (Ctrl-C)", &transcript, EXIT_INTERRUPTED),
+    };
+    if args.verbose {
+        eprintln!("[{:9.6}] done", start.elapsed().as_secs_f64());
+    }
+    client.close();
+    code
+}
+
+/// Sends the request and prints the response; returns the exit code.
+async fn exchange(
+    args: &Args,
+    client: &steadfast::SendRequest,
+    request: Request<Full<Bytes>>,
+) -> u8 {
     let response = match client.send(request).await {
         Ok(r) => r,
         Err(e) => return report(&e, EXIT_HTTP2),
@@ -126,15 +168,91 @@ pub(crate) async fn run(args: Args) -> u8 {
             String::from_utf8_lossy(value.as_bytes())
         );
     }
+    if let Some(hint) = intermediary_hint(&parts, &content) {
+        println!("hint: {hint}");
+    }
     if args.body {
         use std::io::Write;
         let _ = std::io::stdout().write_all(&content);
     }
-    if args.verbose {
-        eprintln!("[{:9.6}] done", start.elapsed().as_secs_f64());
-    }
-    client.close();
     0
+}
+
+/// A 429 or 5xx gateway status whose body is an HTML page, not what the application
+/// serves: most likely written by a proxy or load balancer in front of it.
+fn intermediary_hint(parts: &http::response::Parts, body: &[u8]) -> Option<String> {
+    let status = parts.status.as_u16();
+    if !matches!(status, 429 | 502 | 503 | 504) {
+        return None;
+    }
+    let content_type = parts
+        .headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let start = body
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(0);
+    let html = content_type.starts_with("text/html") || body[start..].starts_with(b"<");
+    if !html {
+        return None;
+    }
+    let server = parts
+        .headers
+        .get(http::header::SERVER)
+        .and_then(|v| v.to_str().ok())
+        .map(|s| format!(" (server: {s})"))
+        .unwrap_or_default();
+    Some(format!(
+        "an HTML {status} page looks like an HTTP intermediary's error page{server}: a proxy \
+         or load balancer answered, and the application behind it may never have seen the \
+         request ({})",
+        match status {
+            429 => "it is rate-limiting",
+            502 => "it could not reach or understand the backend",
+            503 => "it has no healthy backend, or is overloaded",
+            _ => "the backend did not answer it in time",
+        }
+    ))
+}
+
+/// What probe knows when the request neither failed nor finished: the request may be
+/// anywhere between the socket and the server's application.
+fn stalled(why: &str, transcript: &Mutex<Transcript>, code: u8) -> u8 {
+    let (sent, head, lines) = match transcript.lock() {
+        Ok(t) => (t.request_sent, t.response_head, t.lines.clone()),
+        Err(_) => (false, false, Vec::new()),
+    };
+    println!("error: {why}");
+    println!("  layer:      application (the request was still in progress)");
+    println!("  initiator:  the local application");
+    let (fate, safe, advice) = match (sent, head) {
+        (false, _) => (
+            "never sent (its HEADERS never left)",
+            "yes",
+            "the request never left: the connection stalled before it (see above)",
+        ),
+        (true, false) => (
+            "maybe processed (sent; no response head arrived)",
+            "no",
+            "the server took the request but never answered: it may be stuck, or slow; \
+             retry only if the request is idempotent",
+        ),
+        (true, true) => (
+            "processed (the response head arrived; the body did not finish)",
+            "no",
+            "the server answered but the body stalled: a slow or stuck stream",
+        ),
+    };
+    println!("  fate:       {fate}");
+    println!("  retry-safe: {safe}");
+    println!("  advice:     {advice}");
+    println!("  transcript: (the last frames, in order)");
+    for line in lines {
+        println!("    {line}");
+    }
+    code
 }
 
 async fn build_request(args: &Args) -> Result<Request<Full<Bytes>>, String> {
@@ -174,13 +292,12 @@ fn report(e: &Error, code: u8) -> u8 {
     println!("  initiator:  {}", e.initiator());
     match e.fate() {
         Some(fate) => println!("  fate:       {fate}"),
-        None if code == EXIT_CONNECT || matches!(e.layer(), Layer::Transport | Layer::Tls) => {
-            println!("  fate:       never sent (the connection was not established)")
-        }
         None => println!("  fate:       unknown"),
     }
-    let safe = e.is_retry_safe() || (e.fate().is_none() && code == EXIT_CONNECT);
-    println!("  retry-safe: {}", if safe { "yes" } else { "no" });
+    println!(
+        "  retry-safe: {}",
+        if e.is_retry_safe() { "yes" } else { "no" }
+    );
     if let Some(c) = e.code() {
         println!("  code:       {c} ({:#x}): {}", c.0, c.description());
     }
@@ -196,5 +313,8 @@ fn report(e: &Error, code: u8) -> u8 {
         println!("  stream:     {id}");
     }
     println!("  advice:     {}", e.advice());
+    if let Some(hint) = e.hint() {
+        println!("  hint:       {hint}");
+    }
     code
 }

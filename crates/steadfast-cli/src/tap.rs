@@ -1,8 +1,10 @@
-//! A transport wrapper that decodes and prints every HTTP/2 frame that crosses it,
-//! with timestamps, for `probe -v`.
+//! A transport wrapper that decodes every HTTP/2 frame that crosses it, for `probe`:
+//! with `-v` it prints each with a timestamp; always, it keeps a short transcript, so
+//! a probe that times out or is interrupted can say what was sent and what arrived.
 
 use std::io;
 use std::pin::Pin;
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
@@ -11,26 +13,50 @@ use steadfast_proto::frame::{self, Frame, SettingsFrame};
 use steadfast_proto::PREFACE;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
-/// Prints frames in both directions.
+/// Decodes (and, verbose, prints) frames in both directions.
 pub(crate) struct Tap<IO> {
     inner: IO,
     sent: FrameLog,
     received: FrameLog,
 }
 
+/// What crossed the transport so far, in short.
+#[derive(Debug, Default)]
+pub(crate) struct Transcript {
+    /// The last lines (frames, in both directions, in order).
+    pub(crate) lines: Vec<String>,
+    /// A request's HEADERS were written to the socket.
+    pub(crate) request_sent: bool,
+    /// HEADERS arrived on a stream (a response head).
+    pub(crate) response_head: bool,
+}
+
+/// Lines a transcript keeps.
+const TRANSCRIPT_LINES: usize = 24;
+
 impl<IO> Tap<IO> {
-    pub(crate) fn new(inner: IO, start: Instant) -> Self {
+    pub(crate) fn new(inner: IO, start: Instant, verbose: bool) -> Self {
+        let transcript = Arc::new(Mutex::new(Transcript::default()));
         Self {
             inner,
-            sent: FrameLog::new("send", PREFACE.len(), start),
-            received: FrameLog::new("recv", 0, start),
+            sent: FrameLog::new("send", PREFACE.len(), start, verbose, transcript.clone()),
+            received: FrameLog::new("recv", 0, start, verbose, transcript),
         }
+    }
+
+    /// The transcript, shared: it keeps filling while the connection runs.
+    pub(crate) fn transcript(&self) -> Arc<Mutex<Transcript>> {
+        self.sent.transcript.clone()
     }
 }
 
 struct FrameLog {
     direction: &'static str,
     start: Instant,
+    verbose: bool,
+    transcript: Arc<Mutex<Transcript>>,
+    /// (recv) No frame decoded yet: the first must be a server preface (SETTINGS).
+    first: bool,
     skip: usize,
     buf: BytesMut,
     decoder: steadfast_hpack::Decoder,
@@ -40,10 +66,19 @@ struct FrameLog {
 }
 
 impl FrameLog {
-    fn new(direction: &'static str, skip: usize, start: Instant) -> Self {
+    fn new(
+        direction: &'static str,
+        skip: usize,
+        start: Instant,
+        verbose: bool,
+        transcript: Arc<Mutex<Transcript>>,
+    ) -> Self {
         Self {
             direction,
             start,
+            verbose,
+            transcript,
+            first: direction == "recv",
             skip,
             buf: BytesMut::new(),
             decoder: steadfast_hpack::Decoder::new(4096),
@@ -65,6 +100,15 @@ impl FrameLog {
             }
         }
         self.buf.extend_from_slice(data);
+        if self.first && self.buf.len() >= frame::HEADER_LEN {
+            self.first = false;
+            // A server's first frame is SETTINGS; anything else is likely not HTTP/2
+            // at all (an HTML page, a banner): show the bytes rather than misread them.
+            if self.buf[3] != 0x4 {
+                self.not_frames();
+                return;
+            }
+        }
         loop {
             match frame::decode(&mut self.buf, frame::MAX_MAX_FRAME_SIZE) {
                 Ok(Some(frame)) => self.print(&frame),
@@ -72,16 +116,41 @@ impl FrameLog {
                 Err(e) => {
                     let e = e.to_string();
                     self.line(&format!("undecodable bytes ({e}); no more frames shown"));
-                    self.broken = true;
+                    self.not_frames();
                     break;
                 }
             }
         }
     }
 
-    fn line(&self, text: &str) {
+    /// Shows the bytes that could not be read as frames, escaped, and stops decoding.
+    fn not_frames(&mut self) {
+        let shown: Vec<u8> = self.buf.iter().take(64).copied().collect();
+        let more = if self.buf.len() > shown.len() {
+            "..."
+        } else {
+            ""
+        };
+        self.line(&format!(
+            "{} bytes that are not HTTP/2 frames: \"{}\"{more}",
+            self.buf.len(),
+            shown.escape_ascii()
+        ));
+        self.broken = true;
+    }
+
+    pub(crate) fn line(&self, text: &str) {
         let t = self.start.elapsed().as_secs_f64();
-        eprintln!("[{t:9.6}] {} {text}", self.direction);
+        let line = format!("[{t:9.6}] {} {text}", self.direction);
+        if self.verbose {
+            eprintln!("{line}");
+        }
+        if let Ok(mut transcript) = self.transcript.lock() {
+            if transcript.lines.len() == TRANSCRIPT_LINES {
+                transcript.lines.remove(0);
+            }
+            transcript.lines.push(line);
+        }
     }
 
     fn print(&mut self, frame: &Frame) {
@@ -100,6 +169,13 @@ impl FrameLog {
                 flags(&[(d.end_stream, "END_STREAM")])
             ),
             Frame::Headers(h) => {
+                if let Ok(mut transcript) = self.transcript.lock() {
+                    if self.direction == "send" {
+                        transcript.request_sent = true;
+                    } else {
+                        transcript.response_head = true;
+                    }
+                }
                 self.block.extend_from_slice(&h.fragment);
                 let text = format!(
                     "HEADERS stream={} len={}{}",
@@ -167,7 +243,7 @@ impl FrameLog {
     fn print_block(&mut self) {
         let block = std::mem::take(&mut self.block);
         match self.decoder.decode(&block, 1 << 20) {
-            Ok(decoded) => {
+            Ok(decoded) if self.verbose => {
                 for f in decoded.fields {
                     eprintln!(
                         "{:12}     {}: {}",
@@ -177,7 +253,8 @@ impl FrameLog {
                     );
                 }
             }
-            Err(e) => eprintln!("{:12}     (HPACK: {e})", ""),
+            Ok(_) => {}
+            Err(e) => self.line(&format!("(HPACK: {e})")),
         }
     }
 }
@@ -214,14 +291,18 @@ impl<IO: AsyncRead + Unpin> AsyncRead for Tap<IO> {
     ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let result = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if let Poll::Ready(Ok(())) = &result {
-            let new = &buf.filled()[before..];
-            if new.is_empty() {
-                self.received
-                    .line("end of stream (the peer closed the connection)");
-            } else {
-                self.received.feed(new);
+        match &result {
+            Poll::Ready(Ok(())) => {
+                let new = &buf.filled()[before..];
+                if new.is_empty() {
+                    self.received
+                        .line("end of stream (the peer closed the connection)");
+                } else {
+                    self.received.feed(new);
+                }
             }
+            Poll::Ready(Err(e)) => self.received.line(&format!("read failed: {e}")),
+            Poll::Pending => {}
         }
         result
     }

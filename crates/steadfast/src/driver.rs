@@ -228,6 +228,8 @@ pub(crate) struct Driver<IO> {
     aborted: bool,
     /// Reused by `poll_bodies`, to avoid allocating on every turn.
     scratch: Vec<StreamId>,
+    /// The first output (the preface and SETTINGS) was written.
+    preface_written: bool,
 }
 
 fn now() -> Instant {
@@ -275,6 +277,7 @@ where
             ready: Some(ready_tx),
             sending: Vec::new(),
             scratch: Vec::new(),
+            preface_written: false,
             shed: config.shed.clone(),
             aborted: false,
         };
@@ -526,7 +529,7 @@ where
                 // or a caller woken by this error (on another worker) may pick this
                 // connection again for its retry.
                 self.publish_connection_state();
-                let error = Error::proto(error, fate, Some(id));
+                let error = self.stream_error(error, fate, id);
                 tracing::debug!(stream = %id, %error, "stream failed");
                 if let Some(mut slot) = self.slots.remove(&id) {
                     self.tokens.remove(&slot.token);
@@ -571,12 +574,40 @@ where
                 self.shared.closed.store(true, Ordering::Release);
                 if let Some(error) = error {
                     tracing::debug!(%error, "connection closed");
+                    let io_error = self.io_error();
                     if let Ok(mut e) = self.shared.error.lock() {
-                        *e = Some(Error::proto(error, None, None));
+                        // A failed read or write says more than "the transport closed".
+                        *e = Some(io_error.unwrap_or_else(|| Error::proto(error, None, None)));
                     }
                 }
             }
         }
+    }
+
+    /// The error a failed stream reports. When the transport failed (a reset, not an
+    /// orderly close), the I/O error is kept: "connection reset by peer" and "the
+    /// peer closed the connection" are different diagnoses.
+    fn stream_error(
+        &self,
+        error: steadfast_proto::Error,
+        fate: Option<Fate>,
+        id: StreamId,
+    ) -> Error {
+        if let steadfast_proto::Error::TransportClosed { after_goaway: None } = &error {
+            if let Some(io_error) = self.io_error() {
+                return io_error.for_stream(fate, id);
+            }
+        }
+        Error::proto(error, fate, Some(id))
+    }
+
+    /// The I/O error that failed the transport, if one did.
+    fn io_error(&self) -> Option<Error> {
+        if !self.io_failed {
+            return None;
+        }
+        let error = self.shared.error.lock().ok()?.clone()?;
+        error.io_error_kind().is_some().then_some(error)
     }
 
     fn dispatch_request(&mut self, id: StreamId, request: Request<()>, end_stream: bool) {
@@ -905,6 +936,13 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
+        if !this.preface_written {
+            // Our preface goes out before anything is read, so a transcript of the
+            // connection (probe -v) shows it first, as the peer saw it.
+            this.preface_written = true;
+            this.conn.poll_transmit(now(), &mut this.write_buf);
+            this.poll_write(cx);
+        }
         for _ in 0..TURNS_PER_POLL {
             let mut progress = false;
             while let Poll::Ready(Some(command)) = this.commands.poll_recv(cx) {

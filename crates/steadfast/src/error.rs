@@ -23,6 +23,8 @@ pub(crate) fn remote_goaway(goaway: GoAway) -> steadfast_proto::Error {
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Layer {
+    /// Name resolution: the host name could not be turned into addresses.
+    Resolve,
     /// TCP: connecting, reading, writing, or the socket closing.
     Transport,
     /// The TLS handshake or ALPN negotiation.
@@ -38,11 +40,37 @@ pub enum Layer {
 impl fmt::Display for Layer {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(match self {
+            Self::Resolve => "name resolution",
             Self::Transport => "transport",
             Self::Tls => "TLS",
             Self::Connection => "HTTP/2 connection",
             Self::Stream => "HTTP/2 stream",
             Self::Application => "application",
+        })
+    }
+}
+
+/// The step of establishing a connection that a timeout interrupted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ConnectStep {
+    /// Resolving the host name.
+    Resolve,
+    /// The TCP handshake: nothing answered.
+    Tcp,
+    /// The TLS handshake: TCP connected, TLS did not complete.
+    Tls,
+    /// The HTTP/2 handshake: the transport is up, the server's SETTINGS never came.
+    Http2,
+}
+
+impl fmt::Display for ConnectStep {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Resolve => "name resolution",
+            Self::Tcp => "TCP connect",
+            Self::Tls => "TLS handshake",
+            Self::Http2 => "HTTP/2 handshake",
         })
     }
 }
@@ -69,16 +97,22 @@ struct Inner {
 
 #[derive(Debug)]
 pub(crate) enum Kind {
+    /// The host name could not be resolved.
+    Resolve { host: String, source: io::Error },
     /// Establishing the TCP connection failed.
     Connect(io::Error),
-    /// The connection could not be established within the connect timeout.
-    ConnectTimeout,
+    /// A step of establishing the connection did not finish within the connect
+    /// timeout.
+    Timeout(ConnectStep),
     /// Reading or writing the socket failed mid-connection.
     Io(io::Error),
     /// The TLS handshake failed. `mismatch`: one side seems to speak plaintext.
     Tls { message: String, mismatch: bool },
     /// TLS succeeded but the server did not agree to HTTP/2.
     AlpnMismatch(Option<Vec<u8>>),
+    /// The server ended the TLS handshake with a `no_application_protocol` alert: it
+    /// offers none of the protocols asked for (h2), only others (e.g. http/1.1).
+    AlpnRefused,
     /// The HTTP/2 engine reported an error.
     Proto(steadfast_proto::Error),
     /// The connection's driver is gone (the connection finished or its task ended).
@@ -151,8 +185,13 @@ impl Error {
     /// Which layer failed.
     pub fn layer(&self) -> Layer {
         match &self.inner.kind {
-            Kind::Connect(_) | Kind::ConnectTimeout | Kind::Io(_) => Layer::Transport,
-            Kind::Tls { .. } | Kind::AlpnMismatch(_) => Layer::Tls,
+            Kind::Resolve { .. } | Kind::Timeout(ConnectStep::Resolve) => Layer::Resolve,
+            Kind::Connect(_) | Kind::Timeout(ConnectStep::Tcp) | Kind::Io(_) => Layer::Transport,
+            Kind::Tls { .. }
+            | Kind::AlpnMismatch(_)
+            | Kind::AlpnRefused
+            | Kind::Timeout(ConnectStep::Tls) => Layer::Tls,
+            Kind::Timeout(ConnectStep::Http2) => Layer::Connection,
             Kind::Proto(e) => match e {
                 steadfast_proto::Error::GoAway { .. } => Layer::Connection,
                 steadfast_proto::Error::Reset { .. } => Layer::Stream,
@@ -168,10 +207,14 @@ impl Error {
     /// Who caused the failure.
     pub fn initiator(&self) -> Initiator {
         match &self.inner.kind {
-            Kind::Connect(_) | Kind::Io(_) | Kind::Tls { .. } | Kind::AlpnMismatch(_) => {
-                Initiator::Remote
-            }
-            Kind::ConnectTimeout => Initiator::Library,
+            Kind::Connect(_)
+            | Kind::Io(_)
+            | Kind::Tls { .. }
+            | Kind::AlpnMismatch(_)
+            | Kind::AlpnRefused => Initiator::Remote,
+            // The name the application asked for, as the local resolver answered.
+            Kind::Resolve { .. } => Initiator::Application,
+            Kind::Timeout(_) => Initiator::Library,
             Kind::Proto(e) => e.initiator(),
             Kind::ConnectionGone => Initiator::Library,
             Kind::Body(_) | Kind::DeadlineExceeded => Initiator::Application,
@@ -196,6 +239,9 @@ impl Error {
             Kind::Proto(e) => e.code(),
             _ => None,
         }
+        // A stream at or below a GOAWAY's last-stream-id that then lost its
+        // connection: the GOAWAY's code still explains the failure.
+        .or_else(|| self.goaway().map(|g| g.code))
     }
 
     /// The GOAWAY involved, sent or received, if any: code, last-stream-id and debug
@@ -226,17 +272,31 @@ impl Error {
     /// The kind of I/O error, for transport failures.
     pub fn io_error_kind(&self) -> Option<io::ErrorKind> {
         match &self.inner.kind {
-            Kind::Connect(e) | Kind::Io(e) => Some(e.kind()),
+            Kind::Connect(e) | Kind::Io(e) | Kind::Resolve { source: e, .. } => Some(e.kind()),
             _ => None,
         }
     }
 
     /// True when connecting timed out or the request's deadline passed.
     pub fn is_timeout(&self) -> bool {
-        matches!(
-            self.inner.kind,
-            Kind::ConnectTimeout | Kind::DeadlineExceeded
-        )
+        matches!(self.inner.kind, Kind::Timeout(_) | Kind::DeadlineExceeded)
+    }
+
+    /// The step of connecting that timed out, for connect timeouts.
+    pub fn timeout_step(&self) -> Option<ConnectStep> {
+        match self.inner.kind {
+            Kind::Timeout(step) => Some(step),
+            _ => None,
+        }
+    }
+
+    /// The same error, now about stream `id` with `fate` (a connection-wide failure
+    /// as one request saw it).
+    pub(crate) fn for_stream(self, fate: Option<Fate>, id: StreamId) -> Self {
+        self.modify(|inner| {
+            inner.fate = fate;
+            inner.stream_id = Some(id);
+        })
     }
 
     /// True when the request's own deadline passed.
@@ -259,19 +319,48 @@ impl Error {
             (Kind::Tls { mismatch: true, .. }, _) => {
                 "check that client and server agree on TLS (https://) or plaintext h2c (http://)"
             }
+            (Kind::Tls { message, .. }, _) if message.contains(CA_AS_LEAF) => {
+                "give the server a leaf certificate (CA:FALSE) signed by the CA you trust: \
+                 see the README's certificate recipe"
+            }
             (Kind::Tls { .. }, _) => {
                 "check the server's certificate and the roots the client trusts"
+            }
+            (Kind::Resolve { .. } | Kind::Timeout(ConnectStep::Resolve), _) => {
+                "check the host name (spelling, /etc/hosts, DNS) and that this machine's \
+                 resolver works: nothing was sent"
+            }
+            (Kind::Timeout(ConnectStep::Tls), _) => {
+                "TCP connected but the TLS handshake never finished: is this a TLS port? \
+                 (an h2c or HTTP/1 server waits silently for its own protocol)"
+            }
+            (Kind::Timeout(ConnectStep::Http2), _) => {
+                "the transport is up but the server sent no HTTP/2 SETTINGS: it may speak \
+                 HTTP/1 (waiting for a request) or expect TLS; nothing was sent"
             }
             (
                 Kind::Proto(steadfast_proto::Error::GoAway {
                     initiator: Initiator::Library,
                     ..
                 }),
-                None,
-            ) => "the peer does not speak HTTP/2 as expected: see the reason above",
-            (Kind::AlpnMismatch(_), _) => "the server must offer HTTP/2 (ALPN \"h2\") on this port",
+                None | Some(Fate::NotSent),
+            ) => "the peer does not speak HTTP/2 as expected: see the reason above; never sent",
+            (Kind::AlpnMismatch(_) | Kind::AlpnRefused, _) => {
+                "the server does not offer HTTP/2 (ALPN \"h2\") on this port: enable HTTP/2 \
+                 there, or use a port or server that speaks it"
+            }
             (Kind::Proto(steadfast_proto::Error::User(_)), _) => {
                 "fix the request: the library refused it"
+            }
+            (Kind::Connect(e), Some(Fate::NotSent))
+                if e.kind() == io::ErrorKind::ConnectionRefused =>
+            {
+                "nothing listens there: check the address and that the server is running; \
+                 never sent, safe to retry"
+            }
+            (Kind::Timeout(ConnectStep::Tcp), Some(Fate::NotSent)) => {
+                "nothing answered: check the address, that the server is running and that no \
+                 firewall drops the packets; never sent, safe to retry"
             }
             (_, Some(Fate::NotSent)) => "never sent: safe to retry",
             (_, Some(Fate::Refused)) => {
@@ -281,7 +370,7 @@ impl Error {
                 "the server may have processed it: retry only if the request is idempotent"
             }
             (_, Some(Fate::Processed)) => "the server processed it: do not retry blindly",
-            (Kind::Connect(_) | Kind::ConnectTimeout, None) => {
+            (Kind::Connect(_) | Kind::Timeout(ConnectStep::Tcp), None) => {
                 "check the address and that the server is running"
             }
             _ => "see the error for details",
@@ -289,18 +378,68 @@ impl Error {
     }
 }
 
+/// How rustls (webpki) names a CA certificate presented as a server's own.
+pub(crate) const CA_AS_LEAF: &str = "CaUsedAsEndEntity";
+
+impl Error {
+    /// What the HTTP/2 codes involved suggest, beyond [`advice`](Self::advice): the
+    /// lead a person should follow. `None` when the codes say nothing more.
+    pub fn hint(&self) -> Option<&'static str> {
+        let goaway = self.goaway()?;
+        if goaway.code == ErrorCode::ENHANCE_YOUR_CALM
+            && &goaway.debug_data[..] == b"too_many_pings"
+        {
+            return Some(
+                "the server limits PINGs (too_many_pings): raise the client's keepalive time, \
+                 or the server's keepalive permit time (gRFC A8/A9)",
+            );
+        }
+        let remote = matches!(
+            &self.inner.kind,
+            Kind::Proto(steadfast_proto::Error::GoAway {
+                initiator: Initiator::Remote,
+                ..
+            }) | Kind::Proto(steadfast_proto::Error::TransportClosed { .. })
+        );
+        if !remote {
+            return None;
+        }
+        Some(match goaway.code {
+            ErrorCode::NO_ERROR => {
+                "the server is draining the connection (a restart, a maximum connection age): \
+                 normal; new requests belong on a new connection"
+            }
+            ErrorCode::PROTOCOL_ERROR
+            | ErrorCode::COMPRESSION_ERROR
+            | ErrorCode::FRAME_SIZE_ERROR => {
+                "the server saw a protocol violation: a retry will likely fail the same way; \
+                 its debug data is the lead"
+            }
+            ErrorCode::ENHANCE_YOUR_CALM => {
+                "the server thinks this client sends too much (frames, resets, pings): slow down"
+            }
+            _ => return None,
+        })
+    }
+}
+
 impl Kind {
     /// Kinds holding non-`Clone` sources are copied as text.
     fn shallow_clone(&self) -> Kind {
         match self {
+            Kind::Resolve { host, source } => Kind::Resolve {
+                host: host.clone(),
+                source: io::Error::new(source.kind(), source.to_string()),
+            },
             Kind::Connect(e) => Kind::Connect(io::Error::new(e.kind(), e.to_string())),
-            Kind::ConnectTimeout => Kind::ConnectTimeout,
+            Kind::Timeout(step) => Kind::Timeout(*step),
             Kind::Io(e) => Kind::Io(io::Error::new(e.kind(), e.to_string())),
             Kind::Tls { message, mismatch } => Kind::Tls {
                 message: message.clone(),
                 mismatch: *mismatch,
             },
             Kind::AlpnMismatch(p) => Kind::AlpnMismatch(p.clone()),
+            Kind::AlpnRefused => Kind::AlpnRefused,
             Kind::Proto(e) => Kind::Proto(e.clone()),
             Kind::ConnectionGone => Kind::ConnectionGone,
             Kind::Body(e) => Kind::Body(e.to_string().into()),
@@ -326,7 +465,11 @@ impl PartialEq for Kind {
         }
         match (self, other) {
             (Kind::Connect(a), Kind::Connect(b)) | (Kind::Io(a), Kind::Io(b)) => same_io(a, b),
-            (Kind::ConnectTimeout, Kind::ConnectTimeout)
+            (Kind::Resolve { host, source }, Kind::Resolve { host: h, source: s }) => {
+                host == h && same_io(source, s)
+            }
+            (Kind::Timeout(a), Kind::Timeout(b)) => a == b,
+            (Kind::AlpnRefused, Kind::AlpnRefused)
             | (Kind::ConnectionGone, Kind::ConnectionGone)
             | (Kind::DeadlineExceeded, Kind::DeadlineExceeded) => true,
             (
@@ -363,8 +506,25 @@ impl fmt::Display for Error {
             write!(f, "{context}: ")?;
         }
         match &self.inner.kind {
+            Kind::Resolve { host, source } => {
+                write!(f, "could not resolve the host name {host:?}: {source}")?
+            }
             Kind::Connect(e) => write!(f, "TCP connect failed: {e}")?,
-            Kind::ConnectTimeout => f.write_str("TCP connect timed out")?,
+            Kind::Timeout(ConnectStep::Resolve) => f.write_str("name resolution timed out")?,
+            Kind::Timeout(ConnectStep::Tcp) => {
+                f.write_str("TCP connect timed out: nothing answered")?
+            }
+            Kind::Timeout(ConnectStep::Tls) => {
+                f.write_str("TLS handshake timed out (TCP had connected)")?
+            }
+            Kind::Timeout(ConnectStep::Http2) => f.write_str(
+                "HTTP/2 handshake timed out: the transport connected, but the server sent no \
+                 SETTINGS",
+            )?,
+            Kind::Io(e) if e.kind() == io::ErrorKind::ConnectionReset => write!(
+                f,
+                "the connection was reset by the peer (TCP RST), not closed in order: {e}"
+            )?,
             Kind::Io(e) => write!(f, "socket error: {e}")?,
             Kind::Tls { message, .. } => write!(f, "TLS handshake failed: {message}")?,
             Kind::AlpnMismatch(None) => {
@@ -374,6 +534,11 @@ impl fmt::Display for Error {
                 f,
                 "the TLS server did not negotiate HTTP/2 (ALPN chose {:?})",
                 String::from_utf8_lossy(p)
+            )?,
+            Kind::AlpnRefused => f.write_str(
+                "the TLS server does not offer HTTP/2: it refused ALPN \"h2\" with a \
+                 no_application_protocol alert (it offers only other protocols, such as \
+                 http/1.1)",
             )?,
             Kind::Proto(e) => match (e, self.inner.stream_id) {
                 (
@@ -397,6 +562,7 @@ impl fmt::Display for Error {
         if self.inner.fate.is_some() || matches!(self.layer(), Layer::Tls) {
             write!(f, " ({})", self.advice())?;
         }
+
         Ok(())
     }
 }
@@ -404,7 +570,7 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match &self.inner.kind {
-            Kind::Connect(e) | Kind::Io(e) => Some(e),
+            Kind::Connect(e) | Kind::Io(e) | Kind::Resolve { source: e, .. } => Some(e),
             Kind::Proto(e) => Some(e),
             Kind::Body(e) => Some(e.as_ref()),
             _ => None,

@@ -21,7 +21,7 @@ pub use body::RecvBody;
 pub use client::{
     connect, Client, ClientConfig, Deadline, Idempotent, PoolConfig, RetryPolicy, SendRequest,
 };
-pub use error::{BoxError, Error, Layer};
+pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{
     bind_reuseport, service_fn, Server, ServerConfig, ServerStats, ShutdownHandle, StatsHandle,
 };

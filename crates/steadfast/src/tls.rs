@@ -128,6 +128,14 @@ where
         .connect(name, io)
         .await
         .map_err(|e| {
+            if let Some(rustls::Error::AlertReceived(
+                rustls::AlertDescription::NoApplicationProtocol,
+            )) = rustls_error(&e)
+            {
+                // OpenSSL and others answer an ALPN offer they share nothing with by
+                // ending the handshake: the server speaks TLS, just not HTTP/2.
+                return Error::new(Kind::AlpnRefused);
+            }
             let (message, mismatch) = describe_client_error(&e);
             Error::new(Kind::Tls { message, mismatch })
         })?;
@@ -174,6 +182,11 @@ fn describe_client_error(e: &io::Error) -> (String, bool) {
                 C::UnknownIssuer => "is not signed by an authority the client trusts (use --cacert; -k for test servers)".to_owned(),
                 C::NotValidForName | C::NotValidForNameContext { .. } => "does not name this host".to_owned(),
                 C::Expired | C::ExpiredContext { .. } => "has expired".to_owned(),
+                other if format!("{other:?}").contains(crate::error::CA_AS_LEAF) => format!(
+                    "is a CA certificate (basicConstraints CA:TRUE) used as the server's own, \
+                     which is refused even when it is trusted ({})",
+                    crate::error::CA_AS_LEAF
+                ),
                 other => format!("was rejected ({})", rustls::Error::InvalidCertificate(other.clone())),
             };
             (format!("the server's certificate {what}"), false)

@@ -254,7 +254,9 @@ async fn tls_with_alpn_h2() {
         err.to_string().contains("TLS"),
         "the error names the cause: {err}"
     );
-    assert_eq!(err.fate(), None, "no request was involved");
+    // No request was sent: connect errors say so themselves, in their fate.
+    assert_eq!(err.fate(), Some(Fate::NotSent));
+    assert!(err.is_retry_safe());
 
     drop(client);
     shutdown.graceful();

@@ -5,6 +5,7 @@ mod recv;
 mod send;
 mod timers;
 
+use std::borrow::Cow;
 use std::collections::{HashSet, VecDeque};
 use std::time::Instant;
 
@@ -1015,11 +1016,12 @@ impl Connection {
     }
 
     /// A connection error detected here: GOAWAY(code) and close (§5.4.1).
-    fn connection_error(&mut self, code: ErrorCode, reason: &'static str) {
+    fn connection_error(&mut self, code: ErrorCode, reason: impl Into<Cow<'static, str>>) {
         if self.is_closed() {
             return;
         }
-        tracing::debug!(%code, reason, "HTTP/2 connection error");
+        let reason = reason.into();
+        tracing::debug!(%code, reason = %reason, "HTTP/2 connection error");
         self.discard_unsent_requests();
         let error = Error::library_goaway(code, self.last_processed_remote_id, reason);
         if let Error::GoAway { goaway, .. } = &error {

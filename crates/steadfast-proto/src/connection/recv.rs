@@ -105,6 +105,18 @@ impl Connection {
             || (!buf.is_empty() && buf.len() < 7 && b"HTTP/1.".starts_with(buf))
         {
             "the server answered with HTTP/1.x: it does not accept HTTP/2 with prior knowledge"
+        } else if buf.len() >= frame::HEADER_LEN && !is_settings_header(buf) {
+            // §3.4: the server's preface is a SETTINGS frame. Bytes that are not one
+            // (an HTML page, a banner, another protocol) would otherwise be misread as
+            // a frame of some absurd size: show them instead.
+            let shown: Vec<u8> = buf.iter().take(48).copied().collect();
+            let reason = format!(
+                "the server's first bytes are not HTTP/2 (expected a SETTINGS frame): \"{}\"{}",
+                shown.escape_ascii(),
+                if buf.len() > shown.len() { "..." } else { "" }
+            );
+            self.connection_error(ErrorCode::PROTOCOL_ERROR, reason);
+            return true;
         } else {
             return false;
         };
@@ -1025,6 +1037,14 @@ impl Connection {
             self.connection_error(ErrorCode::ENHANCE_YOUR_CALM, reason);
         }
     }
+}
+
+/// Whether a frame header (9 bytes at least) is that of a server preface: SETTINGS,
+/// not an ACK, on stream 0, with a whole number of settings.
+fn is_settings_header(buf: &[u8]) -> bool {
+    let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
+    let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
+    buf[3] == 0x4 && buf[4] & 0x1 == 0 && stream == 0 && len % 6 == 0
 }
 
 fn looks_like_http1(buf: &[u8]) -> bool {

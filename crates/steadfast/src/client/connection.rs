@@ -16,7 +16,7 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::body::{boxed, RecvBody};
 use crate::driver::{Command, Driver, DriverConfig, Shared};
-use crate::error::{BoxError, Error, Kind};
+use crate::error::{BoxError, ConnectStep, Error, Kind};
 use crate::tls;
 
 /// Settings for a client connection.
@@ -24,7 +24,8 @@ use crate::tls;
 pub struct ClientConfig {
     /// HTTP/2 settings and limits.
     pub proto: steadfast_proto::Config,
-    /// Give up connecting (TCP and TLS) after this long. The gRPC connection-backoff
+    /// Give up each step of connecting (name resolution, TCP, TLS, the HTTP/2
+    /// handshake) after this long; zero means no limit. The gRPC connection-backoff
     /// spec's minimum connect timeout, 20 s, is the default.
     pub connect_timeout: Duration,
     /// TLS settings for `https` targets; `None` uses the Web PKI roots.
@@ -77,7 +78,8 @@ pub type BoxIo = Box<dyn Io>;
 /// ALPN `h2`) and completes the TCP, TLS and HTTP/2 handshakes: when it returns, the
 /// server's SETTINGS (its concurrency limit above all) are known, so requests never
 /// overrun the limit, and a server that does not speak HTTP/2 as expected is reported
-/// here, in words.
+/// here, in words. Every error says which step failed and carries fate `NotSent`: no
+/// request was sent.
 pub async fn connect(uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
     let io = connect_transport(uri, config).await?;
     handshake_for(io, uri, config).await
@@ -96,18 +98,53 @@ pub async fn connect_transport_to(
     addr: Option<std::net::SocketAddr>,
     config: &ClientConfig,
 ) -> Result<BoxIo, Error> {
+    transport(uri, addr, config)
+        .await
+        .map_err(|e| e.with_fate_if_none(Fate::NotSent))
+}
+
+async fn transport(
+    uri: &Uri,
+    addr: Option<std::net::SocketAddr>,
+    config: &ClientConfig,
+) -> Result<BoxIo, Error> {
     let (tls, host, port, target) = target(uri)?;
-    let target = addr.map_or(target, |a| a.to_string());
     let timeout = config.connect_timeout;
-    let connecting = async {
-        match addr {
-            Some(addr) => TcpStream::connect(addr).await,
-            None => TcpStream::connect((host.as_str(), port)).await,
+    let addrs = match addr {
+        Some(addr) => vec![addr],
+        None => {
+            // Resolved here rather than inside TcpStream::connect, so a name that does
+            // not resolve is reported as what it is, not as a refused connection.
+            let resolving = tokio::net::lookup_host((host.as_str(), port));
+            match within(timeout, resolving).await {
+                None => {
+                    return Err(Error::new(Kind::Timeout(ConnectStep::Resolve))
+                        .context(format!("resolving {host}")))
+                }
+                Some(Err(source)) => {
+                    let host = host.clone();
+                    return Err(Error::new(Kind::Resolve { host, source }));
+                }
+                Some(Ok(addrs)) => addrs.collect(),
+            }
         }
     };
-    let tcp = tokio::time::timeout(timeout, connecting)
+    let target = addr.map_or(target, |a| a.to_string());
+    let connecting = async {
+        let mut last = std::io::Error::other("the name resolved to no address");
+        for addr in &addrs {
+            match TcpStream::connect(addr).await {
+                Ok(tcp) => return Ok(tcp),
+                Err(e) => last = e,
+            }
+        }
+        Err(last)
+    };
+    let tcp = within(timeout, connecting)
         .await
-        .map_err(|_| Error::new(Kind::ConnectTimeout).context(format!("connecting to {target}")))?
+        .ok_or_else(|| {
+            Error::new(Kind::Timeout(ConnectStep::Tcp)).context(format!("connecting to {target}"))
+        })?
         .map_err(|e| Error::new(Kind::Connect(e)).context(format!("connecting to {target}")))?;
     let _ = tcp.set_nodelay(true);
     if !tls {
@@ -122,13 +159,22 @@ pub async fn connect_transport_to(
             })
         })?,
     };
-    let stream = tokio::time::timeout(timeout, tls::connect(tls_config, &host, tcp))
+    let stream = within(timeout, tls::connect(tls_config, &host, tcp))
         .await
-        .map_err(|_| {
-            Error::new(Kind::ConnectTimeout).context(format!("TLS handshake with {target}"))
+        .ok_or_else(|| {
+            Error::new(Kind::Timeout(ConnectStep::Tls))
+                .context(format!("TLS handshake with {target}"))
         })?
         .map_err(|e| e.context(format!("TLS handshake with {target}")))?;
     Ok(Box::new(stream))
+}
+
+/// Runs `f` within `timeout`; a zero timeout means no limit.
+async fn within<F: Future>(timeout: Duration, f: F) -> Option<F::Output> {
+    if timeout.is_zero() {
+        return Some(f.await);
+    }
+    tokio::time::timeout(timeout, f).await.ok()
 }
 
 /// Starts an HTTP/2 client connection to `uri` over an established transport and
@@ -139,7 +185,7 @@ pub async fn handshake_for<IO: Io>(
     uri: &Uri,
     config: &ClientConfig,
 ) -> Result<SendRequest, Error> {
-    let (_, _, _, target) = target(uri)?;
+    let (_, _, _, target) = target(uri).map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
     let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
     let span = tracing::debug_span!("h2", role = "client", peer = %target);
     let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span);
@@ -167,11 +213,11 @@ async fn wait_ready(
     timeout: Duration,
     target: &str,
 ) -> Result<SendRequest, Error> {
-    match tokio::time::timeout(timeout, ready).await {
-        Ok(Ok(())) => Ok(handle),
-        Ok(Err(_)) => {
+    let result = match within(timeout, ready).await {
+        Some(Ok(())) => Ok(handle),
+        Some(Err(_)) => {
             let error = handle.inner.shared.closed_error();
-            let hint = if error.code().is_some() {
+            let hint = if error.code().is_some() || error.io_error_kind().is_some() {
                 String::new()
             } else {
                 " (the server closed the connection before sending HTTP/2 SETTINGS: \
@@ -180,10 +226,11 @@ async fn wait_ready(
             };
             Err(error.context(format!("HTTP/2 handshake with {target}{hint}")))
         }
-        Err(_) => {
-            Err(Error::new(Kind::ConnectTimeout).context(format!("HTTP/2 handshake with {target}")))
-        }
-    }
+        None => Err(Error::new(Kind::Timeout(ConnectStep::Http2))
+            .context(format!("HTTP/2 handshake with {target}"))),
+    };
+    // No request was sent on a connection that never became ready.
+    result.map_err(|e| e.with_fate_if_none(Fate::NotSent))
 }
 
 /// Starts an HTTP/2 client connection over an established transport and waits for

@@ -143,7 +143,116 @@ fn errors_compare_by_what_they_say() {
     assert_eq!(reset("peer reset"), reset("peer reset"));
     assert_ne!(reset("peer reset"), reset("other"));
     assert_ne!(
-        Error::new(Kind::ConnectTimeout),
+        Error::new(Kind::Timeout(ConnectStep::Tcp)),
         Error::new(Kind::DeadlineExceeded)
     );
+}
+
+#[test]
+fn resolution_failures_are_their_own_layer() {
+    let e = Error::new(Kind::Resolve {
+        host: "nowhere.invalid".into(),
+        source: std::io::Error::other("Name or service not known"),
+    })
+    .with_fate_if_none(Fate::NotSent);
+    assert_eq!(e.layer(), Layer::Resolve);
+    assert_eq!(e.initiator(), Initiator::Application);
+    assert!(e.is_retry_safe());
+    assert!(
+        e.to_string()
+            .starts_with("could not resolve the host name \"nowhere.invalid\""),
+        "{e}"
+    );
+    assert!(e.advice().contains("host name"), "{}", e.advice());
+}
+
+#[test]
+fn timeouts_say_which_step_stalled() {
+    for (step, layer, words) in [
+        (ConnectStep::Tcp, Layer::Transport, "TCP connect timed out"),
+        (
+            ConnectStep::Tls,
+            Layer::Tls,
+            "TLS handshake timed out (TCP had connected)",
+        ),
+        (
+            ConnectStep::Http2,
+            Layer::Connection,
+            "HTTP/2 handshake timed out",
+        ),
+        (
+            ConnectStep::Resolve,
+            Layer::Resolve,
+            "name resolution timed out",
+        ),
+    ] {
+        let e = Error::new(Kind::Timeout(step)).with_fate_if_none(Fate::NotSent);
+        assert_eq!(e.timeout_step(), Some(step));
+        assert!(e.is_timeout());
+        assert_eq!(e.layer(), layer, "{step}");
+        assert_eq!(e.initiator(), Initiator::Library);
+        assert!(e.to_string().starts_with(words), "{e}");
+    }
+}
+
+#[test]
+fn alpn_refusal_is_not_a_certificate_problem() {
+    let e = Error::new(Kind::AlpnRefused);
+    assert_eq!(e.layer(), Layer::Tls);
+    assert!(e.to_string().contains("does not offer HTTP/2"), "{e}");
+    assert!(!e.advice().contains("certificate"), "{}", e.advice());
+    let ca = Error::new(Kind::Tls {
+        message: format!("the server's certificate is a CA certificate ({CA_AS_LEAF})"),
+        mismatch: false,
+    });
+    assert!(ca.advice().contains("leaf certificate"), "{}", ca.advice());
+}
+
+#[test]
+fn a_reset_connection_reads_unlike_an_orderly_close() {
+    let reset = Error::new(Kind::Io(std::io::ErrorKind::ConnectionReset.into()))
+        .for_stream(Some(Fate::MaybeProcessed), StreamId::new(1));
+    assert!(
+        reset.to_string().contains("reset by the peer (TCP RST)"),
+        "{reset}"
+    );
+    assert_eq!(reset.layer(), Layer::Transport);
+    assert_eq!(reset.stream_id(), Some(StreamId::new(1)));
+    let closed = Error::proto(
+        steadfast_proto::Error::TransportClosed { after_goaway: None },
+        Some(Fate::MaybeProcessed),
+        Some(StreamId::new(1)),
+    );
+    assert!(!closed.to_string().contains("reset"), "{closed}");
+}
+
+#[test]
+fn goaway_hints_follow_the_code_and_the_code_survives_the_close() {
+    let after = |code, debug| {
+        Error::proto(
+            steadfast_proto::Error::TransportClosed {
+                after_goaway: Some(goaway(1, code, debug)),
+            },
+            Some(Fate::MaybeProcessed),
+            Some(StreamId::new(1)),
+        )
+    };
+    let pings = after(ErrorCode::ENHANCE_YOUR_CALM, "too_many_pings");
+    assert_eq!(pings.code(), Some(ErrorCode::ENHANCE_YOUR_CALM));
+    assert!(pings.hint().unwrap().contains("keepalive"));
+    let protocol = after(ErrorCode::PROTOCOL_ERROR, "bad");
+    assert!(protocol.hint().unwrap().contains("retry will likely fail"));
+    let drain = after(ErrorCode::NO_ERROR, "max_age");
+    assert!(drain.hint().unwrap().contains("draining"));
+    // A GOAWAY this side sent on its own says nothing about the server's intent.
+    let ours = Error::proto(
+        steadfast_proto::Error::GoAway {
+            goaway: goaway(0, ErrorCode::NO_ERROR, ""),
+            initiator: Initiator::Application,
+            reason: None,
+        },
+        None,
+        None,
+    );
+    assert_eq!(ours.hint(), None);
 }
