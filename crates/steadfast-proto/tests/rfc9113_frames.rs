@@ -1014,6 +1014,101 @@ fn s6_5_2_header_list_above_max_header_list_size_gets_431_and_hpack_stays_in_syn
     );
 }
 
+/// A limit as large as h2's and grpc-go's default (16 MiB), with field blocks allowed
+/// to be as large as 30,000 tiny fields need.
+fn huge_header_lists() -> Config {
+    Config {
+        max_header_list_size: 16 << 20,
+        max_header_block_size: 1 << 20,
+        ..Config::default()
+    }
+}
+
+/// 30,000 distinct tiny fields: fewer bytes than a 16 MiB header list, more fields than
+/// an `http::HeaderMap` can hold (about 24,576).
+fn many_fields(first: &[(&str, &str)]) -> Vec<(String, String)> {
+    let mut fields: Vec<(String, String)> = first
+        .iter()
+        .map(|(n, v)| (n.to_string(), v.to_string()))
+        .collect();
+    fields.extend((0..30_000).map(|i| (format!("x{i}"), String::new())));
+    fields
+}
+
+/// Sends a field block as HEADERS and as many CONTINUATION frames as 16,384-byte
+/// frames need.
+fn send_large_block(peer: &mut Peer, id: u32, fields: &[(String, String)], end_stream: bool) {
+    let fields: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (&n[..], &v[..])).collect();
+    let block = peer.block(&fields);
+    let mut chunks = block.chunks(16_384).peekable();
+    let end = if end_stream { flag::END_STREAM } else { 0 };
+    let first = chunks.next().unwrap();
+    let flags = end
+        | if chunks.peek().is_none() {
+            flag::END_HEADERS
+        } else {
+            0
+        };
+    peer.send_raw(kind::HEADERS, flags, id, first);
+    while let Some(chunk) = chunks.next() {
+        let flags = if chunks.peek().is_none() {
+            flag::END_HEADERS
+        } else {
+            0
+        };
+        peer.send_raw(kind::CONTINUATION, flags, id, chunk);
+    }
+}
+
+/// §6.5.2 with §10.5.1: a request with more fields than the engine can represent
+/// (30,000, under a 16 MiB SETTINGS_MAX_HEADER_LIST_SIZE) is treated like one above
+/// the limit, answered 431, never a panic; the connection goes on.
+#[test]
+fn s6_5_2_request_with_more_fields_than_a_header_map_holds_gets_431() {
+    let mut peer = server_with(huge_header_lists());
+    send_large_block(&mut peer, 1, &many_fields(&GET), true);
+    let frames = peer.frames();
+    assert!(
+        matches!(frames.as_slice(), [Frame::Headers(Headers { stream_id, end_stream: true, .. })] if *stream_id == sid(1)),
+        "{frames:?}"
+    );
+    let (_, status, _) = peer.blocks.pop().unwrap();
+    assert_eq!(status, [(":status".to_string(), "431".to_string())]);
+    assert!(peer.take_stream_events().is_empty());
+    peer.server_roundtrip(3);
+}
+
+/// §6.5.2: a response with 30,000 fields (under a 16 MiB limit) is a stream error, as
+/// a response above the limit is, never a panic.
+#[test]
+fn s6_5_2_response_with_more_fields_than_a_header_map_holds_is_a_stream_error() {
+    let mut peer = Peer::client_with(huge_header_lists(), Settings::default());
+    let id = peer.client_open(&request("GET", "/"), true);
+    send_large_block(
+        &mut peer,
+        id.get(),
+        &many_fields(&[(":status", "200")]),
+        true,
+    );
+    let events = peer.expect_stream_error(id.get(), ErrorCode::PROTOCOL_ERROR);
+    library_reset(&events, id.get(), ErrorCode::PROTOCOL_ERROR);
+    peer.client_roundtrip();
+}
+
+/// §6.5.2: trailers with 30,000 fields (under a 16 MiB limit) are a stream error, never
+/// a panic.
+#[test]
+fn s6_5_2_trailers_with_more_fields_than_a_header_map_holds_are_a_stream_error() {
+    let mut peer = Peer::client_with(huge_header_lists(), Settings::default());
+    let id = peer.client_open(&request("GET", "/"), true);
+    peer.send_headers(id.get(), &[(":status", "200")], false);
+    peer.take_stream_events();
+    send_large_block(&mut peer, id.get(), &many_fields(&[]), true);
+    let events = peer.expect_stream_error(id.get(), ErrorCode::PROTOCOL_ERROR);
+    library_reset(&events, id.get(), ErrorCode::PROTOCOL_ERROR);
+    peer.client_roundtrip();
+}
+
 // ---- §6.6 PUSH_PROMISE ----
 
 /// §6.5.2/§6.6: "A client that has both set this parameter to 0 and had it acknowledged

@@ -362,7 +362,7 @@ impl Connection {
         now: Instant,
     ) {
         let max_list = self.config.max_header_list_size as usize;
-        let decoded = match self.decoder.decode(block, max_list) {
+        let mut decoded = match self.decoder.decode(block, max_list) {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "HPACK decoding failed");
@@ -370,6 +370,12 @@ impl Connection {
                 return;
             }
         };
+        if decoded.fields.len() > message::MAX_FIELDS {
+            // More fields than a message can hold: rejected as too large (431 for a
+            // request, a stream error otherwise), like a list above our limit.
+            decoded.over_limit = true;
+            decoded.fields = Vec::new();
+        }
         let lookup = self.stream_lookup(id);
         match (self.role, lookup) {
             (_, Lookup::RecentlyReset) => {}
