@@ -8,7 +8,8 @@ mod support;
 use bytes::Bytes;
 use steadfast_proto::frame::{Data, Frame, GoAwayFrame, Ping, SettingsFrame};
 use steadfast_proto::{
-    Config, Error, ErrorCode, Event, Fate, GoAway, Initiator, Settings, StreamId, UserError,
+    Config, Error, ErrorCode, Event, Fate, FloodLimits, GoAway, Initiator, Settings, StreamId,
+    UserError,
 };
 use support::{
     client, flag, kind, library_reset, request, response, rst, server, server_with,
@@ -1118,4 +1119,115 @@ fn s6_9_3_data_sent_before_a_window_reduction_is_acknowledged_is_accepted() {
     peer.send_data(3, b"!", false);
     peer.expect_stream_error(3, ErrorCode::FLOW_CONTROL_ERROR);
     peer.server_roundtrip(5);
+}
+
+// ---- §6.9 connection flow control at scale, and WINDOW_UPDATE floods ----
+
+/// §6.9.1 "the sender MUST NOT send a flow-controlled frame with a length that exceeds
+/// the space available": streams that run out of connection window wait for it, and a
+/// connection WINDOW_UPDATE resumes exactly those, in the order they ran out, however
+/// many other streams are open (here 10,000, which it does not visit).
+#[test]
+fn s6_9_1_connection_window_update_resumes_the_blocked_streams_in_order() {
+    let mut peer = server_with(Config {
+        max_concurrent_streams: 20_000,
+        ..Config::default()
+    });
+    for i in 0..10_000 {
+        peer.send_request(2 * i + 1, false);
+    }
+    assert_eq!(peer.take_stream_events().len(), 10_000);
+    // Stream 1 takes the whole connection window (65,535).
+    respond(&mut peer, 1, false);
+    peer.conn
+        .send_data(sid(1), Bytes::from(vec![7u8; 65_535]), false)
+        .unwrap();
+    let sent: usize = peer
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Frame::Data(d) => d.data.len(),
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(sent, 65_535);
+    // Streams spread over the ids then queue 100 bytes each, in this order.
+    let order = [19_999, 7, 5_001, 12_345, 3, 9_999, 15_001, 333];
+    for id in order {
+        respond(&mut peer, id, false);
+        peer.conn
+            .send_data(sid(id), Bytes::from(vec![7u8; 100]), true)
+            .unwrap();
+    }
+    peer.expect_silence();
+    peer.send(window_update(0, 800));
+    let frames = peer.frames();
+    let expected: Vec<Frame> = order.iter().map(|id| data(*id, 100, true)).collect();
+    assert_eq!(frames, expected);
+}
+
+/// §6.9 with §10.5: a connection WINDOW_UPDATE that neither returns credit for DATA we
+/// sent nor unblocks anything costs the peer nothing and us a frame's work: past
+/// `FloodLimits::max_empty_frames` of them per window, ENHANCE_YOUR_CALM.
+#[test]
+fn s6_9_connection_window_updates_that_answer_nothing_are_a_flood() {
+    let mut peer = server_with(Config {
+        flood: FloodLimits {
+            max_empty_frames: 100,
+            ..FloodLimits::default()
+        },
+        ..Config::default()
+    });
+    open(&mut peer, 1);
+    for _ in 0..100 {
+        peer.send(window_update(0, 1));
+    }
+    peer.expect_silence();
+    peer.send(window_update(0, 1));
+    peer.expect_conn_error(ErrorCode::ENHANCE_YOUR_CALM, 1);
+}
+
+/// The flood rule never counts credit returned for DATA we sent, however often it
+/// comes: here a peer that answers every DATA frame with WINDOW_UPDATEs for the stream
+/// and the connection, and enlarges the connection window once at the start, all
+/// under a budget of 3 empty frames.
+#[test]
+fn s6_9_window_update_for_every_data_frame_is_not_a_flood() {
+    let mut peer = server_with(Config {
+        flood: FloodLimits {
+            max_empty_frames: 3,
+            ..FloodLimits::default()
+        },
+        ..Config::default()
+    });
+    peer.send(window_update(0, 1 << 20));
+    open(&mut peer, 1);
+    respond(&mut peer, 1, false);
+    let body = 4 << 20;
+    peer.conn
+        .send_data(sid(1), Bytes::from(vec![7u8; body]), true)
+        .unwrap();
+    let mut received = 0;
+    let mut ended = false;
+    while !ended {
+        let frames = peer.frames();
+        assert!(!frames.is_empty(), "stalled after {received} bytes");
+        for f in frames {
+            let Frame::Data(d) = f else {
+                panic!("{f:?}");
+            };
+            let len = d.data.len() as u32;
+            received += d.data.len();
+            ended = d.end_stream;
+            if len > 0 {
+                peer.send(window_update(0, len));
+                if !ended {
+                    peer.send(window_update(1, len));
+                }
+            }
+        }
+    }
+    assert_eq!(received, body);
+    assert!(!peer.conn.is_closed());
+    peer.server_roundtrip(3);
 }

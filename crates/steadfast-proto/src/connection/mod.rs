@@ -222,6 +222,17 @@ pub struct Connection {
 
     /// How much we may send on the connection (may not go negative).
     send_window: i64,
+    /// The largest `send_window` has been: a connection WINDOW_UPDATE that raises the
+    /// window above it is not returning credit for DATA we sent (see
+    /// `recv_window_update`).
+    send_window_high: i64,
+    /// Streams with DATA queued that wait for the connection window, in the order they
+    /// ran out of it; `poll_transmit` resumes them oldest first, as far as the window
+    /// reaches, so a connection WINDOW_UPDATE costs O(1) whatever the number of
+    /// streams. Entries of streams removed since are skipped (see `forget_blocked`).
+    conn_blocked: VecDeque<StreamId>,
+    /// Streams in `conn_blocked` that are still there (flagged `Stream::conn_blocked`).
+    conn_blocked_live: usize,
     /// How much the peer may send on the connection.
     recv_window: i64,
     recv_release_pending: u32,
@@ -237,6 +248,9 @@ pub struct Connection {
     stream_available_signalled: bool,
     /// Keepalive, PING policy, idle and age (see `timers.rs`).
     timers: timers::Timers,
+    /// How many times `schedule` ran, so unit tests can tell O(1) from O(streams).
+    #[cfg(test)]
+    schedule_calls: usize,
 }
 
 impl Connection {
@@ -289,6 +303,9 @@ impl Connection {
             tunnels: HashSet::new(),
             partial: None,
             send_window: i64::from(DEFAULT_WINDOW),
+            send_window_high: i64::from(DEFAULT_WINDOW),
+            conn_blocked: VecDeque::new(),
+            conn_blocked_live: 0,
             recv_window: i64::from(DEFAULT_WINDOW),
             recv_release_pending: 0,
             recv_window_target: config.initial_connection_window.max(DEFAULT_WINDOW),
@@ -306,6 +323,8 @@ impl Connection {
             events: VecDeque::new(),
             stream_available_signalled: false,
             timers: timers::Timers::new(now),
+            #[cfg(test)]
+            schedule_calls: 0,
             state: State::Open,
             config,
         };
@@ -838,6 +857,10 @@ impl Connection {
     }
 
     fn schedule(&mut self, id: StreamId) {
+        #[cfg(test)]
+        {
+            self.schedule_calls += 1;
+        }
         if let Some(s) = self.streams.get_mut(&id) {
             if !s.scheduled && s.has_send_work() {
                 s.scheduled = true;
@@ -886,6 +909,7 @@ impl Connection {
     /// Removes a stream from every structure and returns its flow-control credit.
     fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
+        self.forget_blocked(&stream);
         self.tunnels.remove(&id);
         if stream.pending_open.is_none() {
             if stream.local {
@@ -908,6 +932,21 @@ impl Connection {
             }
         }
         Some(stream)
+    }
+
+    /// A stream that is gone no longer waits for the connection window. Its entry stays
+    /// in `conn_blocked` until skipped, but stale entries never outnumber live ones by
+    /// much: the queue is compacted when they would.
+    fn forget_blocked(&mut self, stream: &Stream) {
+        if !stream.conn_blocked {
+            return;
+        }
+        self.conn_blocked_live = self.conn_blocked_live.saturating_sub(1);
+        if self.conn_blocked.len() > 2 * self.conn_blocked_live + 64 {
+            let streams = &self.streams;
+            self.conn_blocked
+                .retain(|id| streams.get(id).is_some_and(|s| s.conn_blocked));
+        }
     }
 
     fn maybe_close_stream(&mut self, id: StreamId) {
@@ -1009,6 +1048,8 @@ impl Connection {
             s.send_queue.clear();
         }
         self.send_ready.clear();
+        self.conn_blocked.clear();
+        self.conn_blocked_live = 0;
         self.events.push_back(Event::Closed(error));
     }
 

@@ -157,7 +157,7 @@ impl Connection {
             }
             Frame::Ping(f) => self.recv_ping(f, now),
             Frame::GoAway(f) => self.recv_goaway(f),
-            Frame::WindowUpdate(f) => self.recv_window_update(f),
+            Frame::WindowUpdate(f) => self.recv_window_update(f, now),
             Frame::Continuation(f) => self.recv_continuation(f, now),
             Frame::Unknown(_) => {}
         }
@@ -870,6 +870,7 @@ impl Connection {
         refused.sort_unstable();
         for id in refused {
             if let Some(stream) = self.streams.remove(&id) {
+                self.forget_blocked(&stream);
                 self.active_local -= 1;
                 self.release_connection(stream.recv_unreleased);
                 // Above last-stream-id the server declares it did not process the
@@ -894,7 +895,7 @@ impl Connection {
 
     // ---- WINDOW_UPDATE ----
 
-    fn recv_window_update(&mut self, f: WindowUpdate) {
+    fn recv_window_update(&mut self, f: WindowUpdate, now: Instant) {
         let id = f.stream_id;
         if id.is_zero() {
             if f.increment == 0 {
@@ -913,9 +914,18 @@ impl Connection {
                 return;
             }
             self.send_window = window;
-            let ids: Vec<StreamId> = self.streams.keys().copied().collect();
-            for id in ids {
-                self.schedule(id);
+            // Streams waiting for this window resume in `poll_transmit`; nothing here
+            // depends on how many streams there are.
+            if window > self.send_window_high {
+                self.send_window_high = window;
+                // Credit for DATA we sent only brings the window back to where it
+                // was; this raises it above anything it has been, while no stream
+                // waits for it: it answers nothing we did. Peers do enlarge the window
+                // now and then (at the start, or as their bandwidth estimate grows),
+                // so these count in the empty-frame budget rather than being errors.
+                if self.conn_blocked_live == 0 {
+                    self.count_empty_frame(now);
+                }
             }
             return;
         }

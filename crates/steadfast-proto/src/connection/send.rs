@@ -51,6 +51,7 @@ impl Connection {
         // Only DATA and trailers count as "sent HEADERS or DATA" for the PING policy,
         // not the WINDOW_UPDATE frames that closing streams also write to `out`.
         let mut sent = false;
+        self.resume_conn_blocked();
         let mut budget = self.config.max_transmit_data;
         let mut rounds = self.send_ready.len();
         while rounds > 0 && budget > 0 {
@@ -86,6 +87,12 @@ impl Connection {
                     Data::encode_parts(id, &chunk, last, &mut self.out);
                     sent = true;
                     wrote = n;
+                } else if conn_window <= 0 && stream.send_window > 0 && !stream.conn_blocked {
+                    // Only the connection window holds it back: wait in line for it.
+                    // (Blocked on its own window, a stream WINDOW_UPDATE resumes it.)
+                    stream.conn_blocked = true;
+                    self.conn_blocked.push_back(id);
+                    self.conn_blocked_live += 1;
                 }
             }
             self.send_window -= wrote as i64;
@@ -121,6 +128,32 @@ impl Connection {
         }
         if sent {
             self.timers_on_headers_or_data_sent();
+        }
+    }
+}
+
+impl Connection {
+    /// Streams waiting for the connection window rejoin the send queue, oldest first,
+    /// as long as the window could give each of them something: the work is bounded by
+    /// what can be sent, not by how many streams wait.
+    fn resume_conn_blocked(&mut self) {
+        let max_frame = i64::from(self.peer.max_frame_size);
+        let mut room = self.send_window;
+        while room > 0 {
+            let Some(id) = self.conn_blocked.pop_front() else {
+                break;
+            };
+            let Some(stream) = self.streams.get_mut(&id) else {
+                // Removed since (and already uncounted by `forget_blocked`).
+                continue;
+            };
+            if !stream.conn_blocked {
+                continue;
+            }
+            stream.conn_blocked = false;
+            self.conn_blocked_live = self.conn_blocked_live.saturating_sub(1);
+            room -= (stream.send_queued as i64).clamp(1, max_frame);
+            self.schedule(id);
         }
     }
 }
