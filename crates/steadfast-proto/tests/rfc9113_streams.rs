@@ -253,6 +253,87 @@ fn s5_1_frames_on_recently_reset_stream_are_ignored_but_data_counts_toward_conne
     peer.server_roundtrip(3);
 }
 
+/// (Server under test) Opens stream `id`, which the peer then resets.
+fn open_then_peer_resets(peer: &mut Peer, id: u32) {
+    open(peer, id);
+    peer.send_raw(kind::RST_STREAM, 0, id, &ErrorCode::CANCEL.0.to_be_bytes());
+    peer.expect_silence();
+    let events = peer.take_stream_events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::StreamError {
+                error: Error::Reset {
+                    initiator: Initiator::Remote,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+}
+
+/// §5.1 closed: "An endpoint that receives any frame other than PRIORITY after
+/// receiving a RST_STREAM MUST treat that as a stream error (Section 5.4.2) of type
+/// STREAM_CLOSED." Unlike frames after our own RST_STREAM (which the peer may have sent
+/// before it saw ours), these come after the peer's own reset: DATA (whose length still
+/// counts toward the connection window, and is given back), HEADERS (still decoded, so
+/// HPACK stays in step) and WINDOW_UPDATE. Once we answered, the stream is one we reset,
+/// so what follows is ignored; PRIORITY and RST_STREAM never get an answer (§5.4.2).
+#[test]
+fn s5_1_frames_after_the_peers_rst_stream_are_stream_closed() {
+    let mut peer = server_with(eager_updates());
+    open_then_peer_resets(&mut peer, 1);
+    peer.send_raw(kind::PRIORITY, 0, 1, &[0, 0, 0, 0, 7]);
+    peer.send_raw(kind::RST_STREAM, 0, 1, &ErrorCode::CANCEL.0.to_be_bytes());
+    peer.expect_silence();
+    peer.send_data(1, &[0; 1000], false);
+    peer.expect_frames(&[rst(1, ErrorCode::STREAM_CLOSED), window_update(0, 1000)]);
+    // Now reset by us: late frames are ignored, DATA credit still returned.
+    peer.send_data(1, &[0; 1000], false);
+    peer.expect_frames(&[window_update(0, 1000)]);
+    assert!(peer.take_stream_events().is_empty());
+
+    open_then_peer_resets(&mut peer, 3);
+    peer.send_headers(3, &[("x-after-reset", "indexed")], true);
+    peer.expect_stream_error(3, ErrorCode::STREAM_CLOSED);
+    open_then_peer_resets(&mut peer, 5);
+    peer.send_raw(kind::WINDOW_UPDATE, 0, 5, &10u32.to_be_bytes());
+    peer.expect_stream_error(5, ErrorCode::STREAM_CLOSED);
+    peer.send_raw(kind::WINDOW_UPDATE, 0, 5, &10u32.to_be_bytes());
+    peer.expect_silence();
+    // The HEADERS on 3 were decoded: their field is in the dynamic table.
+    let mut fields = GET.to_vec();
+    fields.push(("x-after-reset", "indexed"));
+    peer.send_headers(7, &fields, true);
+    let events = peer.take_stream_events();
+    assert!(
+        matches!(events.as_slice(), [Event::Request { id, request, .. }] if *id == sid(7) && request.headers()["x-after-reset"] == "indexed"),
+        "{events:?}"
+    );
+}
+
+/// §5.1 closed, client side: after the server reset a stream, its DATA on it is a
+/// stream error STREAM_CLOSED too.
+#[test]
+fn s5_1_data_after_the_servers_rst_stream_is_stream_closed_for_a_client() {
+    let mut peer = client();
+    let id = peer.client_open(&request("GET", "/"), true);
+    peer.send_headers(id.get(), &[(":status", "200")], false);
+    peer.send_raw(
+        kind::RST_STREAM,
+        0,
+        id.get(),
+        &ErrorCode::INTERNAL_ERROR.0.to_be_bytes(),
+    );
+    peer.expect_silence();
+    peer.take_stream_events();
+    peer.send_data(id.get(), b"late", false);
+    peer.expect_stream_error(id.get(), ErrorCode::STREAM_CLOSED);
+    peer.client_roundtrip();
+}
+
 /// §5.1 closed and §4.3: HEADERS on a recently reset stream are discarded, but only
 /// after decoding: a block that added to the dynamic table on the closed stream is
 /// referenced by the next block, which must decode. Server and client side.

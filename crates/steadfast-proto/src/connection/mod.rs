@@ -5,7 +5,7 @@ mod recv;
 mod send;
 mod timers;
 
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -131,6 +131,13 @@ struct PartialBlock {
     frames: usize,
 }
 
+/// Which side sent the RST_STREAM that closed a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResetBy {
+    Us,
+    Peer,
+}
+
 /// The peer's settings, with the RFC's initial values for the ones it did not send.
 #[derive(Clone, Copy, Debug)]
 struct PeerSettings {
@@ -211,8 +218,10 @@ pub struct Connection {
     last_remote_id: StreamId,
     /// The highest peer-initiated stream handed to the application.
     last_processed_remote_id: StreamId,
-    /// Streams reset recently, whose late frames are ignored (§5.1 "closed").
-    reset_streams: HashSet<StreamId>,
+    /// Streams reset recently, and by whom (§5.1 "closed"): frames the peer sent
+    /// before it saw our RST_STREAM are expected and ignored, while frames after its
+    /// own RST_STREAM are errors. Bounded by `Config::max_reset_streams_remembered`.
+    reset_streams: HashMap<StreamId, ResetBy>,
     reset_order: VecDeque<StreamId>,
     /// CONNECT streams (§8.5) on which the peer may only send DATA and stream management
     /// frames once established: requests received, requests sent (until a non-2xx
@@ -298,7 +307,7 @@ impl Connection {
             active_remote: 0,
             last_remote_id: StreamId::ZERO,
             last_processed_remote_id: StreamId::ZERO,
-            reset_streams: HashSet::new(),
+            reset_streams: HashMap::new(),
             reset_order: VecDeque::new(),
             tunnels: HashSet::new(),
             partial: None,
@@ -892,11 +901,16 @@ impl Connection {
         }
     }
 
+    /// Remembers a stream this endpoint reset (or ignores, e.g. above its GOAWAY).
     fn remember_reset(&mut self, id: StreamId) {
+        self.remember_reset_by(id, ResetBy::Us);
+    }
+
+    fn remember_reset_by(&mut self, id: StreamId, by: ResetBy) {
         if self.config.max_reset_streams_remembered == 0 {
             return;
         }
-        if self.reset_streams.insert(id) {
+        if self.reset_streams.insert(id, by).is_none() {
             self.reset_order.push_back(id);
             if self.reset_order.len() > self.config.max_reset_streams_remembered {
                 if let Some(old) = self.reset_order.pop_front() {

@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::timers::KEEPALIVE_PING;
-use super::{Connection, Event, PartialBlock, Role, Shutdown, PREFACE, SHUTDOWN_PING};
+use super::{Connection, Event, PartialBlock, ResetBy, Role, Shutdown, PREFACE, SHUTDOWN_PING};
 use crate::error::{Error, ErrorCode, Fate, Initiator};
 use crate::frame::{
     self, Continuation, Data, Frame, FrameError, GoAwayFrame, Headers, Ping, RstStream,
@@ -19,8 +19,11 @@ use crate::stream::Stream;
 enum Lookup {
     /// The stream is known (open or half-closed, or waiting to be opened locally).
     Active,
-    /// Reset recently: late frames are expected and ignored (§5.1 "closed").
-    RecentlyReset,
+    /// Reset recently by us: late frames are expected and ignored (§5.1 "closed").
+    ResetByUs,
+    /// Reset recently by the peer: any frame but PRIORITY (and RST_STREAM, which is
+    /// never answered) is a stream error STREAM_CLOSED (§5.1 "closed").
+    ResetByPeer,
     /// Closed earlier (or implicitly closed by a higher id).
     Closed,
     /// Never opened.
@@ -55,12 +58,15 @@ impl Connection {
                         );
                         return;
                     }
-                    // Only PRIORITY produces stream errors at decode time, and it may
-                    // name an idle stream; RST_STREAM must never be sent on an idle
-                    // stream (§6.4), so such an error is dropped.
-                    if !matches!(self.stream_lookup(id), Lookup::Idle) {
-                        self.stream_error(id, code, why);
-                    }
+                    // Only PRIORITY produces stream errors at decode time (wrong
+                    // length, §6.3; depending on itself, §5.3.1), and it may name an
+                    // idle stream. §6.4 forbids RST_STREAM on an idle stream, but the
+                    // error must be signalled, and RST_STREAM is what h2spec expects
+                    // and Go's and h2's servers send; closing the whole connection
+                    // (as nghttpd does) would punish every other stream. The id is
+                    // then remembered as reset by us, without being used (see
+                    // `recv_field_block`).
+                    self.stream_error(id, code, why);
                     self.count_reset(now);
                 }
             }
@@ -167,8 +173,10 @@ impl Connection {
         if self.streams.contains_key(&id) {
             return Lookup::Active;
         }
-        if self.reset_streams.contains(&id) {
-            return Lookup::RecentlyReset;
+        match self.reset_streams.get(&id) {
+            Some(ResetBy::Us) => return Lookup::ResetByUs,
+            Some(ResetBy::Peer) => return Lookup::ResetByPeer,
+            None => {}
         }
         let local = match self.role {
             Role::Client => id.is_client_initiated(),
@@ -207,9 +215,20 @@ impl Connection {
         let id = f.stream_id;
         match self.stream_lookup(id) {
             Lookup::Active => {}
-            Lookup::RecentlyReset => {
+            Lookup::ResetByUs => {
                 self.release_connection(len);
                 self.flush_window_updates(None);
+                return;
+            }
+            Lookup::ResetByPeer => {
+                self.release_connection(len);
+                self.stream_error(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "DATA after the peer's RST_STREAM",
+                );
+                self.flush_window_updates(None);
+                self.count_reset(now);
                 return;
             }
             Lookup::Closed => {
@@ -378,7 +397,22 @@ impl Connection {
         }
         let lookup = self.stream_lookup(id);
         match (self.role, lookup) {
-            (_, Lookup::RecentlyReset) => {}
+            (_, Lookup::ResetByUs) => {
+                // A stream reset while idle (a broken PRIORITY) is used now (§5.1.1):
+                // a lower id opened after this is out of order.
+                if self.role == Role::Server && id.is_client_initiated() && id > self.last_remote_id
+                {
+                    self.last_remote_id = id;
+                }
+            }
+            (_, Lookup::ResetByPeer) => {
+                self.stream_error(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "HEADERS after the peer's RST_STREAM",
+                );
+                self.count_reset(now);
+            }
             (Role::Server, Lookup::Closed) => {
                 // §5.1.1: a client opens streams with ever higher ids. A field block on
                 // an id at or below the last one it used, for a stream neither open nor
@@ -667,7 +701,7 @@ impl Connection {
                 self.connection_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
             }
             // Never answer RST_STREAM with RST_STREAM (§5.4.2).
-            Lookup::RecentlyReset | Lookup::Closed => {}
+            Lookup::ResetByUs | Lookup::ResetByPeer | Lookup::Closed => {}
             Lookup::Active => {
                 if self
                     .streams
@@ -705,7 +739,7 @@ impl Connection {
                         fate,
                     });
                 }
-                self.remember_reset(id);
+                self.remember_reset_by(id, ResetBy::Peer);
                 self.maybe_finish();
             }
         }
@@ -933,7 +967,16 @@ impl Connection {
             Lookup::Idle => {
                 self.connection_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
             }
-            Lookup::RecentlyReset | Lookup::Closed => {}
+            // After END_STREAM or our RST_STREAM, WINDOW_UPDATE may still arrive.
+            Lookup::ResetByUs | Lookup::Closed => {}
+            Lookup::ResetByPeer => {
+                self.stream_error(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "WINDOW_UPDATE after the peer's RST_STREAM",
+                );
+                self.count_reset(now);
+            }
             Lookup::Active => {
                 let Some(stream) = self.streams.get_mut(&id) else {
                     return;
