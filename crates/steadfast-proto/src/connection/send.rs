@@ -13,37 +13,38 @@ impl Connection {
     /// Appends everything ready to be written to `dst` and returns how many bytes were
     /// appended (0 when there is nothing to write).
     ///
-    /// Control frames and HEADERS go first, in the order they were produced; then DATA
-    /// from streams with queued data, one frame per stream in turn so that no stream
-    /// starves the others, within both flow-control windows and at most
-    /// `Config::max_transmit_data` bytes of DATA per call. A locally opened stream's
-    /// fate becomes `MaybeProcessed` here, when its HEADERS leave the connection.
+    /// Frames go out in the order they were produced: control frames and HEADERS
+    /// queued since the last call, then DATA from streams with queued data, one frame
+    /// per stream in turn so that no stream starves the others, within both
+    /// flow-control windows and at most `Config::max_transmit_data` bytes of DATA per
+    /// call, each followed by what writing it caused (the HEADERS of a stream whose end
+    /// freed a slot for a queued one, WINDOW_UPDATE). A locally opened stream's fate
+    /// becomes `MaybeProcessed` here, when its HEADERS leave the connection.
     pub fn poll_transmit(&mut self, now: Instant, dst: &mut BytesMut) -> usize {
+        let start = dst.len();
+        // Every frame, DATA included, is written to `out` at the moment it is produced,
+        // and `out` is handed over whole: the peer's HPACK decoder sees the field
+        // blocks in exactly the order our encoder produced them (a trailer section
+        // and the HEADERS of a stream that a freed slot opened cannot swap places).
+        // Bytes the caller still holds in `dst` go first, so they become the start of
+        // `out`; DATA is never copied either way.
+        if !dst.is_empty() {
+            dst.extend_from_slice(&self.out);
+            self.out.clear();
+            std::mem::swap(dst, &mut self.out);
+        }
         if !self.is_closed() {
             self.write_data();
             self.timers_sync_idle(now);
         }
-        // Every frame, DATA included, is written to `out` at the moment it is produced,
-        // and `out` is handed over whole: the peer's HPACK decoder sees the field
-        // blocks in exactly the order our encoder produced them (a trailer section
-        // written here and the HEADERS of a stream its end let open cannot swap
-        // places), and nothing is ever written behind a frame that was produced later.
-        let n = self.out.len();
-        if n > 0 {
-            if dst.is_empty() {
-                // Hand over the whole buffer without copying.
-                std::mem::swap(dst, &mut self.out);
-            } else {
-                dst.extend_from_slice(&self.out);
-                self.out.clear();
-            }
-        }
+        // `dst` is empty here: hand over the whole buffer without copying.
+        std::mem::swap(dst, &mut self.out);
         for id in self.unflushed_opens.drain(..) {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.mark_sent();
             }
         }
-        n
+        dst.len() - start
     }
 
     /// Writes DATA, END_STREAM and trailers of the streams in `send_ready` to `out`.
