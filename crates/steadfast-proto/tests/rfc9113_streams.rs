@@ -1312,3 +1312,42 @@ fn s6_9_window_update_for_every_data_frame_is_not_a_flood() {
     assert!(!peer.conn.is_closed());
     peer.server_roundtrip(3);
 }
+
+/// §6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE decrease can leave a stream that waits for
+/// the connection window with a stream window below zero. When connection window
+/// arrives, that stream cannot use it, and must not keep the next waiting stream from
+/// using it either.
+#[test]
+fn s6_9_2_stream_window_closed_by_settings_does_not_hold_back_connection_window() {
+    let mut peer = Peer::server_with(
+        Config::default(),
+        Settings {
+            initial_window_size: Some(100_000),
+            ..Settings::default()
+        },
+    );
+    for id in [1, 3] {
+        open(&mut peer, id);
+        respond(&mut peer, id, false);
+    }
+    let payload = |n: usize| Bytes::from(vec![7u8; n]);
+    peer.conn.send_data(sid(1), payload(40_000), false).unwrap();
+    peer.frames();
+    // Both now run out of connection window (65,535), stream 1 first.
+    peer.conn.send_data(sid(1), payload(50_000), false).unwrap();
+    peer.conn.send_data(sid(3), payload(50_000), false).unwrap();
+    let sent: usize = peer
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Frame::Data(d) => d.data.len(),
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(sent, 65_535 - 40_000);
+    // Stream 1's window: 100,000 - 56,384 - 50,000 < 0; stream 3's stays positive.
+    peer.send_raw(kind::SETTINGS, 0, 0, &settings_payload(&[(0x4, 50_000)]));
+    peer.expect_frames(&[Frame::Settings(SettingsFrame::Ack)]);
+    peer.send(window_update(0, 1_000));
+    peer.expect_frames(&[data(3, 1_000, false)]);
+}

@@ -153,7 +153,15 @@ impl Connection {
             }
             stream.conn_blocked = false;
             self.conn_blocked_live = self.conn_blocked_live.saturating_sub(1);
-            room -= (stream.send_queued as i64).clamp(1, max_frame);
+            // What it can send in one frame. A stream whose own window went to zero
+            // or below since (SETTINGS_INITIAL_WINDOW_SIZE) costs nothing here: it
+            // writes nothing and waits for its stream WINDOW_UPDATE. So every stream
+            // counted writes something, and a call that leaves window unused has
+            // written, and will be called again, until nothing waits.
+            let share = (stream.send_queued as i64)
+                .min(stream.send_window)
+                .min(max_frame);
+            room -= share.max(0);
             self.schedule(id);
         }
     }
