@@ -23,6 +23,17 @@ const CONNECTION_SPECIFIC: [&str; 5] = [
     "upgrade",
 ];
 
+/// The most fields a received field block may have. `http::HeaderMap` holds at most
+/// 24,576 entries (2^15 slots at a load factor of 3/4) and its infallible methods panic
+/// past that; a block that decodes to more fields is treated like one above
+/// SETTINGS_MAX_HEADER_LIST_SIZE, which a large limit (16 MiB, as h2 and grpc-go
+/// default to) no longer catches: 80 KiB of one-byte indexed fields is 80,000 fields.
+pub(crate) const MAX_FIELDS: usize = 24_576;
+
+/// Why a header map could not take another field: more fields than it can index
+/// (possible below `MAX_FIELDS` when names collide and it would need to grow).
+const TOO_MANY_FIELDS: Malformed = "more header fields than can be represented";
+
 /// Fields ready for the HPACK encoder.
 #[derive(Debug, Default)]
 pub(crate) struct EncodedFields {
@@ -188,7 +199,7 @@ pub(crate) fn decode_request(
     let mut authority = None;
     let mut path = None;
     let mut protocol = None;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = HeaderMap::try_with_capacity(fields.len()).map_err(|_| TOO_MANY_FIELDS)?;
     let mut regular_seen = false;
     for field in fields {
         if let Some(pseudo) = field.name.strip_prefix(b":") {
@@ -295,7 +306,7 @@ pub(crate) fn decode_response(
     fields: Vec<DecodedField>,
 ) -> Result<ReceivedHead<Response<()>>, Malformed> {
     let mut status = None;
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = HeaderMap::try_with_capacity(fields.len()).map_err(|_| TOO_MANY_FIELDS)?;
     let mut regular_seen = false;
     for field in fields {
         if let Some(pseudo) = field.name.strip_prefix(b":") {
@@ -334,7 +345,7 @@ pub(crate) fn decode_response(
 
 /// Validates a received trailer section (§8.1).
 pub(crate) fn decode_trailers(fields: Vec<DecodedField>) -> Result<HeaderMap, Malformed> {
-    let mut headers = HeaderMap::with_capacity(fields.len());
+    let mut headers = HeaderMap::try_with_capacity(fields.len()).map_err(|_| TOO_MANY_FIELDS)?;
     for field in fields {
         if field.name.starts_with(b":") {
             return Err("pseudo-header in trailers");
@@ -373,7 +384,9 @@ fn insert_regular(headers: &mut HeaderMap, field: DecodedField) -> Result<(), Ma
     if field.never_indexed {
         value.set_sensitive(true);
     }
-    headers.append(name, value);
+    headers
+        .try_append(name, value)
+        .map_err(|_| TOO_MANY_FIELDS)?;
     Ok(())
 }
 

@@ -74,6 +74,8 @@ pub(crate) struct Stream {
     pub(crate) send_end: SendEnd,
     /// Present in the connection's ready queue.
     pub(crate) scheduled: bool,
+    /// Present in the connection's queue of streams waiting for the connection window.
+    pub(crate) conn_blocked: bool,
     /// A final response was sent (server) — 1xx responses do not count.
     pub(crate) response_sent: bool,
 
@@ -105,6 +107,7 @@ impl Stream {
             send_queued: 0,
             send_end: SendEnd::Open,
             scheduled: false,
+            conn_blocked: false,
             response_sent: false,
             recv_window,
             recv_release_pending: 0,

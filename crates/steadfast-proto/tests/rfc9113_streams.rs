@@ -8,7 +8,8 @@ mod support;
 use bytes::Bytes;
 use steadfast_proto::frame::{Data, Frame, GoAwayFrame, Ping, SettingsFrame};
 use steadfast_proto::{
-    Config, Error, ErrorCode, Event, Fate, GoAway, Initiator, Settings, StreamId, UserError,
+    Config, Error, ErrorCode, Event, Fate, FloodLimits, GoAway, Initiator, Settings, StreamId,
+    UserError,
 };
 use support::{
     client, flag, kind, library_reset, request, response, rst, server, server_with,
@@ -250,6 +251,87 @@ fn s5_1_frames_on_recently_reset_stream_are_ignored_but_data_counts_toward_conne
     peer.expect_silence();
     assert!(peer.take_stream_events().is_empty());
     peer.server_roundtrip(3);
+}
+
+/// (Server under test) Opens stream `id`, which the peer then resets.
+fn open_then_peer_resets(peer: &mut Peer, id: u32) {
+    open(peer, id);
+    peer.send_raw(kind::RST_STREAM, 0, id, &ErrorCode::CANCEL.0.to_be_bytes());
+    peer.expect_silence();
+    let events = peer.take_stream_events();
+    assert!(
+        matches!(
+            events.as_slice(),
+            [Event::StreamError {
+                error: Error::Reset {
+                    initiator: Initiator::Remote,
+                    ..
+                },
+                ..
+            }]
+        ),
+        "{events:?}"
+    );
+}
+
+/// §5.1 closed: "An endpoint that receives any frame other than PRIORITY after
+/// receiving a RST_STREAM MUST treat that as a stream error (Section 5.4.2) of type
+/// STREAM_CLOSED." Unlike frames after our own RST_STREAM (which the peer may have sent
+/// before it saw ours), these come after the peer's own reset: DATA (whose length still
+/// counts toward the connection window, and is given back), HEADERS (still decoded, so
+/// HPACK stays in step) and WINDOW_UPDATE. Once we answered, the stream is one we reset,
+/// so what follows is ignored; PRIORITY and RST_STREAM never get an answer (§5.4.2).
+#[test]
+fn s5_1_frames_after_the_peers_rst_stream_are_stream_closed() {
+    let mut peer = server_with(eager_updates());
+    open_then_peer_resets(&mut peer, 1);
+    peer.send_raw(kind::PRIORITY, 0, 1, &[0, 0, 0, 0, 7]);
+    peer.send_raw(kind::RST_STREAM, 0, 1, &ErrorCode::CANCEL.0.to_be_bytes());
+    peer.expect_silence();
+    peer.send_data(1, &[0; 1000], false);
+    peer.expect_frames(&[rst(1, ErrorCode::STREAM_CLOSED), window_update(0, 1000)]);
+    // Now reset by us: late frames are ignored, DATA credit still returned.
+    peer.send_data(1, &[0; 1000], false);
+    peer.expect_frames(&[window_update(0, 1000)]);
+    assert!(peer.take_stream_events().is_empty());
+
+    open_then_peer_resets(&mut peer, 3);
+    peer.send_headers(3, &[("x-after-reset", "indexed")], true);
+    peer.expect_stream_error(3, ErrorCode::STREAM_CLOSED);
+    open_then_peer_resets(&mut peer, 5);
+    peer.send_raw(kind::WINDOW_UPDATE, 0, 5, &10u32.to_be_bytes());
+    peer.expect_stream_error(5, ErrorCode::STREAM_CLOSED);
+    peer.send_raw(kind::WINDOW_UPDATE, 0, 5, &10u32.to_be_bytes());
+    peer.expect_silence();
+    // The HEADERS on 3 were decoded: their field is in the dynamic table.
+    let mut fields = GET.to_vec();
+    fields.push(("x-after-reset", "indexed"));
+    peer.send_headers(7, &fields, true);
+    let events = peer.take_stream_events();
+    assert!(
+        matches!(events.as_slice(), [Event::Request { id, request, .. }] if *id == sid(7) && request.headers()["x-after-reset"] == "indexed"),
+        "{events:?}"
+    );
+}
+
+/// §5.1 closed, client side: after the server reset a stream, its DATA on it is a
+/// stream error STREAM_CLOSED too.
+#[test]
+fn s5_1_data_after_the_servers_rst_stream_is_stream_closed_for_a_client() {
+    let mut peer = client();
+    let id = peer.client_open(&request("GET", "/"), true);
+    peer.send_headers(id.get(), &[(":status", "200")], false);
+    peer.send_raw(
+        kind::RST_STREAM,
+        0,
+        id.get(),
+        &ErrorCode::INTERNAL_ERROR.0.to_be_bytes(),
+    );
+    peer.expect_silence();
+    peer.take_stream_events();
+    peer.send_data(id.get(), b"late", false);
+    peer.expect_stream_error(id.get(), ErrorCode::STREAM_CLOSED);
+    peer.client_roundtrip();
 }
 
 /// §5.1 closed and §4.3: HEADERS on a recently reset stream are discarded, but only
@@ -1118,4 +1200,154 @@ fn s6_9_3_data_sent_before_a_window_reduction_is_acknowledged_is_accepted() {
     peer.send_data(3, b"!", false);
     peer.expect_stream_error(3, ErrorCode::FLOW_CONTROL_ERROR);
     peer.server_roundtrip(5);
+}
+
+// ---- §6.9 connection flow control at scale, and WINDOW_UPDATE floods ----
+
+/// §6.9.1 "the sender MUST NOT send a flow-controlled frame with a length that exceeds
+/// the space available": streams that run out of connection window wait for it, and a
+/// connection WINDOW_UPDATE resumes exactly those, in the order they ran out, however
+/// many other streams are open (here 10,000, which it does not visit).
+#[test]
+fn s6_9_1_connection_window_update_resumes_the_blocked_streams_in_order() {
+    let mut peer = server_with(Config {
+        max_concurrent_streams: 20_000,
+        ..Config::default()
+    });
+    for i in 0..10_000 {
+        peer.send_request(2 * i + 1, false);
+    }
+    assert_eq!(peer.take_stream_events().len(), 10_000);
+    // Stream 1 takes the whole connection window (65,535).
+    respond(&mut peer, 1, false);
+    peer.conn
+        .send_data(sid(1), Bytes::from(vec![7u8; 65_535]), false)
+        .unwrap();
+    let sent: usize = peer
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Frame::Data(d) => d.data.len(),
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(sent, 65_535);
+    // Streams spread over the ids then queue 100 bytes each, in this order.
+    let order = [19_999, 7, 5_001, 12_345, 3, 9_999, 15_001, 333];
+    for id in order {
+        respond(&mut peer, id, false);
+        peer.conn
+            .send_data(sid(id), Bytes::from(vec![7u8; 100]), true)
+            .unwrap();
+    }
+    peer.expect_silence();
+    peer.send(window_update(0, 800));
+    let frames = peer.frames();
+    let expected: Vec<Frame> = order.iter().map(|id| data(*id, 100, true)).collect();
+    assert_eq!(frames, expected);
+}
+
+/// §6.9 with §10.5: a connection WINDOW_UPDATE that neither returns credit for DATA we
+/// sent nor unblocks anything costs the peer nothing and us a frame's work: past
+/// `FloodLimits::max_empty_frames` of them per window, ENHANCE_YOUR_CALM.
+#[test]
+fn s6_9_connection_window_updates_that_answer_nothing_are_a_flood() {
+    let mut peer = server_with(Config {
+        flood: FloodLimits {
+            max_empty_frames: 100,
+            ..FloodLimits::default()
+        },
+        ..Config::default()
+    });
+    open(&mut peer, 1);
+    for _ in 0..100 {
+        peer.send(window_update(0, 1));
+    }
+    peer.expect_silence();
+    peer.send(window_update(0, 1));
+    peer.expect_conn_error(ErrorCode::ENHANCE_YOUR_CALM, 1);
+}
+
+/// The flood rule never counts credit returned for DATA we sent, however often it
+/// comes: here a peer that answers every DATA frame with WINDOW_UPDATEs for the stream
+/// and the connection, and enlarges the connection window once at the start, all
+/// under a budget of 3 empty frames.
+#[test]
+fn s6_9_window_update_for_every_data_frame_is_not_a_flood() {
+    let mut peer = server_with(Config {
+        flood: FloodLimits {
+            max_empty_frames: 3,
+            ..FloodLimits::default()
+        },
+        ..Config::default()
+    });
+    peer.send(window_update(0, 1 << 20));
+    open(&mut peer, 1);
+    respond(&mut peer, 1, false);
+    let body = 4 << 20;
+    peer.conn
+        .send_data(sid(1), Bytes::from(vec![7u8; body]), true)
+        .unwrap();
+    let mut received = 0;
+    let mut ended = false;
+    while !ended {
+        let frames = peer.frames();
+        assert!(!frames.is_empty(), "stalled after {received} bytes");
+        for f in frames {
+            let Frame::Data(d) = f else {
+                panic!("{f:?}");
+            };
+            let len = d.data.len() as u32;
+            received += d.data.len();
+            ended = d.end_stream;
+            if len > 0 {
+                peer.send(window_update(0, len));
+                if !ended {
+                    peer.send(window_update(1, len));
+                }
+            }
+        }
+    }
+    assert_eq!(received, body);
+    assert!(!peer.conn.is_closed());
+    peer.server_roundtrip(3);
+}
+
+/// §6.9.2: a SETTINGS_INITIAL_WINDOW_SIZE decrease can leave a stream that waits for
+/// the connection window with a stream window below zero. When connection window
+/// arrives, that stream cannot use it, and must not keep the next waiting stream from
+/// using it either.
+#[test]
+fn s6_9_2_stream_window_closed_by_settings_does_not_hold_back_connection_window() {
+    let mut peer = Peer::server_with(
+        Config::default(),
+        Settings {
+            initial_window_size: Some(100_000),
+            ..Settings::default()
+        },
+    );
+    for id in [1, 3] {
+        open(&mut peer, id);
+        respond(&mut peer, id, false);
+    }
+    let payload = |n: usize| Bytes::from(vec![7u8; n]);
+    peer.conn.send_data(sid(1), payload(40_000), false).unwrap();
+    peer.frames();
+    // Both now run out of connection window (65,535), stream 1 first.
+    peer.conn.send_data(sid(1), payload(50_000), false).unwrap();
+    peer.conn.send_data(sid(3), payload(50_000), false).unwrap();
+    let sent: usize = peer
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Frame::Data(d) => d.data.len(),
+            other => panic!("{other:?}"),
+        })
+        .sum();
+    assert_eq!(sent, 65_535 - 40_000);
+    // Stream 1's window: 100,000 - 56,384 - 50,000 < 0; stream 3's stays positive.
+    peer.send_raw(kind::SETTINGS, 0, 0, &settings_payload(&[(0x4, 50_000)]));
+    peer.expect_frames(&[Frame::Settings(SettingsFrame::Ack)]);
+    peer.send(window_update(0, 1_000));
+    peer.expect_frames(&[data(3, 1_000, false)]);
 }

@@ -142,8 +142,13 @@ pub struct FloodLimits {
     pub max_pings: u32,
     /// SETTINGS frames received.
     pub max_settings: u32,
-    /// DATA frames without payload or END_STREAM, and CONTINUATION frames without
-    /// payload.
+    /// DATA frames without payload or END_STREAM, CONTINUATION frames without
+    /// payload, and connection WINDOW_UPDATE frames that answer nothing: ones that
+    /// raise the connection send window above the largest value it ever had (so they
+    /// return no credit for DATA this endpoint sent) while no stream waits for that
+    /// window. Peers that return credit as DATA arrives, however often, never count;
+    /// enlarging the window (at the start, or as a bandwidth estimate grows) counts
+    /// once per frame, which no legitimate peer does anywhere near this often.
     pub max_empty_frames: u32,
 }
 

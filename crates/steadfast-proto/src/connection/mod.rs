@@ -6,7 +6,7 @@ mod send;
 mod timers;
 
 use std::borrow::Cow;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -132,6 +132,13 @@ struct PartialBlock {
     frames: usize,
 }
 
+/// Which side sent the RST_STREAM that closed a stream.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum ResetBy {
+    Us,
+    Peer,
+}
+
 /// The peer's settings, with the RFC's initial values for the ones it did not send.
 #[derive(Clone, Copy, Debug)]
 struct PeerSettings {
@@ -212,8 +219,10 @@ pub struct Connection {
     last_remote_id: StreamId,
     /// The highest peer-initiated stream handed to the application.
     last_processed_remote_id: StreamId,
-    /// Streams reset recently, whose late frames are ignored (§5.1 "closed").
-    reset_streams: HashSet<StreamId>,
+    /// Streams reset recently, and by whom (§5.1 "closed"): frames the peer sent
+    /// before it saw our RST_STREAM are expected and ignored, while frames after its
+    /// own RST_STREAM are errors. Bounded by `Config::max_reset_streams_remembered`.
+    reset_streams: HashMap<StreamId, ResetBy>,
     reset_order: VecDeque<StreamId>,
     /// CONNECT streams (§8.5) on which the peer may only send DATA and stream management
     /// frames once established: requests received, requests sent (until a non-2xx
@@ -223,6 +232,17 @@ pub struct Connection {
 
     /// How much we may send on the connection (may not go negative).
     send_window: i64,
+    /// The largest `send_window` has been: a connection WINDOW_UPDATE that raises the
+    /// window above it is not returning credit for DATA we sent (see
+    /// `recv_window_update`).
+    send_window_high: i64,
+    /// Streams with DATA queued that wait for the connection window, in the order they
+    /// ran out of it; `poll_transmit` resumes them oldest first, as far as the window
+    /// reaches, so a connection WINDOW_UPDATE costs O(1) whatever the number of
+    /// streams. Entries of streams removed since are skipped (see `forget_blocked`).
+    conn_blocked: VecDeque<StreamId>,
+    /// Streams in `conn_blocked` that are still there (flagged `Stream::conn_blocked`).
+    conn_blocked_live: usize,
     /// How much the peer may send on the connection.
     recv_window: i64,
     recv_release_pending: u32,
@@ -238,6 +258,9 @@ pub struct Connection {
     stream_available_signalled: bool,
     /// Keepalive, PING policy, idle and age (see `timers.rs`).
     timers: timers::Timers,
+    /// How many times `schedule` ran, so unit tests can tell O(1) from O(streams).
+    #[cfg(test)]
+    schedule_calls: usize,
 }
 
 impl Connection {
@@ -285,11 +308,14 @@ impl Connection {
             active_remote: 0,
             last_remote_id: StreamId::ZERO,
             last_processed_remote_id: StreamId::ZERO,
-            reset_streams: HashSet::new(),
+            reset_streams: HashMap::new(),
             reset_order: VecDeque::new(),
             tunnels: HashSet::new(),
             partial: None,
             send_window: i64::from(DEFAULT_WINDOW),
+            send_window_high: i64::from(DEFAULT_WINDOW),
+            conn_blocked: VecDeque::new(),
+            conn_blocked_live: 0,
             recv_window: i64::from(DEFAULT_WINDOW),
             recv_release_pending: 0,
             recv_window_target: config.initial_connection_window.max(DEFAULT_WINDOW),
@@ -307,6 +333,8 @@ impl Connection {
             events: VecDeque::new(),
             stream_available_signalled: false,
             timers: timers::Timers::new(now),
+            #[cfg(test)]
+            schedule_calls: 0,
             state: State::Open,
             config,
         };
@@ -841,6 +869,10 @@ impl Connection {
     }
 
     fn schedule(&mut self, id: StreamId) {
+        #[cfg(test)]
+        {
+            self.schedule_calls += 1;
+        }
         if let Some(s) = self.streams.get_mut(&id) {
             if !s.scheduled && s.has_send_work() {
                 s.scheduled = true;
@@ -872,11 +904,16 @@ impl Connection {
         }
     }
 
+    /// Remembers a stream this endpoint reset (or ignores, e.g. above its GOAWAY).
     fn remember_reset(&mut self, id: StreamId) {
+        self.remember_reset_by(id, ResetBy::Us);
+    }
+
+    fn remember_reset_by(&mut self, id: StreamId, by: ResetBy) {
         if self.config.max_reset_streams_remembered == 0 {
             return;
         }
-        if self.reset_streams.insert(id) {
+        if self.reset_streams.insert(id, by).is_none() {
             self.reset_order.push_back(id);
             if self.reset_order.len() > self.config.max_reset_streams_remembered {
                 if let Some(old) = self.reset_order.pop_front() {
@@ -889,6 +926,7 @@ impl Connection {
     /// Removes a stream from every structure and returns its flow-control credit.
     fn remove_stream(&mut self, id: StreamId) -> Option<Stream> {
         let stream = self.streams.remove(&id)?;
+        self.forget_blocked(&stream);
         self.tunnels.remove(&id);
         if stream.pending_open.is_none() {
             if stream.local {
@@ -911,6 +949,21 @@ impl Connection {
             }
         }
         Some(stream)
+    }
+
+    /// A stream that is gone no longer waits for the connection window. Its entry stays
+    /// in `conn_blocked` until skipped, but stale entries never outnumber live ones by
+    /// much: the queue is compacted when they would.
+    fn forget_blocked(&mut self, stream: &Stream) {
+        if !stream.conn_blocked {
+            return;
+        }
+        self.conn_blocked_live = self.conn_blocked_live.saturating_sub(1);
+        if self.conn_blocked.len() > 2 * self.conn_blocked_live + 64 {
+            let streams = &self.streams;
+            self.conn_blocked
+                .retain(|id| streams.get(id).is_some_and(|s| s.conn_blocked));
+        }
     }
 
     fn maybe_close_stream(&mut self, id: StreamId) {
@@ -1012,6 +1065,8 @@ impl Connection {
             s.send_queue.clear();
         }
         self.send_ready.clear();
+        self.conn_blocked.clear();
+        self.conn_blocked_live = 0;
         self.events.push_back(Event::Closed(error));
     }
 

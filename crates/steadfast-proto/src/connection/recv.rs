@@ -6,7 +6,7 @@ use std::time::Instant;
 use bytes::BytesMut;
 
 use super::timers::KEEPALIVE_PING;
-use super::{Connection, Event, PartialBlock, Role, Shutdown, PREFACE, SHUTDOWN_PING};
+use super::{Connection, Event, PartialBlock, ResetBy, Role, Shutdown, PREFACE, SHUTDOWN_PING};
 use crate::error::{Error, ErrorCode, Fate, Initiator};
 use crate::frame::{
     self, Continuation, Data, Frame, FrameError, GoAwayFrame, Headers, Ping, RstStream,
@@ -19,8 +19,11 @@ use crate::stream::Stream;
 enum Lookup {
     /// The stream is known (open or half-closed, or waiting to be opened locally).
     Active,
-    /// Reset recently: late frames are expected and ignored (§5.1 "closed").
-    RecentlyReset,
+    /// Reset recently by us: late frames are expected and ignored (§5.1 "closed").
+    ResetByUs,
+    /// Reset recently by the peer: any frame but PRIORITY (and RST_STREAM, which is
+    /// never answered) is a stream error STREAM_CLOSED (§5.1 "closed").
+    ResetByPeer,
     /// Closed earlier (or implicitly closed by a higher id).
     Closed,
     /// Never opened.
@@ -55,12 +58,15 @@ impl Connection {
                         );
                         return;
                     }
-                    // Only PRIORITY produces stream errors at decode time, and it may
-                    // name an idle stream; RST_STREAM must never be sent on an idle
-                    // stream (§6.4), so such an error is dropped.
-                    if !matches!(self.stream_lookup(id), Lookup::Idle) {
-                        self.stream_error(id, code, why);
-                    }
+                    // Only PRIORITY produces stream errors at decode time (wrong
+                    // length, §6.3; depending on itself, §5.3.1), and it may name an
+                    // idle stream. §6.4 forbids RST_STREAM on an idle stream, but the
+                    // error must be signalled, and RST_STREAM is what h2spec expects
+                    // and Go's and h2's servers send; closing the whole connection
+                    // (as nghttpd does) would punish every other stream. The id is
+                    // then remembered as reset by us, without being used (see
+                    // `recv_field_block`).
+                    self.stream_error(id, code, why);
                     self.count_reset(now);
                 }
             }
@@ -169,7 +175,7 @@ impl Connection {
             }
             Frame::Ping(f) => self.recv_ping(f, now),
             Frame::GoAway(f) => self.recv_goaway(f),
-            Frame::WindowUpdate(f) => self.recv_window_update(f),
+            Frame::WindowUpdate(f) => self.recv_window_update(f, now),
             Frame::Continuation(f) => self.recv_continuation(f, now),
             Frame::Unknown(_) => {}
         }
@@ -179,8 +185,10 @@ impl Connection {
         if self.streams.contains_key(&id) {
             return Lookup::Active;
         }
-        if self.reset_streams.contains(&id) {
-            return Lookup::RecentlyReset;
+        match self.reset_streams.get(&id) {
+            Some(ResetBy::Us) => return Lookup::ResetByUs,
+            Some(ResetBy::Peer) => return Lookup::ResetByPeer,
+            None => {}
         }
         let local = match self.role {
             Role::Client => id.is_client_initiated(),
@@ -219,9 +227,20 @@ impl Connection {
         let id = f.stream_id;
         match self.stream_lookup(id) {
             Lookup::Active => {}
-            Lookup::RecentlyReset => {
+            Lookup::ResetByUs => {
                 self.release_connection(len);
                 self.flush_window_updates(None);
+                return;
+            }
+            Lookup::ResetByPeer => {
+                self.release_connection(len);
+                self.stream_error(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "DATA after the peer's RST_STREAM",
+                );
+                self.flush_window_updates(None);
+                self.count_reset(now);
                 return;
             }
             Lookup::Closed => {
@@ -374,7 +393,7 @@ impl Connection {
         now: Instant,
     ) {
         let max_list = self.config.max_header_list_size as usize;
-        let decoded = match self.decoder.decode(block, max_list) {
+        let mut decoded = match self.decoder.decode(block, max_list) {
             Ok(d) => d,
             Err(e) => {
                 tracing::debug!(error = %e, "HPACK decoding failed");
@@ -382,9 +401,30 @@ impl Connection {
                 return;
             }
         };
+        if decoded.fields.len() > message::MAX_FIELDS {
+            // More fields than a message can hold: rejected as too large (431 for a
+            // request, a stream error otherwise), like a list above our limit.
+            decoded.over_limit = true;
+            decoded.fields = Vec::new();
+        }
         let lookup = self.stream_lookup(id);
         match (self.role, lookup) {
-            (_, Lookup::RecentlyReset) => {}
+            (_, Lookup::ResetByUs) => {
+                // A stream reset while idle (a broken PRIORITY) is used now (§5.1.1):
+                // a lower id opened after this is out of order.
+                if self.role == Role::Server && id.is_client_initiated() && id > self.last_remote_id
+                {
+                    self.last_remote_id = id;
+                }
+            }
+            (_, Lookup::ResetByPeer) => {
+                self.stream_error(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "HEADERS after the peer's RST_STREAM",
+                );
+                self.count_reset(now);
+            }
             (Role::Server, Lookup::Closed) => {
                 // §5.1.1: a client opens streams with ever higher ids. A field block on
                 // an id at or below the last one it used, for a stream neither open nor
@@ -673,7 +713,7 @@ impl Connection {
                 self.connection_error(ErrorCode::PROTOCOL_ERROR, "RST_STREAM on an idle stream");
             }
             // Never answer RST_STREAM with RST_STREAM (§5.4.2).
-            Lookup::RecentlyReset | Lookup::Closed => {}
+            Lookup::ResetByUs | Lookup::ResetByPeer | Lookup::Closed => {}
             Lookup::Active => {
                 if self
                     .streams
@@ -711,7 +751,7 @@ impl Connection {
                         fate,
                     });
                 }
-                self.remember_reset(id);
+                self.remember_reset_by(id, ResetBy::Peer);
                 self.maybe_finish();
             }
         }
@@ -876,6 +916,7 @@ impl Connection {
         refused.sort_unstable();
         for id in refused {
             if let Some(stream) = self.streams.remove(&id) {
+                self.forget_blocked(&stream);
                 self.active_local -= 1;
                 self.release_connection(stream.recv_unreleased);
                 // Above last-stream-id the server declares it did not process the
@@ -902,7 +943,7 @@ impl Connection {
 
     // ---- WINDOW_UPDATE ----
 
-    fn recv_window_update(&mut self, f: WindowUpdate) {
+    fn recv_window_update(&mut self, f: WindowUpdate, now: Instant) {
         let id = f.stream_id;
         if id.is_zero() {
             if f.increment == 0 {
@@ -921,9 +962,18 @@ impl Connection {
                 return;
             }
             self.send_window = window;
-            let ids: Vec<StreamId> = self.streams.keys().copied().collect();
-            for id in ids {
-                self.schedule(id);
+            // Streams waiting for this window resume in `poll_transmit`; nothing here
+            // depends on how many streams there are.
+            if window > self.send_window_high {
+                self.send_window_high = window;
+                // Credit for DATA we sent only brings the window back to where it
+                // was; this raises it above anything it has been, while no stream
+                // waits for it: it answers nothing we did. Peers do enlarge the window
+                // now and then (at the start, or as their bandwidth estimate grows),
+                // so these count in the empty-frame budget rather than being errors.
+                if self.conn_blocked_live == 0 {
+                    self.count_empty_frame(now);
+                }
             }
             return;
         }
@@ -931,7 +981,16 @@ impl Connection {
             Lookup::Idle => {
                 self.connection_error(ErrorCode::PROTOCOL_ERROR, "WINDOW_UPDATE on an idle stream");
             }
-            Lookup::RecentlyReset | Lookup::Closed => {}
+            // After END_STREAM or our RST_STREAM, WINDOW_UPDATE may still arrive.
+            Lookup::ResetByUs | Lookup::Closed => {}
+            Lookup::ResetByPeer => {
+                self.stream_error(
+                    id,
+                    ErrorCode::STREAM_CLOSED,
+                    "WINDOW_UPDATE after the peer's RST_STREAM",
+                );
+                self.count_reset(now);
+            }
             Lookup::Active => {
                 let Some(stream) = self.streams.get_mut(&id) else {
                     return;

@@ -13,37 +13,38 @@ impl Connection {
     /// Appends everything ready to be written to `dst` and returns how many bytes were
     /// appended (0 when there is nothing to write).
     ///
-    /// Control frames and HEADERS go first, in the order they were produced; then DATA
-    /// from streams with queued data, one frame per stream in turn so that no stream
-    /// starves the others, within both flow-control windows and at most
-    /// `Config::max_transmit_data` bytes of DATA per call. A locally opened stream's
-    /// fate becomes `MaybeProcessed` here, when its HEADERS leave the connection.
+    /// Frames go out in the order they were produced: control frames and HEADERS
+    /// queued since the last call, then DATA from streams with queued data, one frame
+    /// per stream in turn so that no stream starves the others, within both
+    /// flow-control windows and at most `Config::max_transmit_data` bytes of DATA per
+    /// call, each followed by what writing it caused (the HEADERS of a stream whose end
+    /// freed a slot for a queued one, WINDOW_UPDATE). A locally opened stream's fate
+    /// becomes `MaybeProcessed` here, when its HEADERS leave the connection.
     pub fn poll_transmit(&mut self, now: Instant, dst: &mut BytesMut) -> usize {
+        let start = dst.len();
+        // Every frame, DATA included, is written to `out` at the moment it is produced,
+        // and `out` is handed over whole: the peer's HPACK decoder sees the field
+        // blocks in exactly the order our encoder produced them (a trailer section
+        // and the HEADERS of a stream that a freed slot opened cannot swap places).
+        // Bytes the caller still holds in `dst` go first, so they become the start of
+        // `out`; DATA is never copied either way.
+        if !dst.is_empty() {
+            dst.extend_from_slice(&self.out);
+            self.out.clear();
+            std::mem::swap(dst, &mut self.out);
+        }
         if !self.is_closed() {
             self.write_data();
             self.timers_sync_idle(now);
         }
-        // Every frame, DATA included, is written to `out` at the moment it is produced,
-        // and `out` is handed over whole: the peer's HPACK decoder sees the field
-        // blocks in exactly the order our encoder produced them (a trailer section
-        // written here and the HEADERS of a stream its end let open cannot swap
-        // places), and nothing is ever written behind a frame that was produced later.
-        let n = self.out.len();
-        if n > 0 {
-            if dst.is_empty() {
-                // Hand over the whole buffer without copying.
-                std::mem::swap(dst, &mut self.out);
-            } else {
-                dst.extend_from_slice(&self.out);
-                self.out.clear();
-            }
-        }
+        // `dst` is empty here: hand over the whole buffer without copying.
+        std::mem::swap(dst, &mut self.out);
         for id in self.unflushed_opens.drain(..) {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.mark_sent();
             }
         }
-        n
+        dst.len() - start
     }
 
     /// Writes DATA, END_STREAM and trailers of the streams in `send_ready` to `out`.
@@ -51,6 +52,7 @@ impl Connection {
         // Only DATA and trailers count as "sent HEADERS or DATA" for the PING policy,
         // not the WINDOW_UPDATE frames that closing streams also write to `out`.
         let mut sent = false;
+        self.resume_conn_blocked();
         let mut budget = self.config.max_transmit_data;
         let mut rounds = self.send_ready.len();
         while rounds > 0 && budget > 0 {
@@ -86,6 +88,12 @@ impl Connection {
                     Data::encode_parts(id, &chunk, last, &mut self.out);
                     sent = true;
                     wrote = n;
+                } else if conn_window <= 0 && stream.send_window > 0 && !stream.conn_blocked {
+                    // Only the connection window holds it back: wait in line for it.
+                    // (Blocked on its own window, a stream WINDOW_UPDATE resumes it.)
+                    stream.conn_blocked = true;
+                    self.conn_blocked.push_back(id);
+                    self.conn_blocked_live += 1;
                 }
             }
             self.send_window -= wrote as i64;
@@ -121,6 +129,40 @@ impl Connection {
         }
         if sent {
             self.timers_on_headers_or_data_sent();
+        }
+    }
+}
+
+impl Connection {
+    /// Streams waiting for the connection window rejoin the send queue, oldest first,
+    /// as long as the window could give each of them something: the work is bounded by
+    /// what can be sent, not by how many streams wait.
+    fn resume_conn_blocked(&mut self) {
+        let max_frame = i64::from(self.peer.max_frame_size);
+        let mut room = self.send_window;
+        while room > 0 {
+            let Some(id) = self.conn_blocked.pop_front() else {
+                break;
+            };
+            let Some(stream) = self.streams.get_mut(&id) else {
+                // Removed since (and already uncounted by `forget_blocked`).
+                continue;
+            };
+            if !stream.conn_blocked {
+                continue;
+            }
+            stream.conn_blocked = false;
+            self.conn_blocked_live = self.conn_blocked_live.saturating_sub(1);
+            // What it can send in one frame. A stream whose own window went to zero
+            // or below since (SETTINGS_INITIAL_WINDOW_SIZE) costs nothing here: it
+            // writes nothing and waits for its stream WINDOW_UPDATE. So every stream
+            // counted writes something, and a call that leaves window unused has
+            // written, and will be called again, until nothing waits.
+            let share = (stream.send_queued as i64)
+                .min(stream.send_window)
+                .min(max_frame);
+            room -= share.max(0);
+            self.schedule(id);
         }
     }
 }

@@ -84,25 +84,51 @@ impl fmt::Debug for StreamId {
     }
 }
 
-/// A fast hasher for maps keyed by [`StreamId`]: ids are small sequential integers from
-/// this connection, so a multiplicative hash spreads them well and SipHash's defence
-/// against chosen keys buys nothing (a peer's ids are bounded by the stream limits).
+/// A fast hasher for maps keyed by [`StreamId`].
+///
+/// The peer chooses its stream ids, so every bit of the id must reach every bit of the
+/// hash: `HashMap` picks the bucket from the low bits and tells keys apart by the top
+/// 7, and a plain multiplicative hash makes the low bits depend only on the id's low
+/// bits (4,096 ids spaced by 2^17 then share one bucket). `finish` applies MurmurHash3's
+/// 64-bit finaliser (`fmix64`), a full avalanche: each input bit flips each output bit
+/// with probability close to 1/2.
+///
+/// Why not SipHash (std's default) or a keyed crate such as `foldhash` or `ahash`: a
+/// few multiplies are all a u32 key needs, no dependency is added, and the hash stays
+/// deterministic, so event order and fuzz runs reproduce. The finaliser is not keyed:
+/// a peer that computes colliding ids offline can still aim at one bucket, but only
+/// with the streams it may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS), and
+/// opening and resetting streams to do so is bounded by [`crate::FloodLimits`].
 #[derive(Clone, Copy, Debug, Default)]
 pub struct StreamIdHasher(u64);
 
+impl StreamIdHasher {
+    /// MurmurHash3's `fmix64`.
+    const fn fmix64(mut k: u64) -> u64 {
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
+        k ^= k >> 33;
+        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
+        k ^= k >> 33;
+        k
+    }
+}
+
 impl std::hash::Hasher for StreamIdHasher {
     fn finish(&self) -> u64 {
-        self.0
+        Self::fmix64(self.0)
     }
 
     fn write(&mut self, bytes: &[u8]) {
+        // Not used by `StreamId` (which writes one u32); kept correct for other keys.
         for &b in bytes {
-            self.0 = (self.0.rotate_left(8) ^ u64::from(b)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+            self.0 = Self::fmix64(self.0 ^ u64::from(b));
         }
     }
 
     fn write_u32(&mut self, n: u32) {
-        self.0 = (self.0 ^ u64::from(n)).wrapping_mul(0x9e37_79b9_7f4a_7c15);
+        // One u32 per key: the state holds it exactly and `finish` mixes it.
+        self.0 = self.0.rotate_left(32) ^ u64::from(n);
     }
 }
 

@@ -307,3 +307,36 @@ fn decoder_never_panics_on_random_input() {
         while let Ok(Some(_)) = decode(&mut buf, DEFAULT_MAX_FRAME_SIZE) {}
     }
 }
+
+/// How many distinct buckets of a 8,192-bucket table (where `HashMap` keeps 4,096
+/// entries) the hashes of `ids` fall into.
+fn distinct_buckets(ids: impl Iterator<Item = u32>) -> usize {
+    use std::hash::BuildHasher;
+    let build = std::hash::BuildHasherDefault::<StreamIdHasher>::default();
+    let buckets: std::collections::HashSet<u64> = ids
+        .map(|id| build.hash_one(StreamId::new(id)) & 8191)
+        .collect();
+    buckets.len()
+}
+
+/// A peer chooses its stream ids: ids that differ only in high bits (here spaced by
+/// 2^17) must spread over the table like any others. Random placement of 4,096 keys
+/// in 8,192 buckets fills about 3,220 of them; a hash whose low bits depend only on
+/// the id's low bits puts all of these in one.
+#[test]
+fn stream_id_hash_spreads_ids_that_differ_only_in_high_bits() {
+    let spaced = distinct_buckets((0..4096).map(|i| (i << 17) | 1));
+    assert!(spaced > 3_000, "spaced ids fill only {spaced} buckets");
+    let sequential = distinct_buckets((0..4096).map(|i| 2 * i + 1));
+    assert!(
+        sequential > 3_000,
+        "sequential ids fill only {sequential} buckets"
+    );
+    // The top bits, which `HashMap` uses to tell keys of one bucket apart, too.
+    use std::hash::BuildHasher;
+    let build = std::hash::BuildHasherDefault::<StreamIdHasher>::default();
+    let tags: std::collections::HashSet<u64> = (0..4096)
+        .map(|i| build.hash_one(StreamId::new((i << 17) | 1)) >> 57)
+        .collect();
+    assert_eq!(tags.len(), 128, "top 7 bits of the hash");
+}

@@ -187,3 +187,33 @@ fn outgoing_headers_are_checked() {
     let res = Response::builder().status(101).body(()).unwrap();
     assert!(response_fields(&res).is_err());
 }
+
+/// More fields than `http::HeaderMap` can hold are malformed, never a panic, whatever
+/// the caller checked before (the connection rejects such blocks earlier, as too large).
+#[test]
+fn more_fields_than_a_header_map_holds_are_rejected_without_panicking() {
+    let names: Vec<String> = (0..MAX_FIELDS + 10).map(|i| format!("x{i}")).collect();
+    let many = |first: &[(&str, &str)]| {
+        let mut list: Vec<(&str, &str)> = first.to_vec();
+        list.extend(names.iter().map(|n| (n.as_str(), "")));
+        fields(&list)
+    };
+    assert_eq!(
+        decode_request(many(&GET), false).unwrap_err(),
+        TOO_MANY_FIELDS
+    );
+    assert_eq!(
+        decode_response(many(&[(":status", "200")])).unwrap_err(),
+        TOO_MANY_FIELDS
+    );
+    assert_eq!(decode_trailers(many(&[])).unwrap_err(), TOO_MANY_FIELDS);
+    // Exactly as many as the connection lets through still decode.
+    let at_limit: Vec<(&str, &str)> = names[..MAX_FIELDS]
+        .iter()
+        .map(|n| (n.as_str(), ""))
+        .collect();
+    assert_eq!(
+        decode_trailers(fields(&at_limit)).unwrap().len(),
+        MAX_FIELDS
+    );
+}
