@@ -444,12 +444,35 @@ impl Pair {
                 }
             }
             if a + b == 0 {
+                self.check_nothing_stalled();
                 break;
             }
         }
         for conn in [&mut self.client, &mut self.server] {
             if conn.poll_timeout().is_some_and(|t| t <= self.now) {
                 conn.handle_timeout(self.now);
+            }
+        }
+    }
+
+    /// Once both sides are idle, no open stream may hold data that both flow-control
+    /// windows would let it send (it would wait forever for a WINDOW_UPDATE that
+    /// nobody owes it).
+    fn check_nothing_stalled(&self) {
+        for (conn, ids) in [
+            (&self.client, &self.client_streams),
+            (&self.server, &self.server_streams),
+        ] {
+            for &id in ids {
+                let open = !matches!(conn.stream_state(id), None | Some(StreamState::Idle));
+                if open && conn.buffered_send(id) > 0 {
+                    assert_eq!(
+                        conn.send_capacity(id),
+                        0,
+                        "{id:?} holds {} bytes that its windows allow to send",
+                        conn.buffered_send(id)
+                    );
+                }
             }
         }
     }

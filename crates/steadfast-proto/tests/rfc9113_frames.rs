@@ -398,6 +398,42 @@ fn s4_3_field_blocks_reach_the_wire_in_encoding_order_when_a_freed_slot_opens_a_
     assert_eq!(peer.conn.fate(five), Some(Fate::MaybeProcessed));
 }
 
+/// §4.3, with one slot: the trailers that end stream 1 free the slot, which opens
+/// the queued stream 3 in the same transmit round; the peer decodes both blocks (the
+/// trailers without pseudo-headers, stream 3 with its own `:path`).
+#[test]
+fn s4_3_trailers_that_free_the_only_slot_and_the_stream_they_open_decode_in_order() {
+    let mut peer = Peer::client_with(
+        Config::default(),
+        Settings {
+            max_concurrent_streams: Some(1),
+            ..Settings::default()
+        },
+    );
+    let one = peer.client_open(&request("POST", "/one"), false);
+    let three = peer
+        .conn
+        .send_request(&request("GET", "/three"), true)
+        .unwrap();
+    peer.expect_frames(&[]);
+    peer.take_blocks();
+    peer.send_headers(one.get(), &[(":status", "200")], true);
+    peer.take_stream_events();
+    let mut trailers = http::HeaderMap::new();
+    trailers.insert("grpc-status", "0".parse().unwrap());
+    peer.conn.send_trailers(one, &trailers).unwrap();
+    peer.frames();
+    let blocks = peer.take_blocks();
+    assert_eq!(blocks.len(), 2, "{blocks:?}");
+    assert_eq!(blocks[0].0, one);
+    assert_eq!(blocks[0].1, [("grpc-status".to_string(), "0".to_string())]);
+    assert_eq!(blocks[1].0, three);
+    assert!(blocks[1]
+        .1
+        .contains(&(":path".to_string(), "/three".to_string())));
+    assert_eq!(peer.conn.fate(three), Some(Fate::MaybeProcessed));
+}
+
 fn small_table() -> Config {
     Config {
         header_table_size: 256,
