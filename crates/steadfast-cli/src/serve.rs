@@ -1,5 +1,7 @@
 //! `steadfast serve`.
 
+mod file;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -153,12 +155,15 @@ async fn serve_file(root: &Path, path: &str) -> Response<BoxBody> {
     {
         return status(StatusCode::NOT_FOUND);
     }
-    match tokio::fs::read(root.join(relative)).await {
-        Ok(data) => Response::builder()
-            .header("content-length", data.len())
-            .body(body::full(data))
-            .unwrap_or_default(),
-        Err(_) => status(StatusCode::NOT_FOUND),
+    // Streamed, never read whole: a client that stops reading costs one chunk.
+    match file::FileBody::open(&root.join(relative)).await {
+        Some(file) => {
+            let mut res = Response::new(());
+            res.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(file.len()));
+            res.map(|()| body::boxed(file))
+        }
+        None => status(StatusCode::NOT_FOUND),
     }
 }
 
