@@ -24,6 +24,7 @@ pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
 #[doc(hidden)]
 pub mod fuzzing;
+mod ids;
 mod message;
 mod stream;
 

@@ -30,7 +30,8 @@ pub use self::push_promise::PushPromise;
 pub use self::rst_stream::RstStream;
 pub use self::settings::{Settings, SettingsFrame};
 pub use self::window_update::WindowUpdate;
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
+pub use crate::ids::{StreamId, StreamIdHasher, StreamIdMap};
 
 /// The length of the fixed frame header (RFC 9113 §4.1).
 pub const HEADER_LEN: usize = 9;
@@ -40,107 +41,6 @@ pub const DEFAULT_MAX_FRAME_SIZE: u32 = 16_384;
 pub const MAX_MAX_FRAME_SIZE: u32 = (1 << 24) - 1;
 /// The largest flow-control window and the largest WINDOW_UPDATE increment.
 pub const MAX_WINDOW_SIZE: u32 = (1 << 31) - 1;
-
-/// A stream identifier: 31 bits, the reserved high bit always clear.
-#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
-pub struct StreamId(u32);
-
-impl StreamId {
-    /// Stream 0: frames about the connection as a whole.
-    pub const ZERO: Self = Self(0);
-    /// The largest stream id (2^31 - 1).
-    pub const MAX: Self = Self((1 << 31) - 1);
-
-    /// Makes a stream id from its 31-bit value, clearing the reserved bit.
-    pub const fn new(id: u32) -> Self {
-        Self(id & 0x7fff_ffff)
-    }
-
-    /// The numeric value.
-    pub const fn get(self) -> u32 {
-        self.0
-    }
-
-    /// True for stream 0.
-    pub const fn is_zero(self) -> bool {
-        self.0 == 0
-    }
-
-    /// True for client-initiated (odd) ids.
-    pub const fn is_client_initiated(self) -> bool {
-        self.0 % 2 == 1
-    }
-}
-
-impl fmt::Display for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.0.fmt(f)
-    }
-}
-
-impl fmt::Debug for StreamId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "StreamId({})", self.0)
-    }
-}
-
-/// A fast hasher for maps keyed by [`StreamId`].
-///
-/// The peer chooses its stream ids, so every bit of the id must reach every bit of the
-/// hash: `HashMap` picks the bucket from the low bits and tells keys apart by the top
-/// 7, and a plain multiplicative hash makes the low bits depend only on the id's low
-/// bits (4,096 ids spaced by 2^17 then share one bucket). `finish` applies MurmurHash3's
-/// 64-bit finaliser (`fmix64`), a full avalanche: each input bit flips each output bit
-/// with probability close to 1/2.
-///
-/// Why not SipHash (std's default) or a keyed crate such as `foldhash` or `ahash`: a
-/// few multiplies are all a u32 key needs, no dependency is added, and the hash stays
-/// deterministic, so event order and fuzz runs reproduce. The finaliser is not keyed:
-/// a peer that computes colliding ids offline can still aim at one bucket, but only
-/// with the streams it may have open at once (SETTINGS_MAX_CONCURRENT_STREAMS), and
-/// opening and resetting streams to do so is bounded by [`crate::FloodLimits`].
-#[derive(Clone, Copy, Debug, Default)]
-pub struct StreamIdHasher(u64);
-
-impl StreamIdHasher {
-    /// MurmurHash3's `fmix64`.
-    const fn fmix64(mut k: u64) -> u64 {
-        k ^= k >> 33;
-        k = k.wrapping_mul(0xff51_afd7_ed55_8ccd);
-        k ^= k >> 33;
-        k = k.wrapping_mul(0xc4ce_b9fe_1a85_ec53);
-        k ^= k >> 33;
-        k
-    }
-}
-
-impl std::hash::Hasher for StreamIdHasher {
-    fn finish(&self) -> u64 {
-        Self::fmix64(self.0)
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        // Not used by `StreamId` (which writes one u32); kept correct for other keys.
-        for &b in bytes {
-            self.0 = Self::fmix64(self.0 ^ u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        // One u32 per key: the state holds it exactly and `finish` mixes it.
-        self.0 = self.0.rotate_left(32) ^ u64::from(n);
-    }
-}
-
-/// A `HashMap` keyed by stream id, with [`StreamIdHasher`].
-pub type StreamIdMap<V> =
-    std::collections::HashMap<StreamId, V, std::hash::BuildHasherDefault<StreamIdHasher>>;
-
-impl From<u32> for StreamId {
-    fn from(id: u32) -> Self {
-        Self::new(id)
-    }
-}
 
 /// Frame type codes (RFC 9113 §6).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
