@@ -4,7 +4,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::priority::PrioritySpec;
 use super::{flags, require_stream, FrameError, FrameHeader, Kind, StreamId};
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// A HEADERS frame: opens a stream or carries trailers, with the first fragment of a
 /// field block.

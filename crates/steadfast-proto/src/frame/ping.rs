@@ -3,7 +3,7 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 use super::{flags, require_connection, FrameError, FrameHeader, Kind, StreamId};
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// A PING frame or its acknowledgement.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

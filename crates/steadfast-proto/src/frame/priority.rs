@@ -4,7 +4,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{require_stream, FrameError, FrameHeader, Kind, StreamId};
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// The dependency fields of PRIORITY and of HEADERS with the PRIORITY flag.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

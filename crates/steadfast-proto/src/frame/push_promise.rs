@@ -5,7 +5,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{flags, require_stream, FrameError, FrameHeader, Kind, StreamId};
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// A PUSH_PROMISE frame.
 #[derive(Clone, Debug, PartialEq, Eq)]

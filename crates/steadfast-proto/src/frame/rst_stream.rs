@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{require_stream, FrameError, FrameHeader, Kind, StreamId};
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// A RST_STREAM frame: ends one stream immediately.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -6,7 +6,7 @@ use super::{
     flags, require_connection, FrameError, FrameHeader, Kind, StreamId, DEFAULT_MAX_FRAME_SIZE,
     MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE,
 };
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// A set of SETTINGS values; `None` means "not included in the frame".
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{FrameError, FrameHeader, Kind, StreamId};
-use crate::error::ErrorCode;
+use crate::ids::ErrorCode;
 
 /// A WINDOW_UPDATE frame. A zero increment is kept here and rejected by the
 /// connection, because whether it is a stream or a connection error depends on the
