@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use crate::ids::StreamId;
 
-pub use crate::ids::ErrorCode;
+pub use crate::ids::{ErrorCode, GoAway};
 
 /// Who caused a failure.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -66,36 +66,6 @@ impl fmt::Display for Fate {
             Self::MaybeProcessed => "sent; the server may have processed it",
             Self::Processed => "processed by the server (response headers received)",
         })
-    }
-}
-
-/// The contents of a GOAWAY frame.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct GoAway {
-    /// Why the connection is going away.
-    pub code: ErrorCode,
-    /// The highest stream id the sender may have processed; streams initiated by the
-    /// receiver above it were not processed and are safe to retry.
-    pub last_stream_id: StreamId,
-    /// Opaque diagnostic data (often text such as `max_age` or `too_many_pings`).
-    pub debug_data: Bytes,
-}
-
-impl fmt::Display for GoAway {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "GOAWAY(last_stream_id={}, {}",
-            self.last_stream_id, self.code
-        )?;
-        if !self.debug_data.is_empty() {
-            write!(
-                f,
-                ", debug data {:?}",
-                String::from_utf8_lossy(&self.debug_data)
-            )?;
-        }
-        f.write_str(")")
     }
 }
 

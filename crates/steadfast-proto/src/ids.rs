@@ -1,7 +1,9 @@
-//! Identifiers both the frame layer and the error model speak of: stream ids and
-//! error codes. A leaf module, so that `frame` and `error` need not import each other.
+//! Values both the frame layer and the error model speak of: stream ids, error codes
+//! and the contents of a GOAWAY. A leaf module, so that `frame` and `error` need not import each other.
 
 use std::fmt;
+
+use bytes::Bytes;
 
 /// A stream identifier: 31 bits, the reserved high bit always clear.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default)]
@@ -211,5 +213,35 @@ impl From<u32> for ErrorCode {
 impl From<ErrorCode> for u32 {
     fn from(code: ErrorCode) -> Self {
         code.0
+    }
+}
+
+/// The contents of a GOAWAY frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GoAway {
+    /// Why the connection is going away.
+    pub code: ErrorCode,
+    /// The highest stream id the sender may have processed; streams initiated by the
+    /// receiver above it were not processed and are safe to retry.
+    pub last_stream_id: StreamId,
+    /// Opaque diagnostic data (often text such as `max_age` or `too_many_pings`).
+    pub debug_data: Bytes,
+}
+
+impl fmt::Display for GoAway {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "GOAWAY(last_stream_id={}, {}",
+            self.last_stream_id, self.code
+        )?;
+        if !self.debug_data.is_empty() {
+            write!(
+                f,
+                ", debug data {:?}",
+                String::from_utf8_lossy(&self.debug_data)
+            )?;
+        }
+        f.write_str(")")
     }
 }

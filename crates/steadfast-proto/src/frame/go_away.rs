@@ -3,7 +3,7 @@
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::{require_connection, FrameError, FrameHeader, Kind, StreamId};
-use crate::error::{ErrorCode, GoAway};
+use crate::ids::{ErrorCode, GoAway};
 
 /// A GOAWAY frame.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -1,7 +1,7 @@
 use bytes::{Bytes, BytesMut};
 
 use super::*;
-use crate::error::GoAway;
+use crate::ids::GoAway;
 
 fn roundtrip(frame: Frame) {
     let mut buf = BytesMut::new();
