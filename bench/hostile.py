@@ -26,6 +26,7 @@ Attacks (raw frames with Python's hyperframe and hpack, as h2's own stack does):
   the server closes them (within --slow-wait seconds).
 
 Usage: bench/hostile.py [--no-build] [--only ATTACK[,ATTACK]] [--slow-wait S]
+                        [--steadfast-bin PATH] [--steadfast-arg ARG]...
 """
 import argparse
 import os
@@ -205,6 +206,12 @@ class Conn:
                 return True
 
     def close(self):
+        # shutdown() first: it sends the FIN even while another thread is blocked
+        # reading this socket (close() alone would wait for that read).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:
@@ -362,7 +369,7 @@ def attack_rapid_reset(server, connections=20, seconds=2.0):
             "note": f"{connections} connections, {cut[0]} cut by the server"}
 
 
-def attack_hpack_bomb(server, max_blocks=5000):
+def attack_hpack_bomb(server, max_blocks=2000):
     pid = server.proc.pid
     before = rss_kb(pid)
     sampler = Sampler(pid)
@@ -370,36 +377,31 @@ def attack_hpack_bomb(server, max_blocks=5000):
     c.handshake()
     # The first request adds a 4 KiB field to the dynamic table (index 62).
     c.send(c.headers(1, "GET", "/", True, [("x-bomb", "b" * 4000)]))
-    sent, sid = 0, 3
-    c.sock.settimeout(0.001)
     reason = f"not closed after {max_blocks} blocks"
-    while sent < max_blocks:
+    for i in range(max_blocks):
         # Static-table pseudo-headers (:authority not indexed, so index 62 stays the
-        # bomb), then 20 references to index 62.
+        # bomb), then 20 references to index 62; a PING after each block tells when
+        # the server has read it.
         block = bytes([0x82, 0x86, 0x84, 0x01, 0x05]) + b"bench" + bytes([0xbe]) * 20
-        f = HeadersFrame(sid, block)
+        f = HeadersFrame(3 + 2 * i, block)
         f.flags.add("END_HEADERS")
         f.flags.add("END_STREAM")
         try:
-            c.send(f)
+            c.send(f, PingFrame(0, opaque_data=b"bomb%04d" % (i % 10000)))
         except OSError:
-            reason = f"closed after {sent} blocks"
+            reason = f"closed after {i + 1} blocks"
             break
-        sent += 1
-        sid += 2
-        try:
-            chunk = c.sock.recv(65536)
-            if not chunk:
-                reason = f"closed after {sent} blocks"
-                break
-            c.buf += chunk
-            if b"\x07\x00\x00\x00\x00\x00" in c.buf:  # a GOAWAY frame header on stream 0
-                reason = f"GOAWAY after {sent} blocks"
-                break
-        except socket.timeout:
-            pass
-        except OSError:
-            reason = f"closed after {sent} blocks"
+        reply = None
+        while reply is None:
+            f = c.recv()
+            if f is None:
+                reply = "closed"
+            elif isinstance(f, GoAwayFrame):
+                reply = f"GOAWAY code {f.error_code}"
+            elif isinstance(f, PingFrame) and "ACK" in f.flags:
+                reply = "ack"
+        if reply != "ack":
+            reason = f"{reply} after {i + 1} blocks"
             break
     peak = sampler.finish()
     c.close()
@@ -456,6 +458,8 @@ def main():
     ap.add_argument("--only", default=",".join(ATTACKS))
     ap.add_argument("--slow-wait", type=float, default=70.0,
                     help="how long slow-body and idle wait for the server to act (s)")
+    ap.add_argument("--steadfast-bin", default=f"{ROOT}/target/release/steadfast",
+                    help="the steadfast binary (e.g. an older build, for before/after)")
     ap.add_argument("--steadfast-arg", action="append", default=[],
                     help="extra argument for steadfast serve (repeatable)")
     args = ap.parse_args()
@@ -470,7 +474,7 @@ def main():
     with open(os.path.join(docroot, BIG_FILE), "wb") as f:
         f.write(os.urandom(BIG_SIZE))
     servers = [
-        Server("steadfast", [f"{ROOT}/target/release/steadfast", "--threads", "1", "serve", "--listen",
+        Server("steadfast", [args.steadfast_bin, "--threads", "1", "serve", "--listen",
                              "127.0.0.1:{port}", "--root", docroot] + args.steadfast_arg),
         Server("nghttpd", ["nghttpd", "--no-tls", "-d", docroot, "{port}"]),
     ]

@@ -232,6 +232,8 @@ pub(crate) struct Driver<IO> {
     scratch: Vec<StreamId>,
     /// The first output (the preface and SETTINGS) was written.
     preface_written: bool,
+    /// Where `poll_bodies` starts next (it rotates, for fairness).
+    next_body: usize,
 }
 
 fn now() -> Instant {
@@ -280,6 +282,7 @@ where
             sending: Vec::new(),
             scratch: Vec::new(),
             preface_written: false,
+            next_body: 0,
             shed: config.shed.clone(),
             aborted: false,
         };
@@ -727,6 +730,18 @@ where
         let mut ids = std::mem::take(&mut self.scratch);
         ids.clear();
         ids.extend_from_slice(&self.sending);
+        // The connection window is shared: what other streams already queued will take
+        // it first. Without this, every stream would see the whole window as its own
+        // room, and a hundred stalled streams would each pull a window's worth.
+        let queued: usize = ids.iter().map(|&id| self.conn.buffered_send(id)).sum();
+        let mut connection_room = self.conn.connection_send_window().saturating_sub(queued);
+        // Start where the last call stopped, so that no stream is always served last
+        // when the shared window is what limits them.
+        if !ids.is_empty() {
+            let start = self.next_body % ids.len();
+            ids.rotate_left(start);
+            self.next_body = self.next_body.wrapping_add(1);
+        }
         for &id in &ids {
             loop {
                 let buffered = self.conn.buffered_send(id);
@@ -744,9 +759,8 @@ where
                 // what its window allows. A body that may be at its end is still
                 // polled once its queue is empty, so END_STREAM or trailers are not
                 // held back by a closed window.
-                if self.conn.send_capacity(id) == 0
-                    && (buffered > 0 || body.size_hint().lower() > 0)
-                {
+                let room = self.conn.send_capacity(id).min(connection_room);
+                if room == 0 && (buffered > 0 || body.size_hint().lower() > 0) {
                     break;
                 }
                 let frame = match Pin::new(body).poll_frame(cx) {
@@ -762,6 +776,7 @@ where
                     }
                     Some(Ok(frame)) => match frame.into_data() {
                         Ok(data) => {
+                            connection_room = connection_room.saturating_sub(data.len());
                             let end = slot.send_body.as_ref().is_some_and(|b| b.is_end_stream());
                             if end {
                                 slot.send_body = None;

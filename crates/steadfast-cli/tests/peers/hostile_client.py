@@ -111,6 +111,12 @@ class Conn:
         self.expect(lambda f: isinstance(f, PingFrame) and "ACK" in f.flags, "PING ACK")
 
     def close(self):
+        # shutdown() first: it sends the FIN even while another thread is blocked
+        # reading this socket (close() alone would wait for that read).
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
         try:
             self.sock.close()
         except OSError:

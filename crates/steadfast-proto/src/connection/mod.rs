@@ -393,6 +393,13 @@ impl Connection {
         self.streams.get(&id).map_or(0, |s| s.send_queued)
     }
 
+    /// How many bytes of DATA the connection-level flow-control window lets out now,
+    /// shared by every stream. Data queued on streams counts against it only once
+    /// written, so a runtime that fills several streams subtracts what it queued.
+    pub fn connection_send_window(&self) -> usize {
+        usize::try_from(self.send_window.max(0)).unwrap_or(usize::MAX)
+    }
+
     /// True when a new stream would be sent right away rather than wait for the peer's
     /// concurrency limit, and the connection accepts new streams at all.
     pub fn can_open_stream(&self) -> bool {
