@@ -38,13 +38,9 @@ async fn round(
     } else {
         RetryPolicy::disabled()
     };
-    let client = Client::with_resolver(
-        PoolConfig {
-            retry: policy,
-            ..PoolConfig::default()
-        },
-        StaticResolver::new(vec![addr]),
-    );
+    let mut config = PoolConfig::default();
+    config.retry = policy;
+    let client = Client::with_resolver(config, StaticResolver::new(vec![addr]));
     let payload = Bytes::from(vec![b'x'; 1024]);
     // Warm up the connection.
     let _ = client

@@ -85,11 +85,9 @@ pub(crate) async fn run(args: Args) -> u8 {
     } else {
         None
     };
-    let config = ClientConfig {
-        connect_timeout: Duration::from_secs(args.connect_timeout),
-        tls,
-        ..ClientConfig::default()
-    };
+    let mut config = ClientConfig::default();
+    config.connect_timeout = Duration::from_secs(args.connect_timeout);
+    config.tls = tls;
     let start = Instant::now();
     let io = match steadfast::client::connect_transport(&args.url, &config).await {
         Ok(io) => io,

@@ -91,18 +91,14 @@ pub(crate) async fn run(args: Args) -> u8 {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
-    let config = ServerConfig {
-        proto: steadfast_proto::Config {
-            max_concurrent_streams: args.max_concurrent_streams,
-            handshake_timeout: args.handshake_timeout.0,
-            stream_recv_timeout: args.stream_recv_timeout.0,
-            max_connection_idle: args.idle_timeout.0,
-            ..steadfast_proto::Config::server()
-        },
-        shutdown_grace: Duration::from_secs(args.grace),
-        tls,
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    // ServerConfig::default() uses Config::server(): its timeouts, with ours on top.
+    config.proto.max_concurrent_streams = args.max_concurrent_streams;
+    config.proto.handshake_timeout = args.handshake_timeout.0;
+    config.proto.stream_recv_timeout = args.stream_recv_timeout.0;
+    config.proto.max_connection_idle = args.idle_timeout.0;
+    config.shutdown_grace = Duration::from_secs(args.grace);
+    config.tls = tls;
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -105,7 +105,8 @@ pub fn connection(data: &[u8]) {
         _ => small_config(),
     };
     let mut now = Instant::now();
-    let mut conn = Connection::new(role, config, now);
+    // The configurations here are fixed, valid by construction.
+    let mut conn = Connection::new(role, config, now).expect("a valid config");
     let mut out = BytesMut::new();
     let handshake = input.byte() % 8 != 0;
     if role == Role::Server && handshake {
@@ -267,8 +268,8 @@ pub fn pair(data: &[u8]) -> usize {
         ..small_config()
     };
     let mut p = Pair {
-        client: Connection::new(Role::Client, small_config(), now),
-        server: Connection::new(Role::Server, server_config, now),
+        client: Connection::new(Role::Client, small_config(), now).expect("a valid config"),
+        server: Connection::new(Role::Server, server_config, now).expect("a valid config"),
         now,
         client_streams: Vec::new(),
         server_streams: Vec::new(),

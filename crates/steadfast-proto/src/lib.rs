@@ -31,7 +31,7 @@ mod stream;
 pub use connection::{
     Config, Connection, Event, FloodLimits, Keepalive, PingPolicy, Role, PREFACE,
 };
-pub use error::{Error, ErrorCode, Fate, GoAway, Initiator, UserError};
+pub use error::{ConfigError, Error, ErrorCode, Fate, GoAway, Initiator, UserError};
 pub use frame::{Settings, StreamId, StreamIdMap};
 pub use message::Protocol;
 pub use stream::StreamState;

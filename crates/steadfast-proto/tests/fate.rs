@@ -144,10 +144,8 @@ struct Run {
 impl Run {
     fn new(seed: u64) -> Self {
         let mut rng = Rng(seed);
-        let server_config = Config {
-            max_concurrent_streams: 1 + rng.below(4) as u32,
-            ..Config::default()
-        };
+        let mut server_config = Config::default();
+        server_config.max_concurrent_streams = 1 + rng.below(4) as u32;
         Self {
             pair: Pair::with_configs(Config::default(), server_config),
             rng,

@@ -109,11 +109,9 @@ fn request_response_with_body_and_trailers() {
 /// capacity and the sender honours WINDOW_UPDATE (§6.9).
 #[test]
 fn large_body_crosses_many_flow_control_windows() {
-    let small = Config {
-        initial_stream_window: 65_535,
-        initial_connection_window: 65_535,
-        ..Config::default()
-    };
+    let mut small = Config::default();
+    small.initial_stream_window = 65_535;
+    small.initial_connection_window = 65_535;
     let mut pair = Pair::with_configs(small.clone(), small);
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i % 251) as u8).collect();
     let id = pair
@@ -154,11 +152,9 @@ fn large_body_crosses_many_flow_control_windows() {
 
 #[test]
 fn without_release_the_sender_stops_at_the_window() {
-    let small = Config {
-        initial_stream_window: 65_535,
-        initial_connection_window: 65_535,
-        ..Config::default()
-    };
+    let mut small = Config::default();
+    small.initial_stream_window = 65_535;
+    small.initial_connection_window = 65_535;
     let mut pair = Pair::with_configs(small.clone(), small);
     let id = pair
         .client
@@ -183,10 +179,8 @@ fn without_release_the_sender_stops_at_the_window() {
 
 #[test]
 fn streams_beyond_max_concurrent_wait_and_stay_not_sent() {
-    let server = Config {
-        max_concurrent_streams: 2,
-        ..Config::default()
-    };
+    let mut server = Config::default();
+    server.max_concurrent_streams = 2;
     let mut pair = Pair::with_configs(Config::default(), server);
     let ids: Vec<StreamId> = (0..5)
         .map(|_| {
@@ -384,10 +378,8 @@ fn graceful_shutdown_proceeds_without_ping_ack_after_timeout() {
 
 #[test]
 fn transport_loss_reports_each_stream_fate() {
-    let server = Config {
-        max_concurrent_streams: 1,
-        ..Config::default()
-    };
+    let mut server = Config::default();
+    server.max_concurrent_streams = 1;
     let mut pair = Pair::with_configs(Config::default(), server);
     let answered = pair
         .client
@@ -425,10 +417,8 @@ fn transport_loss_reports_each_stream_fate() {
 
 #[test]
 fn refused_stream_reset_marks_the_request_refused() {
-    let server = Config {
-        max_concurrent_streams: 1,
-        ..Config::default()
-    };
+    let mut server = Config::default();
+    server.max_concurrent_streams = 1;
     let mut pair = Pair::with_configs(Config::default(), server);
     let a = pair
         .client
@@ -457,7 +447,8 @@ fn settings_timeout_closes_with_settings_timeout() {
     // connection and never delivering its bytes.
     let now = pair.now;
     let mut lonely =
-        steadfast_proto::Connection::new(steadfast_proto::Role::Client, Config::default(), now);
+        steadfast_proto::Connection::new(steadfast_proto::Role::Client, Config::default(), now)
+            .expect("a valid config");
     let deadline = lonely.poll_timeout().expect("settings timer armed");
     assert_eq!(deadline, now + Duration::from_secs(10));
     lonely.handle_timeout(deadline);
@@ -492,12 +483,10 @@ fn ping_round_trip() {
 /// opened count toward the rapid-reset budget).
 #[test]
 fn many_refused_streams_do_not_trip_the_clients_reset_budget() {
-    let client = Config {
-        flood: steadfast_proto::FloodLimits {
-            max_resets: 5,
-            ..Default::default()
-        },
-        ..Config::default()
+    let mut client = Config::default();
+    client.flood = steadfast_proto::FloodLimits {
+        max_resets: 5,
+        ..Default::default()
     };
     let mut pair = Pair::with_configs(client, Config::default());
     for _ in 0..50 {

@@ -222,9 +222,10 @@ fn s4_2_frame_larger_than_max_frame_size_is_frame_size_error() {
 /// §4.2: the limit is the SETTINGS_MAX_FRAME_SIZE this endpoint advertised.
 #[test]
 fn s4_2_frames_up_to_advertised_max_frame_size_are_accepted() {
-    let mut peer = server_with(Config {
-        max_frame_size: 20_000,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.max_frame_size = 20_000;
+        c
     });
     open(&mut peer, 1);
     peer.send_raw(kind::DATA, 0, 1, &[1; 20_000]);
@@ -435,9 +436,10 @@ fn s4_3_trailers_that_free_the_only_slot_and_the_stream_they_open_decode_in_orde
 }
 
 fn small_table() -> Config {
-    Config {
-        header_table_size: 256,
-        ..Config::default()
+    {
+        let mut c = Config::default();
+        c.header_table_size = 256;
+        c
     }
 }
 
@@ -536,12 +538,13 @@ fn s6_1_padding_not_shorter_than_payload_is_protocol_error() {
 /// ENHANCE_YOUR_CALM.
 #[test]
 fn s6_1_empty_data_frame_flood_is_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             max_empty_frames: 3,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     open(&mut peer, 1);
     for _ in 0..3 {
@@ -824,12 +827,13 @@ fn s6_4_nothing_more_is_sent_on_a_stream_the_peer_reset() {
 /// ENHANCE_YOUR_CALM.
 #[test]
 fn s6_4_rapid_reset_flood_is_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             max_resets: 3,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     for id in [1, 3, 5] {
         open(&mut peer, id);
@@ -845,13 +849,14 @@ fn s6_4_rapid_reset_flood_is_enhance_your_calm() {
 /// §10.5: the reset budget is per window of `FloodLimits::window`; it starts afresh.
 #[test]
 fn s6_4_reset_budget_is_renewed_every_window() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             window: Duration::from_secs(1),
             max_resets: 2,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     let mut id = 1;
     for _ in 0..3 {
@@ -1012,13 +1017,14 @@ fn s6_5_3_unacknowledged_settings_time_out_with_settings_timeout() {
 /// per window the connection ends with ENHANCE_YOUR_CALM; the budget renews each window.
 #[test]
 fn s6_5_settings_flood_is_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             window: Duration::from_secs(1),
             max_settings: 3,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     for _ in 0..2 {
         // A fresh window (the handshake's SETTINGS and ACK counted in the first one).
@@ -1039,9 +1045,10 @@ fn s6_5_settings_flood_is_enhance_your_calm() {
 /// limit was crossed are referenced by the next request.
 #[test]
 fn s6_5_2_header_list_above_max_header_list_size_gets_431_and_hpack_stays_in_sync() {
-    let mut peer = server_with(Config {
-        max_header_list_size: 250,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.max_header_list_size = 250;
+        c
     });
     let big = "b".repeat(300);
     let mut fields = GET.to_vec();
@@ -1081,10 +1088,11 @@ fn s6_5_2_header_list_above_max_header_list_size_gets_431_and_hpack_stays_in_syn
 /// A limit as large as h2's and grpc-go's default (16 MiB), with field blocks allowed
 /// to be as large as 30,000 tiny fields need.
 fn huge_header_lists() -> Config {
-    Config {
-        max_header_list_size: 16 << 20,
-        max_header_block_size: 1 << 20,
-        ..Config::default()
+    {
+        let mut c = Config::default();
+        c.max_header_list_size = 16 << 20;
+        c.max_header_block_size = 1 << 20;
+        c
     }
 }
 
@@ -1277,12 +1285,13 @@ fn s6_7_ping_with_wrong_length_is_frame_size_error() {
 /// connection ends with ENHANCE_YOUR_CALM; the PINGs before it were answered.
 #[test]
 fn s6_7_ping_flood_is_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             max_pings: 3,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     for i in 0..3u8 {
         peer.send_raw(kind::PING, 0, 0, &[i; 8]);
@@ -1297,9 +1306,10 @@ fn s6_7_ping_flood_is_enhance_your_calm() {
 /// ENHANCE_YOUR_CALM.
 #[test]
 fn s6_7_unread_ping_acks_are_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        max_pending_control_bytes: 100,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.max_pending_control_bytes = 100;
+        c
     });
     // 17 bytes per acknowledgement: the sixth one passes 100.
     for i in 1..=5u8 {
@@ -1450,9 +1460,10 @@ fn s6_10_field_block_split_over_continuations_is_reassembled() {
 /// connection with ENHANCE_YOUR_CALM.
 #[test]
 fn s6_10_too_many_continuation_frames_is_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        max_continuation_frames: 2,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.max_continuation_frames = 2;
+        c
     });
     let block = peer.block(&GET);
     peer.send_raw(kind::HEADERS, flag::END_STREAM, 1, &block[..1]);
@@ -1479,10 +1490,8 @@ fn s6_10_too_many_continuation_frames_is_enhance_your_calm() {
 /// ends the connection with ENHANCE_YOUR_CALM (it cannot be skipped: HPACK state).
 #[test]
 fn s6_10_oversized_field_block_is_enhance_your_calm() {
-    let config = Config {
-        max_header_block_size: 100,
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_header_block_size = 100;
     let mut peer = server_with(config.clone());
     peer.send_raw(kind::HEADERS, 0, 1, &[0x40; 60]);
     peer.send_raw(kind::CONTINUATION, 0, 1, &[0x40; 40]);
@@ -1498,12 +1507,13 @@ fn s6_10_oversized_field_block_is_enhance_your_calm() {
 /// §10.5: empty CONTINUATION frames count against `FloodLimits::max_empty_frames`.
 #[test]
 fn s6_10_empty_continuation_flood_is_enhance_your_calm() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             max_empty_frames: 2,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     peer.send_raw(kind::HEADERS, 0, 1, &[0x82]);
     peer.send_raw(kind::CONTINUATION, 0, 1, &[]);

@@ -19,10 +19,11 @@ use support::{
 /// A connection window of 65,535 that is replenished as soon as 1% of it was consumed
 /// (655 bytes), so tests see the WINDOW_UPDATE frames right away.
 fn eager_updates() -> Config {
-    Config {
-        initial_connection_window: 65_535,
-        window_update_percent: 1,
-        ..Config::default()
+    {
+        let mut c = Config::default();
+        c.initial_connection_window = 65_535;
+        c.window_update_percent = 1;
+        c
     }
 }
 
@@ -492,9 +493,10 @@ fn s5_1_1_client_opens_streams_with_odd_increasing_ids() {
 /// are ignored, and a slot freed lets a new stream in.
 #[test]
 fn s5_1_2_streams_beyond_max_concurrent_streams_are_refused() {
-    let mut peer = server_with(Config {
-        max_concurrent_streams: 2,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.max_concurrent_streams = 2;
+        c
     });
     open_with(&mut peer, 1, true); // half-closed (remote)
     open(&mut peer, 3); // open
@@ -967,9 +969,10 @@ fn s6_9_1_window_update_overflowing_connection_window_is_connection_flow_control
 /// receiver answer with a stream or a connection error).
 #[test]
 fn s6_9_1_data_exceeding_connection_window_is_connection_flow_control_error() {
-    let mut peer = server_with(Config {
-        initial_connection_window: 65_535,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.initial_connection_window = 65_535;
+        c
     });
     open(&mut peer, 1);
     for len in [16_384, 16_384, 16_384, 16_383] {
@@ -986,9 +989,10 @@ fn s6_9_1_data_exceeding_connection_window_is_connection_flow_control_error() {
 /// reset stream held.
 #[test]
 fn s6_9_1_data_exceeding_stream_window_is_stream_error_and_counts_toward_connection_window() {
-    let mut peer = server_with(Config {
-        initial_stream_window: 1_000,
-        ..eager_updates()
+    let mut peer = server_with({
+        let mut c = eager_updates();
+        c.initial_stream_window = 1_000;
+        c
     });
     open(&mut peer, 1);
     peer.send_data(1, &[1; 1_000], false);
@@ -1012,9 +1016,10 @@ fn s6_9_1_data_exceeding_stream_window_is_stream_error_and_counts_toward_connect
 /// application) is given back at once.
 #[test]
 fn s6_9_1_padding_counts_toward_flow_control() {
-    let mut peer = server_with(Config {
-        initial_stream_window: 1_000,
-        ..eager_updates()
+    let mut peer = server_with({
+        let mut c = eager_updates();
+        c.initial_stream_window = 1_000;
+        c
     });
     open(&mut peer, 1);
     let mut padded = vec![255u8];
@@ -1181,9 +1186,10 @@ fn s6_9_2_initial_window_size_overflowing_an_open_stream_is_flow_control_error()
 /// to open streams too.
 #[test]
 fn s6_9_3_data_sent_before_a_window_reduction_is_acknowledged_is_accepted() {
-    let mut peer = Peer::server_unacked(Config {
-        initial_stream_window: 1_000,
-        ..Config::default()
+    let mut peer = Peer::server_unacked({
+        let mut c = Config::default();
+        c.initial_stream_window = 1_000;
+        c
     });
     open(&mut peer, 1);
     peer.send_data(1, &[1; 5_000], false);
@@ -1210,9 +1216,10 @@ fn s6_9_3_data_sent_before_a_window_reduction_is_acknowledged_is_accepted() {
 /// many other streams are open (here 10,000, which it does not visit).
 #[test]
 fn s6_9_1_connection_window_update_resumes_the_blocked_streams_in_order() {
-    let mut peer = server_with(Config {
-        max_concurrent_streams: 20_000,
-        ..Config::default()
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.max_concurrent_streams = 20_000;
+        c
     });
     for i in 0..10_000 {
         peer.send_request(2 * i + 1, false);
@@ -1252,12 +1259,13 @@ fn s6_9_1_connection_window_update_resumes_the_blocked_streams_in_order() {
 /// `FloodLimits::max_empty_frames` of them per window, ENHANCE_YOUR_CALM.
 #[test]
 fn s6_9_connection_window_updates_that_answer_nothing_are_a_flood() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             max_empty_frames: 100,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     open(&mut peer, 1);
     for _ in 0..100 {
@@ -1274,12 +1282,13 @@ fn s6_9_connection_window_updates_that_answer_nothing_are_a_flood() {
 /// under a budget of 3 empty frames.
 #[test]
 fn s6_9_window_update_for_every_data_frame_is_not_a_flood() {
-    let mut peer = server_with(Config {
-        flood: FloodLimits {
+    let mut peer = server_with({
+        let mut c = Config::default();
+        c.flood = FloodLimits {
             max_empty_frames: 3,
             ..FloodLimits::default()
-        },
-        ..Config::default()
+        };
+        c
     });
     peer.send(window_update(0, 1 << 20));
     open(&mut peer, 1);

@@ -22,9 +22,10 @@ fn ms(m: u64) -> Duration {
 }
 
 fn recv_timeout(timeout: Duration) -> Config {
-    Config {
-        stream_recv_timeout: Some(timeout),
-        ..Config::default()
+    {
+        let mut c = Config::default();
+        c.stream_recv_timeout = Some(timeout);
+        c
     }
 }
 
@@ -69,12 +70,11 @@ fn server_defaults_bound_every_clock_and_default_leaves_them_off() {
 // ---- handshake ----
 
 fn handshake_config() -> Config {
-    Config {
-        handshake_timeout: Some(secs(5)),
-        // Far later, so that the handshake timeout is what fires.
-        settings_timeout: secs(60),
-        ..Config::default()
-    }
+    let mut config = Config::default();
+    config.handshake_timeout = Some(secs(5));
+    // Far later, so that the handshake timeout is what fires.
+    config.settings_timeout = secs(60);
+    config
 }
 
 #[test]
@@ -101,11 +101,9 @@ fn handshake_timeout_covers_a_preface_sent_byte_by_byte() {
 
 #[test]
 fn handshake_timeout_fires_before_the_settings_ack_timeout_at_the_same_instant() {
-    let config = Config {
-        handshake_timeout: Some(secs(10)),
-        settings_timeout: secs(10),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.handshake_timeout = Some(secs(10));
+    config.settings_timeout = secs(10);
     let mut peer = Peer::server_unestablished(config);
     peer.run_for(secs(10));
     let (goaway, _) = peer.expect_conn_error(ErrorCode::SETTINGS_TIMEOUT, 0);
@@ -203,10 +201,8 @@ fn requests_without_a_body_never_start_the_clock() {
 
 #[test]
 fn the_clock_pauses_while_flow_control_stops_the_peer() {
-    let config = Config {
-        initial_stream_window: 1024,
-        ..recv_timeout(secs(5))
-    };
+    let mut config = recv_timeout(secs(5));
+    config.initial_stream_window = 1024;
     let mut peer = server_waiting_for_body(config);
     peer.send_data(1, &[7; 1024], false);
     peer.take_stream_events();

@@ -43,19 +43,21 @@ fn goaway(last_stream_id: StreamId, code: ErrorCode, debug: &'static str) -> Fra
 /// A client sending keepalive PINGs after `time` seconds of silence, with a timeout of
 /// `timeout` seconds.
 fn keepalive_config(time: u64, timeout: u64) -> Config {
-    Config {
-        keepalive: Some(Keepalive {
+    {
+        let mut c = Config::default();
+        c.keepalive = Some(Keepalive {
             timeout: secs(timeout),
             ..Keepalive::new(secs(time))
-        }),
-        ..Config::default()
+        });
+        c
     }
 }
 
 fn policy_config(policy: PingPolicy) -> Config {
-    Config {
-        ping_policy: Some(policy),
-        ..Config::default()
+    {
+        let mut c = Config::default();
+        c.ping_policy = Some(policy);
+        c
     }
 }
 
@@ -496,10 +498,8 @@ fn eager_client_keepalive_gets_too_many_pings_from_the_server() {
 
 #[test]
 fn idle_connection_is_shut_down_in_two_phases_with_max_idle() {
-    let config = Config {
-        max_connection_idle: Some(secs(60)),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_connection_idle = Some(secs(60));
     let mut peer = server(config);
     let t0 = peer.now;
     assert_eq!(peer.conn.poll_timeout(), Some(t0 + secs(60)));
@@ -536,10 +536,8 @@ fn idle_connection_is_shut_down_in_two_phases_with_max_idle() {
 
 #[test]
 fn an_active_stream_prevents_idle_shutdown() {
-    let server = Config {
-        max_connection_idle: Some(secs(60)),
-        ..Config::default()
-    };
+    let mut server = Config::default();
+    server.max_connection_idle = Some(secs(60));
     let mut pair = Pair::with_configs(Config::default(), server);
     let id = pair
         .client
@@ -581,11 +579,9 @@ fn an_active_stream_prevents_idle_shutdown() {
 
 #[test]
 fn max_age_drains_and_in_flight_streams_complete() {
-    let server = Config {
-        max_connection_age: Some(secs(100)),
-        max_connection_age_grace: Some(secs(30)),
-        ..Config::default()
-    };
+    let mut server = Config::default();
+    server.max_connection_age = Some(secs(100));
+    server.max_connection_age_grace = Some(secs(30));
     let mut pair = Pair::with_configs(Config::default(), server);
     pair.run_for(secs(10));
     let id = pair
@@ -629,11 +625,9 @@ fn max_age_drains_and_in_flight_streams_complete() {
 
 #[test]
 fn max_age_grace_closes_streams_that_never_finish() {
-    let config = Config {
-        max_connection_age: Some(secs(100)),
-        max_connection_age_grace: Some(secs(30)),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.max_connection_age = Some(secs(100));
+    config.max_connection_age_grace = Some(secs(30));
     let mut peer = server(config);
     let t0 = peer.now;
     open(&mut peer, 1, false);
@@ -670,16 +664,14 @@ fn max_age_grace_closes_streams_that_never_finish() {
 
 #[test]
 fn poll_timeout_is_the_earliest_timer_and_early_calls_do_nothing() {
-    let config = Config {
-        keepalive: Some(Keepalive {
-            without_calls: true,
-            ..Keepalive::new(secs(50))
-        }),
-        max_connection_idle: Some(secs(40)),
-        max_connection_age: Some(secs(100)),
-        max_connection_age_grace: Some(secs(10)),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.keepalive = Some(Keepalive {
+        without_calls: true,
+        ..Keepalive::new(secs(50))
+    });
+    config.max_connection_idle = Some(secs(40));
+    config.max_connection_age = Some(secs(100));
+    config.max_connection_age_grace = Some(secs(10));
     let mut peer = server(config);
     let t0 = peer.now;
     let early = |peer: &mut Peer, at: Duration| {
@@ -746,17 +738,15 @@ fn poll_timeout_is_the_earliest_timer_and_early_calls_do_nothing() {
 #[test]
 fn timers_beyond_the_clock_are_never_armed() {
     // `Duration::MAX` as "never" (grpc-go's default age is infinite) must not overflow.
-    let config = Config {
-        keepalive: Some(Keepalive {
-            timeout: Duration::MAX,
-            without_calls: true,
-            ..Keepalive::new(Duration::MAX)
-        }),
-        max_connection_idle: Some(Duration::MAX),
-        max_connection_age: Some(Duration::MAX),
-        max_connection_age_grace: Some(Duration::MAX),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.keepalive = Some(Keepalive {
+        timeout: Duration::MAX,
+        without_calls: true,
+        ..Keepalive::new(Duration::MAX)
+    });
+    config.max_connection_idle = Some(Duration::MAX);
+    config.max_connection_age = Some(Duration::MAX);
+    config.max_connection_age_grace = Some(Duration::MAX);
     let mut peer = server(config);
     assert_eq!(peer.conn.poll_timeout(), None);
     peer.run_for(secs(1_000_000));
@@ -765,13 +755,11 @@ fn timers_beyond_the_clock_are_never_armed() {
     assert!(!peer.conn.is_closed());
 
     // An outstanding keepalive PING whose timeout is beyond the clock: never fails.
-    let config = Config {
-        keepalive: Some(Keepalive {
-            timeout: Duration::MAX,
-            ..Keepalive::new(secs(10))
-        }),
-        ..Config::default()
-    };
+    let mut config = Config::default();
+    config.keepalive = Some(Keepalive {
+        timeout: Duration::MAX,
+        ..Keepalive::new(secs(10))
+    });
     let mut peer = client(config);
     peer.client_open(&request("GET", "/"), true);
     peer.run_for(secs(10));

@@ -236,6 +236,15 @@ pub(crate) struct Driver<IO> {
     next_body: usize,
 }
 
+/// A new driver with what its handles need: the command channel, the shared state,
+/// and the signal that the peer's SETTINGS arrived.
+pub(crate) type Started<IO> = (
+    Driver<IO>,
+    mpsc::UnboundedSender<Command>,
+    Arc<Shared>,
+    oneshot::Receiver<()>,
+);
+
 fn now() -> Instant {
     tokio::time::Instant::now().into_std()
 }
@@ -249,18 +258,14 @@ where
         role: Role,
         config: DriverConfig,
         dispatch: Option<Dispatch>,
-    ) -> (
-        Self,
-        mpsc::UnboundedSender<Command>,
-        Arc<Shared>,
-        oneshot::Receiver<()>,
-    ) {
+    ) -> Result<Started<IO>, steadfast_proto::ConfigError> {
+        let conn = Connection::new(role, config.proto, now())?;
         let (ready_tx, ready_rx) = oneshot::channel();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new());
         let driver = Self {
             io,
-            conn: Connection::new(role, config.proto, now()),
+            conn,
             role,
             commands,
             commands_tx: commands_tx.clone(),
@@ -286,7 +291,7 @@ where
             shed: config.shed.clone(),
             aborted: false,
         };
-        (driver, commands_tx, shared, ready_rx)
+        Ok((driver, commands_tx, shared, ready_rx))
     }
 
     /// Runs the driver on the current tokio runtime, inside `span`.
@@ -587,6 +592,8 @@ where
                     }
                 }
             }
+            // Events a newer engine may add need nothing here.
+            _ => {}
         }
     }
 

@@ -121,6 +121,8 @@ pub(crate) enum Kind {
     Body(BoxError),
     /// The request's deadline passed (its stream, if any, was cancelled).
     DeadlineExceeded,
+    /// The HTTP/2 configuration has a value that could not work.
+    Config(steadfast_proto::ConfigError),
 }
 
 impl Error {
@@ -200,7 +202,7 @@ impl Error {
                 _ => Layer::Connection,
             },
             Kind::ConnectionGone => Layer::Connection,
-            Kind::Body(_) | Kind::DeadlineExceeded => Layer::Application,
+            Kind::Body(_) | Kind::DeadlineExceeded | Kind::Config(_) => Layer::Application,
         }
     }
 
@@ -217,7 +219,7 @@ impl Error {
             Kind::Timeout(_) => Initiator::Library,
             Kind::Proto(e) => e.initiator(),
             Kind::ConnectionGone => Initiator::Library,
-            Kind::Body(_) | Kind::DeadlineExceeded => Initiator::Application,
+            Kind::Body(_) | Kind::DeadlineExceeded | Kind::Config(_) => Initiator::Application,
         }
     }
 
@@ -352,6 +354,7 @@ impl Error {
             (Kind::Proto(steadfast_proto::Error::User(_)), _) => {
                 "fix the request: the library refused it"
             }
+            (Kind::Config(_), _) => "fix the configuration: the field and the rule are named above",
             (Kind::Connect(e), Some(Fate::NotSent))
                 if e.kind() == io::ErrorKind::ConnectionRefused =>
             {
@@ -444,6 +447,7 @@ impl Kind {
             Kind::ConnectionGone => Kind::ConnectionGone,
             Kind::Body(e) => Kind::Body(e.to_string().into()),
             Kind::DeadlineExceeded => Kind::DeadlineExceeded,
+            Kind::Config(e) => Kind::Config(e.clone()),
         }
     }
 }
@@ -482,6 +486,7 @@ impl PartialEq for Kind {
             (Kind::AlpnMismatch(a), Kind::AlpnMismatch(b)) => a == b,
             (Kind::Proto(a), Kind::Proto(b)) => a == b,
             (Kind::Body(a), Kind::Body(b)) => a.to_string() == b.to_string(),
+            (Kind::Config(a), Kind::Config(b)) => a == b,
             _ => false,
         }
     }
@@ -558,6 +563,7 @@ impl fmt::Display for Error {
             Kind::ConnectionGone => f.write_str("the HTTP/2 connection is closed")?,
             Kind::Body(e) => write!(f, "body error: {e}")?,
             Kind::DeadlineExceeded => f.write_str("deadline exceeded")?,
+            Kind::Config(e) => write!(f, "{e}")?,
         }
         if self.inner.fate.is_some() || matches!(self.layer(), Layer::Tls) {
             write!(f, " ({})", self.advice())?;
@@ -573,6 +579,7 @@ impl std::error::Error for Error {
             Kind::Connect(e) | Kind::Io(e) | Kind::Resolve { source: e, .. } => Some(e),
             Kind::Proto(e) => Some(e),
             Kind::Body(e) => Some(e.as_ref()),
+            Kind::Config(e) => Some(e),
             _ => None,
         }
     }

@@ -40,6 +40,7 @@ use crate::tls;
 /// | `proto.flood` | 1000 resets / PINGs / empty frames, 100 SETTINGS per 10 s | GOAWAY(ENHANCE_YOUR_CALM) |
 /// | `tls_handshake_timeout` | 10 s | the TCP connection is closed |
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ServerConfig {
     /// HTTP/2 settings and limits for each connection (including
     /// `max_concurrent_streams`, enforced with REFUSED_STREAM). Defaults to
@@ -207,6 +208,11 @@ impl Server {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        // A value no client could live with fails here, before anything is accepted.
+        self.config
+            .proto
+            .validate()
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?;
         let mut signal = self.signal.subscribe();
         let limit = Arc::new(Semaphore::new(self.config.max_connections.max(1)));
         let acceptor = self.config.tls.clone().map(TlsAcceptor::from);
@@ -332,14 +338,22 @@ async fn serve_connection(
                     return;
                 }
             };
-            let (driver, commands, _, _) =
-                Driver::new(stream, Role::Server, driver_config, Some(dispatch));
+            // `serve` checked the configuration before accepting anything.
+            let Ok((driver, commands, _, _)) =
+                Driver::new(stream, Role::Server, driver_config, Some(dispatch))
+            else {
+                return;
+            };
             run(commands);
             driver.await;
         }
         None => {
-            let (driver, commands, _, _) =
-                Driver::new(tcp, Role::Server, driver_config, Some(dispatch));
+            // `serve` checked the configuration before accepting anything.
+            let Ok((driver, commands, _, _)) =
+                Driver::new(tcp, Role::Server, driver_config, Some(dispatch))
+            else {
+                return;
+            };
             run(commands);
             driver.await;
         }

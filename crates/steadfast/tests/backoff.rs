@@ -44,9 +44,10 @@ async fn reconnects_follow_the_grpc_backoff_and_reset_on_success() {
     let recorder = Recorder::default();
     *recorder.addr.lock().unwrap() = Some(closed);
     let client = Client::with_resolver(
-        PoolConfig {
-            retry: RetryPolicy::default(),
-            ..PoolConfig::default()
+        {
+            let mut c = PoolConfig::default();
+            c.retry = RetryPolicy::default();
+            c
         },
         recorder.clone(),
     );

@@ -87,12 +87,11 @@ async fn get_and_echo_with_trailers() {
 
 #[tokio::test]
 async fn many_concurrent_streams_wait_for_max_concurrent_streams() {
-    let config = ServerConfig {
-        proto: steadfast_proto::Config {
-            max_concurrent_streams: 8,
-            ..Default::default()
-        },
-        ..ServerConfig::default()
+    let mut config = ServerConfig::default();
+    config.proto = {
+        let mut c = steadfast_proto::Config::default();
+        c.max_concurrent_streams = 8;
+        c
     };
     let (addr, shutdown, task) = start(config).await;
     let client = steadfast::connect(&uri(addr, "/"), &ClientConfig::default())
@@ -224,17 +223,12 @@ fn self_signed() -> (
 #[tokio::test]
 async fn tls_with_alpn_h2() {
     let (certs, key) = self_signed();
-    let config = ServerConfig {
-        tls: Some(steadfast::tls::server_config(certs.clone(), key).unwrap()),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.tls = Some(steadfast::tls::server_config(certs.clone(), key).unwrap());
     let (addr, shutdown, task) = start(config).await;
-    let client_config = ClientConfig {
-        tls: Some(
-            steadfast::tls::client_config(steadfast::tls::Roots::Certificates(certs)).unwrap(),
-        ),
-        ..ClientConfig::default()
-    };
+    let mut client_config = ClientConfig::default();
+    client_config.tls =
+        Some(steadfast::tls::client_config(steadfast::tls::Roots::Certificates(certs)).unwrap());
     let target: http::Uri = format!("https://localhost:{}/", addr.port())
         .parse()
         .unwrap();
@@ -269,10 +263,9 @@ async fn tls_with_alpn_h2() {
 #[tokio::test]
 async fn tls_client_against_plaintext_server_says_so() {
     let (addr, shutdown, task) = start(ServerConfig::default()).await;
-    let client_config = ClientConfig {
-        tls: Some(steadfast::tls::client_config(steadfast::tls::Roots::InsecureAcceptAny).unwrap()),
-        ..ClientConfig::default()
-    };
+    let mut client_config = ClientConfig::default();
+    client_config.tls =
+        Some(steadfast::tls::client_config(steadfast::tls::Roots::InsecureAcceptAny).unwrap());
     let target: http::Uri = format!("https://localhost:{}/", addr.port())
         .parse()
         .unwrap();
@@ -326,4 +319,35 @@ async fn client_and_send_request_are_tower_services() {
     }
     shutdown.graceful();
     task.await.unwrap();
+}
+
+/// A configuration a peer would reject fails where it is used, naming the field and
+/// the rule, instead of surfacing later as the peer's GOAWAY.
+#[tokio::test]
+async fn invalid_configurations_are_refused_with_the_field() {
+    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    let mut config = ClientConfig::default();
+    config.proto.max_frame_size = 1000;
+    let err = steadfast::connect(&uri(addr, "/"), &config)
+        .await
+        .expect_err("refused");
+    assert_eq!(err.layer(), Layer::Application, "{err}");
+    assert_eq!(err.fate(), Some(Fate::NotSent));
+    assert!(
+        err.to_string()
+            .contains("invalid configuration: max_frame_size = 1000"),
+        "{err}"
+    );
+    shutdown.graceful();
+    task.await.unwrap();
+
+    let mut config = ServerConfig::default();
+    config.proto.initial_stream_window = 1 << 31;
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let err = Server::new(config)
+        .serve(listener, service_fn(echo))
+        .await
+        .expect_err("refused");
+    assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
+    assert!(err.to_string().contains("initial_stream_window"), "{err}");
 }

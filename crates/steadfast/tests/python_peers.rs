@@ -103,11 +103,9 @@ fn start_peer(script: &str, args: &[&str]) -> PyPeer {
 
 /// A pooled client whose every name resolves to `peer`.
 fn client(peer: &PyPeer, max_connections: usize, retry: RetryPolicy) -> Client {
-    let config = PoolConfig {
-        max_connections,
-        retry,
-        ..PoolConfig::default()
-    };
+    let mut config = PoolConfig::default();
+    config.max_connections = max_connections;
+    config.retry = retry;
     Client::with_resolver(config, StaticResolver::new(vec![peer.addr]))
 }
 
@@ -407,10 +405,8 @@ async fn refused_stream_is_retried_transparently_sequential() {
 async fn refused_stream_is_retried_transparently_concurrent() {
     const REQUESTS: u64 = 20;
     let peer = start_peer("refused_server.py", &["alternate"]);
-    let policy = RetryPolicy {
-        refused_retries: REQUESTS as u32,
-        ..RetryPolicy::default()
-    };
+    let mut policy = RetryPolicy::default();
+    policy.refused_retries = REQUESTS as u32;
     let client = client(&peer, 1, policy);
     let mut tasks = tokio::task::JoinSet::new();
     for i in 0..REQUESTS {
@@ -516,10 +512,8 @@ async fn refused_every_time_is_retried_as_the_policy_allows() {
         "sent twice"
     );
 
-    let policy = RetryPolicy {
-        refused_retries: 3,
-        ..RetryPolicy::default()
-    };
+    let mut policy = RetryPolicy::default();
+    policy.refused_retries = 3;
     let patient = client(&peer, 1, policy);
     let e = bounded("a request", patient.send(post("thrice", payload(2, 5000))))
         .await
@@ -549,10 +543,8 @@ async fn refused_every_time_is_retried_as_the_policy_allows() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn maybe_processed_is_retried_only_when_idempotent() {
     let peer = start_peer("abrupt_server.py", &[]);
-    let policy = RetryPolicy {
-        maybe_processed_retries: 1,
-        ..RetryPolicy::default()
-    };
+    let mut policy = RetryPolicy::default();
+    policy.maybe_processed_retries = 1;
     let client = client(&peer, 1, policy);
 
     let body = payload(7, 6000);
@@ -623,13 +615,11 @@ fn connection_number(error: &steadfast::Error) -> u64 {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn goaway_on_every_connection_is_no_retry_storm() {
     let peer = start_peer("goaway_every_connection.py", &[]);
-    let config = PoolConfig {
-        max_connections: 1,
-        backoff: steadfast::client::BackoffConfig {
-            initial: Duration::from_millis(20),
-            ..steadfast::client::BackoffConfig::default()
-        },
-        ..PoolConfig::default()
+    let mut config = PoolConfig::default();
+    config.max_connections = 1;
+    config.backoff = steadfast::client::BackoffConfig {
+        initial: Duration::from_millis(20),
+        ..steadfast::client::BackoffConfig::default()
     };
     let retries = config.retry.not_sent_retries;
     let client = Client::with_resolver(config, StaticResolver::new(vec![peer.addr]));
@@ -729,15 +719,13 @@ async fn chaos_run(seed: u64, retry: RetryPolicy, n: usize) -> (usize, usize) {
         "chaos_server.py",
         &[&seed.to_string(), log.to_str().expect("UTF-8 temp path")],
     );
-    let config = PoolConfig {
-        max_connections: 2,
-        retry,
-        backoff: steadfast::client::BackoffConfig {
-            initial: Duration::from_millis(5),
-            max: Duration::from_millis(50),
-            ..steadfast::client::BackoffConfig::default()
-        },
-        ..PoolConfig::default()
+    let mut config = PoolConfig::default();
+    config.max_connections = 2;
+    config.retry = retry;
+    config.backoff = steadfast::client::BackoffConfig {
+        initial: Duration::from_millis(5),
+        max: Duration::from_millis(50),
+        ..steadfast::client::BackoffConfig::default()
     };
     let client = Client::with_resolver(config, StaticResolver::new(vec![peer.addr]));
     let semaphore = std::sync::Arc::new(tokio::sync::Semaphore::new(16));

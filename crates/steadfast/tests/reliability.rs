@@ -99,13 +99,12 @@ async fn load(client: &Client, n: usize, c: usize) -> Vec<steadfast::Error> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn max_connection_age_rotates_connections_without_failing_a_request() {
-    let config = ServerConfig {
-        proto: steadfast_proto::Config {
-            max_connection_age: Some(Duration::from_millis(150)),
-            max_connection_age_grace: Some(Duration::from_secs(5)),
-            ..Default::default()
-        },
-        ..ServerConfig::default()
+    let mut config = ServerConfig::default();
+    config.proto = {
+        let mut c = steadfast_proto::Config::default();
+        c.max_connection_age = Some(Duration::from_millis(150));
+        c.max_connection_age_grace = Some(Duration::from_secs(5));
+        c
     };
     let (addr, shutdown, _, task) = start(config).await;
     let client = Client::with_resolver(PoolConfig::default(), StaticResolver::new(vec![addr]));
@@ -125,16 +124,15 @@ async fn max_connection_age_rotates_connections_without_failing_a_request() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn too_many_pings_doubles_the_client_keepalive_time() {
-    let config = ServerConfig {
-        proto: steadfast_proto::Config {
-            ping_policy: Some(PingPolicy {
-                min_time: Duration::from_secs(10),
-                permit_without_calls: true,
-                max_strikes: 2,
-            }),
-            ..Default::default()
-        },
-        ..ServerConfig::default()
+    let mut config = ServerConfig::default();
+    config.proto = {
+        let mut c = steadfast_proto::Config::default();
+        c.ping_policy = Some(PingPolicy {
+            min_time: Duration::from_secs(10),
+            permit_without_calls: true,
+            max_strikes: 2,
+        });
+        c
     };
     let (addr, shutdown, _, task) = start(config).await;
     let mut pool = PoolConfig::default();
@@ -172,20 +170,20 @@ async fn too_many_pings_doubles_the_client_keepalive_time() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn load_shedding_is_retried_transparently_and_reported_without_retry() {
-    let config = ServerConfig {
-        max_in_flight_per_connection: Some(4),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    config.max_in_flight_per_connection = Some(4);
     let (addr, shutdown, stats, task) = start(config).await;
 
     // Mechanism on: every shed request is retried until it gets through.
     let client = Client::with_resolver(
-        PoolConfig {
-            retry: RetryPolicy {
-                refused_retries: 50,
-                ..RetryPolicy::default()
-            },
-            ..PoolConfig::default()
+        {
+            let mut c = PoolConfig::default();
+            c.retry = {
+                let mut c = RetryPolicy::default();
+                c.refused_retries = 50;
+                c
+            };
+            c
         },
         StaticResolver::new(vec![addr]),
     );
@@ -202,9 +200,10 @@ async fn load_shedding_is_retried_transparently_and_reported_without_retry() {
 
     // Mechanism off: shed requests fail, and say they are safe to retry.
     let plain = Client::with_resolver(
-        PoolConfig {
-            retry: RetryPolicy::disabled(),
-            ..PoolConfig::default()
+        {
+            let mut c = PoolConfig::default();
+            c.retry = RetryPolicy::disabled();
+            c
         },
         StaticResolver::new(vec![addr]),
     );

@@ -30,16 +30,11 @@ pub(crate) struct Instance {
 /// port while the old one drains).
 pub(crate) fn start(addr: SocketAddr, generation: u32) -> std::io::Result<Instance> {
     let listener = steadfast::bind_reuseport(addr)?;
-    let config = ServerConfig {
-        proto: steadfast_proto::Config {
-            // Beyond this, the client queues requests (they are `NotSent` until sent).
-            max_concurrent_streams: 32,
-            ..Default::default()
-        },
-        shutdown_grace: Duration::from_secs(2),
-        max_in_flight_per_connection: Some(IN_FLIGHT_LIMIT),
-        ..ServerConfig::default()
-    };
+    let mut config = ServerConfig::default();
+    // Beyond this, the client queues requests (they are `NotSent` until sent).
+    config.proto.max_concurrent_streams = 32;
+    config.shutdown_grace = Duration::from_secs(2);
+    config.max_in_flight_per_connection = Some(IN_FLIGHT_LIMIT);
     let server = Server::new(config);
     let shutdown = server.shutdown_handle();
     let stats = server.stats_handle();

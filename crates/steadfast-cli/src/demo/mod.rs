@@ -121,32 +121,26 @@ pub(crate) async fn run_demo(args: Args) -> std::io::Result<Summary> {
         });
     }
     let public: Vec<SocketAddr> = slots.iter().map(|s| s.public).collect();
-    let retry = if args.no_retry {
-        RetryPolicy::disabled()
+    let mut retry = RetryPolicy::default();
+    if args.no_retry {
+        retry = RetryPolicy::disabled();
     } else {
         // Refused requests were provably never processed: beyond the immediate
         // transparent retry, keep resending them (with backoff) within the deadline.
-        RetryPolicy {
-            refused_retries: 30,
-            ..RetryPolicy::default()
-        }
+        retry.refused_retries = 30;
+    }
+    let mut pool = PoolConfig::default();
+    pool.min_connections = backends;
+    pool.max_connections = backends;
+    pool.retry = retry;
+    // Restarts take milliseconds here: back off in milliseconds too.
+    pool.backoff = BackoffConfig {
+        initial: Duration::from_millis(20),
+        max: Duration::from_millis(300),
+        min_connect_timeout: Duration::from_secs(2),
+        ..BackoffConfig::default()
     };
-    let client = Client::with_resolver(
-        PoolConfig {
-            min_connections: backends,
-            max_connections: backends,
-            retry,
-            // Restarts take milliseconds here: back off in milliseconds too.
-            backoff: BackoffConfig {
-                initial: Duration::from_millis(20),
-                max: Duration::from_millis(300),
-                min_connect_timeout: Duration::from_secs(2),
-                ..BackoffConfig::default()
-            },
-            ..PoolConfig::default()
-        },
-        StaticResolver::new(public),
-    );
+    let client = Client::with_resolver(pool, StaticResolver::new(public));
 
     let outcomes = Arc::new(Outcomes::default());
     let start = Instant::now();

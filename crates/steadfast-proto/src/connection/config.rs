@@ -2,7 +2,8 @@
 
 use std::time::Duration;
 
-use crate::frame::{Settings, DEFAULT_MAX_FRAME_SIZE};
+use crate::error::ConfigError;
+use crate::frame::{Settings, DEFAULT_MAX_FRAME_SIZE, MAX_MAX_FRAME_SIZE, MAX_WINDOW_SIZE};
 
 /// Which side of the connection this endpoint is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -18,6 +19,7 @@ pub enum Role {
 /// Defaults suit a general-purpose client or server; every limit that bounds memory or
 /// work caused by the peer is here, so a runtime can tighten them.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct Config {
     /// SETTINGS_HEADER_TABLE_SIZE we advertise: the HPACK table the peer may use.
     pub header_table_size: u32,
@@ -156,6 +158,59 @@ impl Config {
             max_connection_idle: Some(Duration::from_secs(5 * 60)),
             ..Self::default()
         }
+    }
+
+    /// Checks every value a peer would reject, or that would stop the connection
+    /// from working, so a bad configuration fails where it is made, in words, rather
+    /// than as a GOAWAY from the peer. [`Connection::new`](crate::Connection::new)
+    /// calls it.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let window = |field, value: u32| {
+            if value > MAX_WINDOW_SIZE {
+                return Err(ConfigError::new(
+                    field,
+                    value,
+                    "exceeds 2^31-1, the largest flow-control window (RFC 9113 §6.9.1): \
+                     the peer would close the connection with FLOW_CONTROL_ERROR",
+                ));
+            }
+            Ok(())
+        };
+        if !(DEFAULT_MAX_FRAME_SIZE..=MAX_MAX_FRAME_SIZE).contains(&self.max_frame_size) {
+            return Err(ConfigError::new(
+                "max_frame_size",
+                self.max_frame_size,
+                "must be between 16,384 and 16,777,215 (RFC 9113 §6.5.2): the peer would \
+                 close the connection with PROTOCOL_ERROR",
+            ));
+        }
+        window("initial_stream_window", self.initial_stream_window)?;
+        window("initial_connection_window", self.initial_connection_window)?;
+        if !(1..=100).contains(&self.window_update_percent) {
+            return Err(ConfigError::new(
+                "window_update_percent",
+                self.window_update_percent,
+                "must be between 1 and 100 (a percentage of the window)",
+            ));
+        }
+        if self.max_transmit_data == 0 {
+            return Err(ConfigError::new(
+                "max_transmit_data",
+                0,
+                "must be at least 1: with 0, no DATA would ever be sent",
+            ));
+        }
+        if let Some(keepalive) = &self.keepalive {
+            if keepalive.time.is_zero() || keepalive.timeout.is_zero() {
+                return Err(ConfigError::new(
+                    "keepalive",
+                    format!("time {:?}, timeout {:?}", keepalive.time, keepalive.timeout),
+                    "time and timeout must be above zero (a zero time would ping without \
+                     pause)",
+                ));
+            }
+        }
+        Ok(())
     }
 
     pub(crate) fn local_settings(&self, role: Role) -> Settings {

@@ -14,7 +14,7 @@ use http::{HeaderMap, Request, Response};
 use steadfast_hpack::{Decoder, Encoder};
 
 pub use self::config::{Config, FloodLimits, Keepalive, PingPolicy, Role};
-use crate::error::{Error, ErrorCode, Fate, GoAway, Initiator, UserError};
+use crate::error::{ConfigError, Error, ErrorCode, Fate, GoAway, Initiator, UserError};
 use crate::frame::{
     GoAwayFrame, Ping, RstStream, Settings, SettingsFrame, StreamId, WindowUpdate,
     DEFAULT_MAX_FRAME_SIZE,
@@ -33,6 +33,7 @@ const SHUTDOWN_PING: [u8; 8] = *b"sf-drain";
 
 /// Something that happened on the connection, for the application.
 #[derive(Debug)]
+#[non_exhaustive]
 pub enum Event {
     /// (Server) The peer opened a stream with this request head.
     Request {
@@ -267,8 +268,10 @@ pub struct Connection {
 
 impl Connection {
     /// Starts a connection. The client's preface and SETTINGS (and the server's
-    /// SETTINGS) are ready in `poll_transmit` immediately.
-    pub fn new(role: Role, config: Config, now: Instant) -> Self {
+    /// SETTINGS) are ready in `poll_transmit` immediately. Fails when `config` has a
+    /// value that could not work ([`Config::validate`]).
+    pub fn new(role: Role, config: Config, now: Instant) -> Result<Self, ConfigError> {
+        config.validate()?;
         let settings = config.local_settings(role);
         let mut conn = Self {
             role,
@@ -356,7 +359,7 @@ impl Connection {
                 extra as u32,
             )));
         }
-        conn
+        Ok(conn)
     }
 
     // ---- getters ----

@@ -20,7 +20,7 @@ fn server_with_streams(streams: u32, now: Instant) -> Connection {
         max_concurrent_streams: streams,
         ..Config::default()
     };
-    let mut conn = Connection::new(Role::Server, config, now);
+    let mut conn = Connection::new(Role::Server, config, now).expect("a valid config");
     conn.handle_read(PREFACE, now);
     conn.handle_read(
         &encode(Frame::Settings(SettingsFrame::Values(Settings::default()))),

@@ -32,8 +32,8 @@ impl Pair {
     pub fn with_configs(client: Config, server: Config) -> Self {
         let now = Instant::now();
         let mut pair = Self {
-            client: Connection::new(Role::Client, client, now),
-            server: Connection::new(Role::Server, server, now),
+            client: Connection::new(Role::Client, client, now).expect("a valid config"),
+            server: Connection::new(Role::Server, server, now).expect("a valid config"),
             now,
             client_events: Vec::new(),
             server_events: Vec::new(),
@@ -309,7 +309,7 @@ impl Peer {
     pub fn raw(role: Role, config: Config) -> Self {
         let now = Instant::now();
         Self {
-            conn: Connection::new(role, config, now),
+            conn: Connection::new(role, config, now).expect("a valid config"),
             now,
             encoder: Encoder::new(),
             decoder: Decoder::new(4096),

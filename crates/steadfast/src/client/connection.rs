@@ -21,6 +21,7 @@ use crate::tls;
 
 /// Settings for a client connection.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct ClientConfig {
     /// HTTP/2 settings and limits.
     pub proto: steadfast_proto::Config,
@@ -188,7 +189,7 @@ pub async fn handshake_for<IO: Io>(
     let (_, _, _, target) = target(uri).map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
     let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
     let span = tracing::debug_span!("h2", role = "client", peer = %target);
-    let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span);
+    let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span)?;
     wait_ready(handle, ready, config.connect_timeout, &target).await
 }
 
@@ -242,7 +243,7 @@ pub async fn handshake<IO: Io>(io: IO, config: &ClientConfig) -> Result<SendRequ
         None,
         config,
         tracing::debug_span!("h2", role = "client"),
-    );
+    )?;
     wait_ready(handle, ready, config.connect_timeout, "peer").await
 }
 
@@ -252,7 +253,7 @@ fn start<IO>(
     authority: Option<Authority>,
     config: &ClientConfig,
     span: tracing::Span,
-) -> (SendRequest, oneshot::Receiver<()>)
+) -> Result<(SendRequest, oneshot::Receiver<()>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -261,7 +262,8 @@ where
         shutdown_grace: Duration::from_secs(3600),
         shed: None,
     };
-    let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None);
+    let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None)
+        .map_err(|e| Error::with_fate(Kind::Config(e), Some(Fate::NotSent), None))?;
     driver.spawn(span);
     let handle = SendRequest {
         inner: Arc::new(HandleInner {
@@ -272,7 +274,7 @@ where
             authority,
         }),
     };
-    (handle, ready)
+    Ok((handle, ready))
 }
 
 impl SendRequest {

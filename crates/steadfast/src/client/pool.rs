@@ -44,6 +44,7 @@ pub struct Idempotent;
 
 /// Which failed requests are sent again.
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct RetryPolicy {
     /// Master switch of the transparent retry (off: every failure goes to the caller).
     pub enabled: bool,
@@ -143,6 +144,7 @@ impl Resolve for StaticResolver {
 
 /// Settings of a [`Client`].
 #[derive(Clone, Debug)]
+#[non_exhaustive]
 pub struct PoolConfig {
     /// Settings of each connection.
     pub connection: ClientConfig,
