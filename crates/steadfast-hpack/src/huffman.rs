@@ -478,13 +478,7 @@ mod tests {
         Ok(v)
     }
 
-    fn hex(s: &str) -> Vec<u8> {
-        let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-        (0..s.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use steadfast_testkit::unhex as hex;
 
     /// Kraft equality plus canonical ordering: lengths define a complete prefix code, and codes are assigned in
     /// (length, symbol) order as RFC 7541's table is. A typo in any code or most length typos break this.

@@ -3,13 +3,7 @@
 use bytes::BytesMut;
 use steadfast_hpack::{Decoder, DecoderError, Encoder, Field, HuffmanPolicy, MAX_STRING_LEN};
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use steadfast_testkit::unhex as hex;
 
 fn field<'a>(name: &'a str, value: &'a str) -> Field<'a> {
     Field {

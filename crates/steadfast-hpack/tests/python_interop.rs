@@ -18,7 +18,9 @@ use serde_json::{json, Value};
 use steadfast_hpack::{Decoder, Encoder, Field, HuffmanPolicy};
 
 mod common;
+
 use common::Rng;
+use steadfast_testkit::{hex, unhex};
 
 /// name, value, sensitive
 type HeaderSet = Vec<(Vec<u8>, Vec<u8>, bool)>;
@@ -341,17 +343,6 @@ fn connection(
         .collect()
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
-fn unhex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
-
 fn table_json<'a>(entries: impl Iterator<Item = (&'a [u8], &'a [u8])>) -> Value {
     Value::Array(entries.map(|(n, v)| json!([hex(n), hex(v)])).collect())
 }
@@ -400,7 +391,7 @@ fn run_python(input: &Value) -> Value {
 
 #[test]
 fn python_hpack_interop() {
-    let mut rng = Rng(0x1234_5678);
+    let mut rng = Rng::new(0x1234_5678);
 
     // --- Our encoder -> Python's decoder.
     let mut decode_seqs = Vec::new();

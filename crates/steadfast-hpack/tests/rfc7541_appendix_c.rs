@@ -4,14 +4,7 @@
 use bytes::BytesMut;
 use steadfast_hpack::{DecodedField, Decoder, Encoder, Field, HuffmanPolicy};
 
-fn hex(s: &str) -> Vec<u8> {
-    let s: String = s.chars().filter(|c| !c.is_whitespace()).collect();
-    assert!(s.len() % 2 == 0);
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap())
-        .collect()
-}
+use steadfast_testkit::unhex as hex;
 
 type Pairs = &'static [(&'static str, &'static str)];
 

@@ -79,7 +79,7 @@ fn is_default_never_indexed(name: &[u8], value: &[u8]) -> bool {
 }
 
 fn run_connection(seed: u64, blocks: usize) -> (usize, usize) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let cap = *rng.pick_ref(&[0usize, 100, 1024, 4096, 16_384, 65_536]);
     let mut encoder = Encoder::with_table_size_cap(cap);
     encoder.set_huffman_policy(*rng.pick_ref(&[
@@ -191,7 +191,7 @@ fn random_round_trips() {
 
 #[test]
 fn sensitive_and_secret_fields_never_enter_the_table() {
-    let mut rng = Rng(42);
+    let mut rng = Rng::new(42);
     let mut encoder = Encoder::new();
     let mut decoder = Decoder::new(4096);
     for _ in 0..500 {

@@ -17,6 +17,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use steadfast_proto::frame::{Frame, GoAwayFrame};
 use steadfast_proto::{Config, ErrorCode, Event, Fate, GoAway, Settings, StreamId};
+use steadfast_testkit::Rng;
 use support::{client, kind, request, response, Pair};
 
 /// A connection error detected while a request's HEADERS are encoded but not yet
@@ -65,31 +66,6 @@ fn close_and_eof_before_flush_leave_unsent_requests_unwritten() {
             )),
             "eof={eof}: {events:?}"
         );
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so a failing seed can be replayed.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
-
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
-
-    fn pick<T: Copy>(&mut self, items: &[T]) -> Option<T> {
-        (!items.is_empty()).then(|| items[self.below(items.len() as u64) as usize])
     }
 }
 
@@ -143,7 +119,7 @@ struct Run {
 
 impl Run {
     fn new(seed: u64) -> Self {
-        let mut rng = Rng(seed);
+        let mut rng = Rng::new(seed);
         let mut server_config = Config::default();
         server_config.max_concurrent_streams = 1 + rng.below(4) as u32;
         Self {

@@ -215,9 +215,9 @@ fn self_signed() -> (
     Vec<rustls::pki_types::CertificateDer<'static>>,
     rustls::pki_types::PrivateKeyDer<'static>,
 ) {
-    let cert = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).unwrap();
-    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_pair.serialize_der().into());
-    (vec![cert.cert.der().clone()], key)
+    let cert = steadfast_testkit::self_signed(&["localhost"]);
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.into());
+    (vec![cert.cert_der.into()], key)
 }
 
 #[tokio::test]

@@ -119,16 +119,7 @@ async fn bounded<F: std::future::Future>(what: &str, f: F) -> F::Output {
 
 /// A deterministic body of `len` bytes, different for each `seed`.
 fn payload(seed: u64, len: usize) -> Bytes {
-    let mut x = 0x9e37_79b9_7f4a_7c15u64 ^ seed.wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect::<Vec<u8>>()
-        .into()
+    steadfast_testkit::Rng::new(seed).bytes(len).into()
 }
 
 /// CRC-32 (IEEE), as Python's `zlib.crc32` computes it.

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use http::Request;
 use http_body_util::{BodyExt, Full};
-use steadfast::client::{BackoffConfig, ClientStats, StaticResolver};
+use steadfast::client::{BackoffConfig, ClientStats, SplitMix64, StaticResolver};
 use steadfast::{Client, Deadline, Fate, PoolConfig, RetryPolicy};
 
 pub(crate) use self::report::Summary;
@@ -158,7 +158,7 @@ pub(crate) async fn run_demo(args: Args) -> std::io::Result<Summary> {
     let progress = tokio::spawn(report::progress(client.clone(), start, end, args.json));
 
     // The chaos schedule.
-    let mut rng = args.seed ^ 0x5eed;
+    let mut rng = SplitMix64::new(args.seed ^ 0x5eed);
     let mut tick = 0usize;
     let every = Duration::from_millis(args.chaos_every.max(50));
     let mut next = start + every;
@@ -173,7 +173,7 @@ pub(crate) async fn run_demo(args: Args) -> std::io::Result<Summary> {
         let slot = tick % SCHEDULE.len();
         let action = SCHEDULE[slot];
         let before = evidence(action, &client.stats());
-        let victim = (splitmix(&mut rng) as usize) % slots.len();
+        let victim = (rng.next_u64() as usize) % slots.len();
         let at = start.elapsed().as_secs_f64();
         let label = chaos(action, &mut slots[victim], &burst).await?;
         if let Ok(mut c) = outcomes.chaos.lock() {
@@ -300,13 +300,13 @@ async fn worker(
     end: Instant,
     seed: u64,
 ) {
-    let mut rng = seed;
+    let mut rng = SplitMix64::new(seed);
     while Instant::now() < end {
         if bursty && !burst.load(Ordering::Acquire) {
             tokio::time::sleep(Duration::from_millis(20)).await;
             continue;
         }
-        let len = 1024 + (splitmix(&mut rng) % (15 * 1024)) as usize;
+        let len = 1024 + (rng.next_u64() % (15 * 1024)) as usize;
         let body = Bytes::from(vec![b'x'; len]);
         let mut request = Request::post("http://demo.backends/work")
             .body(Full::new(body))
@@ -355,12 +355,4 @@ async fn worker(
             }
         }
     }
-}
-
-pub(crate) fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    z ^ (z >> 31)
 }

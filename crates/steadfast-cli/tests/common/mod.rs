@@ -142,27 +142,17 @@ impl Drop for TempDir {
 
 /// Writes a self-signed certificate for `localhost` and `127.0.0.1` and its key.
 pub fn write_cert(dir: &TempDir) -> (PathBuf, PathBuf) {
-    let cert =
-        rcgen::generate_simple_self_signed(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-            .unwrap();
+    let cert = steadfast_testkit::self_signed(&["localhost", "127.0.0.1"]);
     let cert_path = dir.path("cert.pem");
     let key_path = dir.path("key.pem");
-    std::fs::write(&cert_path, cert.cert.pem()).unwrap();
-    std::fs::write(&key_path, cert.key_pair.serialize_pem()).unwrap();
+    std::fs::write(&cert_path, cert.cert_pem).unwrap();
+    std::fs::write(&key_path, cert.key_pem).unwrap();
     (cert_path, key_path)
 }
 
 /// A deterministic pseudo-random file of `len` bytes.
 pub fn write_payload(path: &Path, len: usize) -> Vec<u8> {
-    let mut x = 0x2545_f491_4f6c_dd1du64;
-    let data: Vec<u8> = (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x as u8
-        })
-        .collect();
+    let data = steadfast_testkit::Rng::new(0x2545_f491_4f6c_dd1d).bytes(len);
     std::fs::write(path, &data).unwrap();
     data
 }

@@ -1,28 +1,29 @@
-//! Shared by the HPACK integration tests.
+//! Shared by the HPACK integration tests: the workspace's seeded PRNG, with the
+//! HPACK-flavoured draws these tests need.
 #![allow(dead_code, unreachable_pub)]
 
-/// SplitMix64: deterministic test data without extra dependencies.
-pub struct Rng(pub u64);
+/// The workspace's test PRNG (`steadfast_testkit::Rng`), with `usize` draws.
+pub struct Rng(steadfast_testkit::Rng);
 
 impl Rng {
+    pub fn new(seed: u64) -> Self {
+        Self(steadfast_testkit::Rng::new(seed))
+    }
+
     pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next() % n as u64) as usize
+        self.0.index(n)
     }
 
     pub fn chance(&mut self, percent: usize) -> bool {
-        self.below(100) < percent
+        self.0.chance(percent as u64)
     }
 
     pub fn pick<T: Copy>(&mut self, items: &[T]) -> T {
-        items[self.below(items.len())]
+        *self.0.pick_ref(items)
     }
 
     pub fn hex_id(&mut self, len: usize) -> String {
@@ -39,6 +40,6 @@ impl Rng {
     }
 
     pub fn pick_ref<'a, T>(&mut self, items: &'a [T]) -> &'a T {
-        &items[self.below(items.len())]
+        self.0.pick_ref(items)
     }
 }

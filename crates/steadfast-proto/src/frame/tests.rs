@@ -287,16 +287,10 @@ fn goaway_keeps_unknown_codes_and_debug_data() {
 
 #[test]
 fn decoder_never_panics_on_random_input() {
-    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
-    let mut next = || {
-        seed ^= seed << 13;
-        seed ^= seed >> 7;
-        seed ^= seed << 17;
-        seed
-    };
+    let mut rng = steadfast_testkit::Rng::new(0x9e37_79b9_7f4a_7c15);
     for _ in 0..20_000 {
-        let len = (next() % 64) as usize;
-        let mut bytes: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+        let len = rng.index(64);
+        let mut bytes = rng.bytes(len);
         if bytes.len() >= 3 {
             // Keep lengths small so frames complete.
             bytes[0] = 0;

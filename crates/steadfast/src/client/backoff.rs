@@ -80,13 +80,20 @@ impl Backoff {
     }
 }
 
-/// A small, fast, seedable PRNG (SplitMix64), for jitter and load spreading. Not for
-/// anything secret.
+/// A small, fast, seedable PRNG (SplitMix64), for jitter and load spreading — the
+/// library's one source of randomness, public so that tools built on it (the demo's
+/// workload) draw from the same. Not for anything secret.
 #[derive(Clone, Debug)]
-pub(crate) struct SplitMix64(pub(crate) u64);
+pub struct SplitMix64(pub(crate) u64);
 
 impl SplitMix64 {
-    pub(crate) fn next_u64(&mut self) -> u64 {
+    /// A generator that starts from `seed` (the same seed, the same sequence).
+    pub fn new(seed: u64) -> Self {
+        Self(seed)
+    }
+
+    /// The next 64 random bits.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
@@ -95,7 +102,7 @@ impl SplitMix64 {
     }
 
     /// Uniform in [0, 1).
-    pub(crate) fn next_f64(&mut self) -> f64 {
+    pub fn next_f64(&mut self) -> f64 {
         (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
     }
 

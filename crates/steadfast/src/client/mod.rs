@@ -5,8 +5,7 @@ mod backoff;
 mod connection;
 mod replay;
 
-pub(crate) use self::backoff::SplitMix64;
-pub use self::backoff::{Backoff, BackoffConfig};
+pub use self::backoff::{Backoff, BackoffConfig, SplitMix64};
 pub use self::connection::{
     connect, connect_transport, connect_transport_to, handshake, handshake_for, BoxIo,
     ClientConfig, Io, SendRequest,
