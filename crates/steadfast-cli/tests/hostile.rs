@@ -115,6 +115,28 @@ fn stalled_downloads_hold_no_file_in_memory() {
 }
 
 #[test]
+fn stalled_downloads_are_reset_with_cancel_after_the_send_timeout() {
+    let dir = TempDir::new("hostile-stalled-reset");
+    write_payload(&dir.path("big.bin"), 1 << 20);
+    let (_server, addr) = steadfast_serve(&[
+        "--root",
+        dir.0.to_str().unwrap(),
+        "--stream-send-timeout",
+        "1s",
+    ]);
+    let out = scenario("stalled_reset", addr);
+    assert_ok(&out, "stalled_reset");
+    let after = metric(&out, "reset_after_s");
+    // Between one and two timeouts (the clock starts at the sweep that sees the stall).
+    assert!(
+        (0.9..6.0).contains(&after),
+        "reset after {after} s: {}",
+        text(&out)
+    );
+    assert_good_client_served(&out);
+}
+
+#[test]
 fn hoarded_streams_cost_little_each() {
     let (server, addr) = steadfast_serve(&["--max-concurrent-streams", "256"]);
     let base = Baseline::take(&server, addr);

@@ -35,6 +35,7 @@ use crate::tls;
 /// | `proto.settings_timeout` | 10 s | GOAWAY(SETTINGS_TIMEOUT) |
 /// | `proto.max_connection_idle` | 5 min | GOAWAY(NO_ERROR, `max_idle`), graceful |
 /// | `proto.stream_recv_timeout` | 60 s | RST_STREAM(CANCEL) on that stream |
+/// | `proto.stream_send_timeout` | 60 s | RST_STREAM(CANCEL) on that stream |
 /// | `proto.max_concurrent_streams` | 256 | RST_STREAM(REFUSED_STREAM) |
 /// | `proto.max_header_list_size` | 64 KiB | 431 response; after `max_oversized_header_blocks` (4), or at once for an HPACK bomb, GOAWAY(ENHANCE_YOUR_CALM) |
 /// | `proto.flood` | 1000 resets / PINGs / empty frames, 100 SETTINGS per 10 s | GOAWAY(ENHANCE_YOUR_CALM) |
