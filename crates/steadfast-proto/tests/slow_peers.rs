@@ -293,10 +293,10 @@ fn server_with_blocked_response(config: Config) -> Peer {
 
 #[test]
 fn data_the_peer_never_takes_is_reset_after_the_send_timeout() {
-    let mut peer = server_with_blocked_response(send_timeout(secs(5)));
-    // The clock starts at the first sweep that finds the data waiting (5 s), so the
-    // reset comes between one and two timeouts after the stall began.
-    peer.run_for(secs(10) - ms(1));
+    let mut peer = server_with_blocked_response(send_timeout(secs(4)));
+    // Streams waiting on the peer are looked at every quarter of the timeout: the
+    // stall is first seen at 1 s, so the reset comes at 5 s.
+    peer.run_for(secs(5) - ms(1));
     peer.expect_silence();
     peer.run_for(ms(1));
     let events = peer.expect_stream_error(1, ErrorCode::CANCEL);
@@ -306,17 +306,17 @@ fn data_the_peer_never_takes_is_reset_after_the_send_timeout() {
 
 #[test]
 fn any_progress_restarts_the_send_clock() {
-    let mut peer = server_with_blocked_response(send_timeout(secs(5)));
-    peer.run_for(secs(7));
+    let mut peer = server_with_blocked_response(send_timeout(secs(4)));
+    peer.run_for(secs(4) + ms(500));
     // A little window: a little data moves, so the peer is slow, not stalled.
     peer.send(window_update(1, 1000));
     peer.send(window_update(0, 1000));
     peer.frames();
     assert_eq!(peer.conn.buffered_send(sid(1)), 100_000 - 65_535 - 1000);
-    // Seen moving at the sweep at 10 s: stalled from then, reset at 15 s.
-    peer.run_for(secs(8) - ms(1));
+    // Seen moving at the sweep at 5 s: stalled from then, reset at 9 s.
+    peer.run_for(secs(4) + ms(500) - ms(1));
     peer.expect_silence();
-    peer.run_for(secs(5));
+    peer.run_for(ms(1));
     peer.expect_stream_error(1, ErrorCode::CANCEL);
 }
 
@@ -339,7 +339,7 @@ fn a_body_under_way_with_no_window_left_is_late_even_with_nothing_queued() {
     peer.frames();
     assert_eq!(peer.conn.buffered_send(sid(1)), 0);
     assert_eq!(peer.conn.send_capacity(sid(3)), 0);
-    peer.run_for(secs(10));
+    peer.run_for(secs(5) + secs(5) / 4);
     let frames = peer.frames();
     assert_eq!(
         frames,

@@ -105,7 +105,9 @@ pub struct Config {
     /// with no flow-control window left — before it is reset with
     /// RST_STREAM(CANCEL): the peer stopped reading (no WINDOW_UPDATE, or it does not
     /// read the socket). Any byte written restarts the clock; a stream whose window is
-    /// open and that has nothing queued is never late. The same
+    /// open and that has nothing queued is never late. Progress is looked at every
+    /// quarter of the timeout, so the reset comes 1 to 1.25 timeouts after the last
+    /// byte moved. The same
     /// caution as for `stream_recv_timeout` applies to streams whose reader pauses by
     /// design. `None` (the default): no limit; [`Config::server`]: 60 seconds (as
     /// nghttpd's write timeout, which sends INTERNAL_ERROR).

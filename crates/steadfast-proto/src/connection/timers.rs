@@ -27,6 +27,11 @@ const RECV_TIMEOUT_REASON: &str = "no DATA from the peer within stream_recv_time
 /// Why a stream was reset by `stream_send_timeout`.
 const SEND_TIMEOUT_REASON: &str = "queued DATA not taken by the peer within stream_send_timeout";
 
+/// How often streams waiting on the peer to take their DATA are looked at.
+fn send_sweep_interval(timeout: Duration) -> Duration {
+    (timeout / 4).max(Duration::from_millis(1))
+}
+
 /// The opaque data of keepalive PINGs; their ACKs are not reported to the application.
 pub(super) const KEEPALIVE_PING: [u8; 8] = *b"sf-alive";
 
@@ -103,7 +108,7 @@ impl Connection {
     pub(super) fn timers_sync_idle(&mut self, now: Instant) {
         if std::mem::take(&mut self.timers.send_watch_wanted) {
             if let Some(timeout) = self.config.stream_send_timeout {
-                self.arm_sweep(now.checked_add(timeout));
+                self.arm_sweep(now.checked_add(send_sweep_interval(timeout)));
             }
         }
         if !self.streams.is_empty() {
@@ -335,19 +340,23 @@ impl Connection {
                 let written = stream
                     .send_queued_total
                     .saturating_sub(stream.send_queued as u64);
+                // Progress is only seen at sweeps, so they come every quarter of the
+                // timeout while a stream waits: a stall is then reset between one and
+                // 1.25 timeouts after the last byte moved.
+                let next_look = now.checked_add(send_sweep_interval(timeout));
                 match stream.send_stalled {
                     Some((since, mark)) if mark == written => match since.checked_add(timeout) {
                         Some(deadline) if deadline <= now => {
                             expired.push((stream.id, SEND_TIMEOUT_REASON));
                         }
-                        Some(deadline) => arm(deadline),
+                        Some(deadline) => arm(next_look.map_or(deadline, |n| n.min(deadline))),
                         None => {}
                     },
                     // First seen waiting, or it moved since: the clock starts now.
                     _ => {
                         stream.send_stalled = Some((now, written));
-                        if let Some(deadline) = now.checked_add(timeout) {
-                            arm(deadline);
+                        if let Some(next_look) = next_look {
+                            arm(next_look);
                         }
                     }
                 }
