@@ -483,7 +483,7 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", default=",".join(ATTACKS))
-    ap.add_argument("--slow-wait", type=float, default=70.0,
+    ap.add_argument("--slow-wait", type=float, default=80.0,
                     help="how long slow-body, stalled-time and idle wait for the server to act (s)")
     ap.add_argument("--steadfast-bin", default=f"{ROOT}/target/release/steadfast",
                     help="the steadfast binary (e.g. an older build, for before/after)")

@@ -3,7 +3,7 @@
 malicious peer can take, and keeps serving a well-behaved client meanwhile.
 
 Usage: hostile_client.py SCENARIO HOST PORT
-Scenarios: stalled, stalled_reset, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb,
+Scenarios: stalled, stalled_reset, never_reads, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb,
 oversized_blocks.
 
 Prints "ok NAME ..." or "FAIL NAME: why" lines, and "metric NAME VALUE" lines (for
@@ -176,6 +176,24 @@ def stalled_reset(host, port):
     print("ok stalled_reset")
 
 
+def never_reads(host, port):
+    """Opens every window wide, asks for 10 downloads and never reads the socket: the
+    server may only buffer a bounded amount, and must drop the connection in the end.
+    Waits for the harness (a line on stdin) before closing."""
+    c = Conn(host, port)
+    c.raw(PREFACE)
+    c.send(SettingsFrame(0, settings={0x4: 2**31 - 1}))
+    c.send(WindowUpdateFrame(0, window_increment=2**31 - 1 - 65535))
+    c.send(*[c.headers(1 + 2 * i, "GET", "/big.bin", True) for i in range(10)])
+    c.send(SettingsFrame(0, flags=["ACK"]))
+    print("metric holding 1")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    c.close()
+    good_client(host, port)
+    print("ok never_reads")
+
+
 def hoard(host, port, connections=20):
     """Connections each open all the POST streams the server allows, bodies unended."""
     conns, total = [], 0
@@ -342,7 +360,7 @@ def oversized_blocks(host, port):
 
 
 SCENARIOS = {f.__name__: f for f in [
-    stalled, stalled_reset, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb, oversized_blocks,
+    stalled, stalled_reset, never_reads, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb, oversized_blocks,
 ]}
 
 

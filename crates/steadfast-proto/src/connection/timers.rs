@@ -281,6 +281,10 @@ impl Connection {
                 ack: false,
             }));
         }
+        // Streams the sweep reset may have left the connection idle: its clock starts
+        // now, not at the next read or transmit (there may be none for a peer that
+        // stopped reading).
+        self.timers_sync_idle(now);
     }
 
     /// Resets every stream whose body has not moved for `stream_recv_timeout` while
