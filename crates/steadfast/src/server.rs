@@ -39,6 +39,7 @@ use crate::tls;
 /// | `proto.max_concurrent_streams` | 256 | RST_STREAM(REFUSED_STREAM) |
 /// | `proto.max_header_list_size` | 64 KiB | 431 response; after `max_oversized_header_blocks` (4), or at once for an HPACK bomb, GOAWAY(ENHANCE_YOUR_CALM) |
 /// | `proto.flood` | 1000 resets / PINGs / empty frames, 100 SETTINGS per 10 s | GOAWAY(ENHANCE_YOUR_CALM) |
+/// | `shutdown_grace` | 30 s | also how long a finished connection waits for a client that takes none of its last bytes: then the TCP connection is dropped |
 /// | `tls_handshake_timeout` | 10 s | the TCP connection is closed |
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
@@ -48,7 +49,8 @@ pub struct ServerConfig {
     /// `Config::default()`, to keep the server's timeouts.
     pub proto: steadfast_proto::Config,
     /// How long in-flight streams may take to finish once a graceful shutdown starts;
-    /// then the connection is closed.
+    /// then the connection is closed. Also how long a finished connection waits, with
+    /// no write making progress, for the client to take its last bytes.
     pub shutdown_grace: Duration,
     /// The most connections served at once; further clients wait in the listen queue.
     pub max_connections: usize,
