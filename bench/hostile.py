@@ -17,6 +17,8 @@ Attacks (raw frames with Python's hyperframe and hpack, as h2's own stack does):
   holding streams.
 - slow-body: one request body that stops after 1 KiB: how long until the server
   resets the stream (RST_STREAM code), within --slow-wait seconds.
+- stalled-time: one download of the 10 MiB file that is never read (no
+  WINDOW_UPDATE): how long until the server resets it, within --slow-wait seconds.
 - rapid-reset: 20 connections each open and cancel (HEADERS then RST_STREAM) streams
   as fast as they can for 2 s (CVE-2023-44487), then close.
 - hpack-bomb: one connection puts a 4 KiB header in the HPACK table, then sends
@@ -408,6 +410,29 @@ def attack_hpack_bomb(server, max_blocks=2000):
     return {"peak_kb": peak - before, "note": reason}
 
 
+def attack_stalled_time(server, wait):
+    """One download that is never read: how long until the server resets it."""
+    c = Conn(server.port)
+    c.handshake()
+    c.get(1, "/" + BIG_FILE)
+    start = time.time()
+    c.sock.settimeout(1.0)
+    note = f"not reset within {wait:.0f} s"
+    while time.time() - start < wait:
+        try:
+            f = c.recv()
+        except socket.timeout:
+            continue
+        if f is None:
+            note = f"connection closed after {time.time() - start:.1f} s"
+            break
+        if isinstance(f, RstStreamFrame) and f.stream_id == 1:
+            note = f"RST_STREAM code {f.error_code} after {time.time() - start:.1f} s"
+            break
+    c.close()
+    return {"note": note}
+
+
 def attack_idle(server, wait):
     c = Conn(server.port)
     c.handshake()
@@ -429,7 +454,7 @@ def attack_idle(server, wait):
     return {"note": note}
 
 
-ATTACKS = ["stalled", "hoard", "slow-body", "rapid-reset", "hpack-bomb", "idle"]
+ATTACKS = ["stalled", "hoard", "slow-body", "stalled-time", "rapid-reset", "hpack-bomb", "idle"]
 
 
 def run_attack(name, server, args):
@@ -439,6 +464,8 @@ def run_attack(name, server, args):
         return attack_hoard(server)
     if name == "slow-body":
         return attack_slow_body(server, args.slow_wait)
+    if name == "stalled-time":
+        return attack_stalled_time(server, args.slow_wait)
     if name == "rapid-reset":
         return attack_rapid_reset(server)
     if name == "hpack-bomb":
@@ -456,8 +483,8 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--only", default=",".join(ATTACKS))
-    ap.add_argument("--slow-wait", type=float, default=70.0,
-                    help="how long slow-body and idle wait for the server to act (s)")
+    ap.add_argument("--slow-wait", type=float, default=80.0,
+                    help="how long slow-body, stalled-time and idle wait for the server to act (s)")
     ap.add_argument("--steadfast-bin", default=f"{ROOT}/target/release/steadfast",
                     help="the steadfast binary (e.g. an older build, for before/after)")
     ap.add_argument("--steadfast-arg", action="append", default=[],

@@ -47,6 +47,11 @@ pub(crate) struct Args {
     /// reset with RST_STREAM(CANCEL). A duration or `off`.
     #[arg(long, default_value = "60s", value_parser = parse_timeout)]
     stream_recv_timeout: Timeout,
+    /// A response whose queued data the client takes none of for this long (no
+    /// WINDOW_UPDATE, or it does not read) is reset with RST_STREAM(CANCEL). A
+    /// duration or `off`.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    stream_send_timeout: Timeout,
     /// A connection with no open stream for this long is closed gracefully with
     /// GOAWAY(NO_ERROR, max_idle). A duration or `off`.
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
@@ -96,6 +101,7 @@ pub(crate) async fn run(args: Args) -> u8 {
     config.proto.max_concurrent_streams = args.max_concurrent_streams;
     config.proto.handshake_timeout = args.handshake_timeout.0;
     config.proto.stream_recv_timeout = args.stream_recv_timeout.0;
+    config.proto.stream_send_timeout = args.stream_send_timeout.0;
     config.proto.max_connection_idle = args.idle_timeout.0;
     config.shutdown_grace = Duration::from_secs(args.grace);
     config.tls = tls;

@@ -115,56 +115,151 @@ fn stalled_downloads_hold_no_file_in_memory() {
 }
 
 #[test]
+fn stalled_downloads_are_reset_with_cancel_after_the_send_timeout() {
+    let dir = TempDir::new("hostile-stalled-reset");
+    write_payload(&dir.path("big.bin"), 1 << 20);
+    let (_server, addr) = steadfast_serve(&[
+        "--root",
+        dir.0.to_str().unwrap(),
+        "--stream-send-timeout",
+        "1s",
+    ]);
+    let out = scenario("stalled_reset", addr);
+    assert_ok(&out, "stalled_reset");
+    let after = metric(&out, "reset_after_s");
+    // 1 to 1.25 timeouts after the last byte moved (progress is looked at every quarter).
+    assert!(
+        (0.9..5.0).contains(&after),
+        "reset after {after} s: {}",
+        text(&out)
+    );
+    assert_good_client_served(&out);
+}
+
+/// A scenario that holds its attack until told to go on: it prints
+/// `metric holding 1`, then waits for a line on its stdin.
+struct Interactive {
+    _proc: Proc,
+    stdin: std::process::ChildStdin,
+    lines: Vec<String>,
+    rx: mpsc::Receiver<String>,
+}
+
+impl Interactive {
+    fn start(name: &str, addr: SocketAddr) -> Self {
+        let mut child = Command::new("python3")
+            .args([SCRIPT, name, "127.0.0.1", &addr.port().to_string()])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("start python3");
+        let stdout = child.stdout.take().expect("stdout");
+        let stdin = child.stdin.take().expect("stdin");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let mut attacker = Self {
+            _proc: Proc {
+                child,
+                name: format!("hostile_client.py {name}"),
+            },
+            stdin,
+            lines: Vec::new(),
+            rx,
+        };
+        attacker.wait_for(|l| l == "metric holding 1");
+        attacker
+    }
+
+    fn wait_for(&mut self, done: impl Fn(&str) -> bool) {
+        loop {
+            let line = self
+                .rx
+                .recv_timeout(T)
+                .unwrap_or_else(|_| panic!("attacker silent; so far: {:?}", self.lines));
+            self.lines.push(line.clone());
+            assert!(!line.starts_with("FAIL"), "{:?}", self.lines);
+            if done(&line) {
+                return;
+            }
+        }
+    }
+
+    fn metric(&self, name: &str) -> f64 {
+        let prefix = format!("metric {name} ");
+        self.lines
+            .iter()
+            .find_map(|l| l.strip_prefix(&prefix)?.parse().ok())
+            .unwrap_or_else(|| panic!("no metric {name} in {:?}", self.lines))
+    }
+
+    /// Lets the attack go on and waits for `ok NAME`; returns every line.
+    fn finish(mut self, name: &str) -> Vec<String> {
+        writeln!(self.stdin, "go on").expect("tell the attacker to go on");
+        let ok = format!("ok {name}");
+        self.wait_for(|l| l == ok);
+        self.lines
+    }
+}
+
+/// Open file descriptors of a process.
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map_or(0, |d| d.count())
+}
+
+#[test]
+fn a_client_that_never_reads_is_dropped_and_buffers_stay_bounded() {
+    let dir = TempDir::new("hostile-never-reads");
+    write_payload(&dir.path("big.bin"), 10 << 20);
+    let (server, addr) = steadfast_serve(&[
+        "--root",
+        dir.0.to_str().unwrap(),
+        "--stream-send-timeout",
+        "1s",
+        "--idle-timeout",
+        "1s",
+    ]);
+    let base = Baseline::take(&server, addr);
+    let fds = open_fds(base.pid);
+    // Windows of 2 GiB, ten 10 MiB downloads, and the socket never read: the server
+    // fills what the kernel takes, 1 MiB of its own, and 64 KiB per stream at most.
+    let attacker = Interactive::start("never_reads", addr);
+    // Its streams are reset (send timeout), the idle connection is shut down, and the
+    // last bytes wait for the grace period (5 s): then the connection is dropped.
+    // (Polling /proc: the server has no other way to say it let go.)
+    let deadline = std::time::Instant::now() + Duration::from_secs(40);
+    while open_fds(base.pid) > fds {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the connection of a client that never reads was kept"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let peak = base.peak_growth_kb();
+    eprintln!("never reads: peak +{peak} KiB");
+    assert!(peak < 16 << 10, "the server grew by {peak} KiB");
+    let lines = attacker.finish("never_reads");
+    assert!(
+        lines.iter().any(|l| l.starts_with("ok good_client")),
+        "{lines:?}"
+    );
+}
+
+#[test]
 fn hoarded_streams_cost_little_each() {
     let (server, addr) = steadfast_serve(&["--max-concurrent-streams", "256"]);
     let base = Baseline::take(&server, addr);
-    // 20 connections x 256 POST streams whose bodies never end.
-    let mut child = Command::new("python3")
-        .args([SCRIPT, "hoard", "127.0.0.1", &addr.port().to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start python3");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let attacker = Proc {
-        child,
-        name: "hostile_client.py hoard".into(),
-    };
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let mut lines = Vec::new();
-    let recv = |lines: &mut Vec<String>| {
-        let line = rx
-            .recv_timeout(T)
-            .unwrap_or_else(|_| panic!("hoard attacker silent; so far: {lines:?}"));
-        lines.push(line.clone());
-        line
-    };
-    // Wait until every stream is open and the server has read every frame.
-    while recv(&mut lines) != "metric holding 1" {
-        assert!(!lines.last().unwrap().starts_with("FAIL"), "{lines:?}");
-    }
-    let streams: u64 = lines
-        .iter()
-        .find_map(|l| l.strip_prefix("metric streams ")?.parse().ok())
-        .expect("stream count");
+    // 20 connections x 256 POST streams whose bodies never end; the attacker holds
+    // them until the server's memory is measured.
+    let attacker = Interactive::start("hoard", addr);
+    let streams = attacker.metric("streams") as u64;
     assert_eq!(streams, 20 * 256);
     let held = base.rss_growth_kb();
-    writeln!(stdin, "measured").expect("tell the attacker to go on");
-    while !lines
-        .iter()
-        .any(|l| l == "ok hoard" || l.starts_with("FAIL"))
-    {
-        recv(&mut lines);
-    }
-    drop(attacker);
-    assert!(lines.iter().any(|l| l == "ok hoard"), "{lines:?}");
+    let lines = attacker.finish("hoard");
     assert!(
         lines.iter().any(|l| l.starts_with("ok good_client")),
         "{lines:?}"

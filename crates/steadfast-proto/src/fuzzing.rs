@@ -84,6 +84,7 @@ fn timers_config(without_calls: bool) -> Config {
         max_connection_age_grace: Some(Duration::from_secs(2)),
         handshake_timeout: Some(Duration::from_secs(2)),
         stream_recv_timeout: Some(Duration::from_secs(1)),
+        stream_send_timeout: Some(Duration::from_secs(1)),
         ..small_config()
     }
 }

@@ -98,6 +98,13 @@ pub(crate) struct Stream {
     /// We reopened the peer's window for this stream after it was exhausted: its
     /// receive clock restarts at the next sweep.
     pub(crate) recv_window_reopened: bool,
+    /// Every DATA byte the application ever queued on this stream; minus
+    /// `send_queued`, what has been written: a count that only grows, so progress is
+    /// seen without a hook in the write path.
+    pub(crate) send_queued_total: u64,
+    /// Since when queued DATA has not moved, and how much had been written then (for
+    /// `Config::stream_send_timeout`); `None` while nothing waits or it moves.
+    pub(crate) send_stalled: Option<(std::time::Instant, u64)>,
 }
 
 impl Stream {
@@ -125,6 +132,8 @@ impl Stream {
             body_received: 0,
             recv_activity: None,
             recv_window_reopened: false,
+            send_queued_total: 0,
+            send_stalled: None,
         }
     }
 

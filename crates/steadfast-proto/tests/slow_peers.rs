@@ -1,5 +1,6 @@
 //! Bounds on slow and hostile peers, on a virtual clock: the handshake timeout, the
-//! per-stream receive timeout, the connection idle timeout of the server defaults, and
+//! per-stream receive and send timeouts, the connection idle timeout of the server
+//! defaults, and
 //! the cut of HPACK bombs and repeated oversized field blocks.
 
 mod support;
@@ -11,7 +12,7 @@ use steadfast_proto::frame::{Frame, Headers, SettingsFrame};
 use steadfast_proto::{
     Config, Error, ErrorCode, Event, Fate, Initiator, Settings, StreamId, PREFACE,
 };
-use support::{request, response, sid, window_update, Peer};
+use support::{request, response, rst, sid, window_update, Peer};
 
 fn secs(s: u64) -> Duration {
     Duration::from_secs(s)
@@ -58,10 +59,12 @@ fn server_defaults_bound_every_clock_and_default_leaves_them_off() {
     let server = Config::server();
     assert_eq!(server.handshake_timeout, Some(secs(10)));
     assert_eq!(server.stream_recv_timeout, Some(secs(60)));
+    assert_eq!(server.stream_send_timeout, Some(secs(60)));
     assert_eq!(server.max_connection_idle, Some(secs(300)));
     let default = Config::default();
     assert_eq!(default.handshake_timeout, None);
     assert_eq!(default.stream_recv_timeout, None);
+    assert_eq!(default.stream_send_timeout, None);
     assert_eq!(default.max_connection_idle, None);
     assert_eq!(default.max_oversized_header_blocks, 4);
     assert_eq!(server.max_oversized_header_blocks, 4);
@@ -248,6 +251,118 @@ fn a_response_body_that_stops_arriving_is_reset_on_a_client() {
         reset_event(&events, id.get(), ErrorCode::CANCEL),
         Some(Fate::Processed)
     );
+}
+
+// ---- stream send timeout ----
+
+fn send_timeout(timeout: Duration) -> Config {
+    {
+        let mut c = Config::default();
+        c.stream_send_timeout = Some(timeout);
+        c
+    }
+}
+
+/// A server that answered stream 1 with 100,000 bytes, of which the peer's 65,535-byte
+/// window let out what it could; the rest waits for a WINDOW_UPDATE.
+fn server_with_blocked_response(config: Config) -> Peer {
+    let mut peer = Peer::server_with(config, Settings::default());
+    peer.send_request(1, true);
+    peer.take_stream_events();
+    peer.conn
+        .send_response(sid(1), &response(200), false)
+        .unwrap();
+    peer.conn
+        .send_data(sid(1), Bytes::from(vec![7; 100_000]), false)
+        .unwrap();
+    let sent: usize = peer
+        .frames()
+        .iter()
+        .map(|f| match f {
+            Frame::Data(d) => d.data.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(sent, 65_535);
+    assert_eq!(peer.conn.buffered_send(sid(1)), 100_000 - 65_535);
+    peer
+}
+
+#[test]
+fn data_the_peer_never_takes_is_reset_after_the_send_timeout() {
+    let mut peer = server_with_blocked_response(send_timeout(secs(4)));
+    // Streams waiting on the peer are looked at every quarter of the timeout: the
+    // stall is first seen at 1 s, so the reset comes at 5 s.
+    peer.run_for(secs(5) - ms(1));
+    peer.expect_silence();
+    peer.run_for(ms(1));
+    let events = peer.expect_stream_error(1, ErrorCode::CANCEL);
+    reset_event(&events, 1, ErrorCode::CANCEL);
+    peer.server_roundtrip(3);
+}
+
+#[test]
+fn any_progress_restarts_the_send_clock() {
+    let mut peer = server_with_blocked_response(send_timeout(secs(4)));
+    peer.run_for(secs(4) + ms(500));
+    // A little window: a little data moves, so the peer is slow, not stalled.
+    peer.send(window_update(1, 1000));
+    peer.send(window_update(0, 1000));
+    peer.frames();
+    assert_eq!(peer.conn.buffered_send(sid(1)), 100_000 - 65_535 - 1000);
+    // Seen moving at the sweep at 5 s: stalled from then, reset at 9 s.
+    peer.run_for(secs(4) + ms(500) - ms(1));
+    peer.expect_silence();
+    peer.run_for(ms(1));
+    peer.expect_stream_error(1, ErrorCode::CANCEL);
+}
+
+#[test]
+fn a_body_under_way_with_no_window_left_is_late_even_with_nothing_queued() {
+    // A runtime that pulls a body only while the window allows queues nothing once
+    // the peer stops reading: stream 1 took the whole connection window, stream 3 got
+    // its head out but no byte since.
+    let mut peer = Peer::server_with(send_timeout(secs(5)), Settings::default());
+    for id in [1, 3] {
+        peer.send_request(id, true);
+        peer.conn
+            .send_response(sid(id), &response(200), false)
+            .unwrap();
+    }
+    peer.take_stream_events();
+    peer.conn
+        .send_data(sid(1), Bytes::from(vec![7; 65_535]), false)
+        .unwrap();
+    peer.frames();
+    assert_eq!(peer.conn.buffered_send(sid(1)), 0);
+    assert_eq!(peer.conn.send_capacity(sid(3)), 0);
+    peer.run_for(secs(5) + secs(5) / 4);
+    let frames = peer.frames();
+    assert_eq!(
+        frames,
+        [rst(1, ErrorCode::CANCEL), rst(3, ErrorCode::CANCEL)],
+        "both reset"
+    );
+    assert!(!peer.conn.is_closed());
+}
+
+#[test]
+fn a_stream_with_nothing_queued_is_never_late() {
+    let mut peer = Peer::server_with(send_timeout(secs(5)), Settings::default());
+    peer.send_request(1, true);
+    peer.take_stream_events();
+    peer.conn
+        .send_response(sid(1), &response(200), false)
+        .unwrap();
+    peer.conn
+        .send_data(sid(1), Bytes::from_static(b"some"), false)
+        .unwrap();
+    peer.frames();
+    // The application takes its time to send the rest: nothing waits on the peer.
+    peer.run_for(secs(3600));
+    peer.expect_silence();
+    assert!(peer.conn.stream_state(sid(1)).is_some());
+    assert_eq!(peer.conn.poll_timeout(), None, "no sweep left armed");
 }
 
 // ---- idle connections under the server defaults ----

@@ -219,6 +219,9 @@ pub(crate) struct Driver<IO> {
     grace: Duration,
     /// When a graceful shutdown must give up on in-flight streams.
     drain_deadline: Option<Instant>,
+    /// Once the engine is finished, when to stop waiting for the socket to take the
+    /// last bytes: the grace period, counted again from each write that makes progress.
+    linger_until: Option<Instant>,
     pings: Vec<([u8; 8], oneshot::Sender<()>)>,
     next_ping: u64,
     /// Fired when the peer's SETTINGS arrive (dropped if the connection ends first).
@@ -281,6 +284,7 @@ where
             dispatch,
             grace: config.shutdown_grace,
             drain_deadline: None,
+            linger_until: None,
             pings: Vec::new(),
             next_ping: 1,
             ready: Some(ready_tx),
@@ -917,6 +921,7 @@ where
             .poll_timeout()
             .into_iter()
             .chain(self.drain_deadline)
+            .chain(self.linger_until)
             .min();
         let Some(deadline) = deadline else {
             self.sleep_at = None;
@@ -1015,10 +1020,26 @@ where
             // control frames (`max_pending_control_bytes`), this buffer is not.
             if this.write_buf.len() < WRITE_HIGH_WATER {
                 this.conn.poll_transmit(now(), &mut this.write_buf);
+            } else {
+                // Still tell the engine the time (early is harmless), so that clocks
+                // which start at "the next call that knows the time" (idleness after
+                // a stream ends) start even while nothing can be transmitted.
+                this.conn.handle_timeout(now());
             }
-            progress |= this.poll_write(cx);
+            let wrote = this.poll_write(cx);
+            progress |= wrote;
+            if this.conn.is_closed() && (wrote || this.linger_until.is_none()) {
+                // A peer that stopped reading cannot keep a finished connection (and
+                // its write buffer) forever: it gets the grace period to take the rest.
+                this.linger_until = Some(now() + this.grace);
+            }
             progress |= this.poll_timer(cx);
-            if this.conn.is_done() && (this.write_buf.is_empty() || this.io_failed) {
+            let gave_up = this.linger_until.is_some_and(|t| now() >= t);
+            if gave_up {
+                tracing::debug!("the peer took none of the last bytes within the grace period; dropping the connection");
+                this.io_failed = true;
+            }
+            if gave_up || (this.conn.is_done() && (this.write_buf.is_empty() || this.io_failed)) {
                 this.shared.closed.store(true, Ordering::Release);
                 // The engine's last events carry each stream's fate: deliver them
                 // before anything left is failed wholesale.

@@ -35,9 +35,11 @@ use crate::tls;
 /// | `proto.settings_timeout` | 10 s | GOAWAY(SETTINGS_TIMEOUT) |
 /// | `proto.max_connection_idle` | 5 min | GOAWAY(NO_ERROR, `max_idle`), graceful |
 /// | `proto.stream_recv_timeout` | 60 s | RST_STREAM(CANCEL) on that stream |
+/// | `proto.stream_send_timeout` | 60 s | RST_STREAM(CANCEL) on that stream |
 /// | `proto.max_concurrent_streams` | 256 | RST_STREAM(REFUSED_STREAM) |
 /// | `proto.max_header_list_size` | 64 KiB | 431 response; after `max_oversized_header_blocks` (4), or at once for an HPACK bomb, GOAWAY(ENHANCE_YOUR_CALM) |
 /// | `proto.flood` | 1000 resets / PINGs / empty frames, 100 SETTINGS per 10 s | GOAWAY(ENHANCE_YOUR_CALM) |
+/// | `shutdown_grace` | 30 s | also how long a finished connection waits for a client that takes none of its last bytes: then the TCP connection is dropped |
 /// | `tls_handshake_timeout` | 10 s | the TCP connection is closed |
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -48,7 +50,8 @@ pub struct ServerConfig {
     /// `Config::default()`, to keep the server's timeouts.
     pub proto: steadfast_proto::Config,
     /// How long in-flight streams may take to finish once a graceful shutdown starts;
-    /// then the connection is closed.
+    /// then the connection is closed. Also how long a finished connection waits, with
+    /// no write making progress, for the client to take its last bytes.
     pub shutdown_grace: Duration,
     /// The most connections served at once; further clients wait in the listen queue.
     pub max_connections: usize,

@@ -3,7 +3,7 @@
 malicious peer can take, and keeps serving a well-behaved client meanwhile.
 
 Usage: hostile_client.py SCENARIO HOST PORT
-Scenarios: stalled, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb,
+Scenarios: stalled, stalled_reset, never_reads, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb,
 oversized_blocks.
 
 Prints "ok NAME ..." or "FAIL NAME: why" lines, and "metric NAME VALUE" lines (for
@@ -153,6 +153,45 @@ def stalled(host, port):
     # The server holds the streams, blocked on our window, until we go.
     c.close()
     print("ok stalled")
+
+
+def stalled_reset(host, port):
+    """Stalled downloads are reset with CANCEL after the send timeout; the connection
+    and a good client go on."""
+    c = Conn(host, port)
+    c.handshake()
+    n = 10
+    c.send(*[c.headers(1 + 2 * i, "GET", "/big.bin", True) for i in range(n)])
+    start = time.time()
+    pending = {1 + 2 * i for i in range(n)}
+    while pending:
+        r = c.expect(lambda f: isinstance(f, RstStreamFrame), "RST_STREAM", within=20)
+        if r.error_code != CANCEL:
+            raise AssertionError(f"RST_STREAM({r.stream_id}) code {r.error_code}, expected CANCEL")
+        pending.discard(r.stream_id)
+    print(f"metric reset_after_s {time.time() - start:.2f}")
+    c.ping_roundtrip()
+    c.close()
+    good_client(host, port)
+    print("ok stalled_reset")
+
+
+def never_reads(host, port):
+    """Opens every window wide, asks for 10 downloads and never reads the socket: the
+    server may only buffer a bounded amount, and must drop the connection in the end.
+    Waits for the harness (a line on stdin) before closing."""
+    c = Conn(host, port)
+    c.raw(PREFACE)
+    c.send(SettingsFrame(0, settings={0x4: 2**31 - 1}))
+    c.send(WindowUpdateFrame(0, window_increment=2**31 - 1 - 65535))
+    c.send(*[c.headers(1 + 2 * i, "GET", "/big.bin", True) for i in range(10)])
+    c.send(SettingsFrame(0, flags=["ACK"]))
+    print("metric holding 1")
+    sys.stdout.flush()
+    sys.stdin.readline()
+    c.close()
+    good_client(host, port)
+    print("ok never_reads")
 
 
 def hoard(host, port, connections=20):
@@ -321,7 +360,7 @@ def oversized_blocks(host, port):
 
 
 SCENARIOS = {f.__name__: f for f in [
-    stalled, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb, oversized_blocks,
+    stalled, stalled_reset, never_reads, hoard, slow_body, idle, slow_handshake, rapid_reset, hpack_bomb, oversized_blocks,
 ]}
 
 

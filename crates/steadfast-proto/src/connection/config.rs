@@ -102,6 +102,18 @@ pub struct Config {
     /// larger value or `None`. `None` (the default): no limit; [`Config::server`]:
     /// 60 seconds (as nghttpd, which sends INTERNAL_ERROR).
     pub stream_recv_timeout: Option<Duration>,
+    /// How long a stream may wait on the peer to take its DATA — queued DATA not a
+    /// byte of which is written, or a body under way (a server's response head sent)
+    /// with no flow-control window left — before it is reset with
+    /// RST_STREAM(CANCEL): the peer stopped reading (no WINDOW_UPDATE, or it does not
+    /// read the socket). Any byte written restarts the clock; a stream whose window is
+    /// open and that has nothing queued is never late. Progress is looked at every
+    /// quarter of the timeout, so the reset comes 1 to 1.25 timeouts after the last
+    /// byte moved. The same
+    /// caution as for `stream_recv_timeout` applies to streams whose reader pauses by
+    /// design. `None` (the default): no limit; [`Config::server`]: 60 seconds (as
+    /// nghttpd's write timeout, which sends INTERNAL_ERROR).
+    pub stream_send_timeout: Option<Duration>,
     /// (gRFC A9) This long after the connection was created, start a graceful shutdown
     /// with debug data `max_age`. A9 asks for ±10% jitter: the runtime applies it to the
     /// value it passes here. `None` (the default): no limit.
@@ -138,6 +150,7 @@ impl Default for Config {
             max_connection_idle: None,
             handshake_timeout: None,
             stream_recv_timeout: None,
+            stream_send_timeout: None,
             max_connection_age: None,
             max_connection_age_grace: None,
         }
@@ -147,7 +160,8 @@ impl Default for Config {
 impl Config {
     /// The defaults with the time bounds a public server needs against slow or
     /// hostile clients: [`handshake_timeout`](Self::handshake_timeout) 10 s,
-    /// [`stream_recv_timeout`](Self::stream_recv_timeout) 60 s and
+    /// [`stream_recv_timeout`](Self::stream_recv_timeout) and
+    /// [`stream_send_timeout`](Self::stream_send_timeout) 60 s, and
     /// [`max_connection_idle`](Self::max_connection_idle) 5 minutes. With
     /// `max_concurrent_streams`, the flood budgets and the header limits of
     /// [`Config::default`], every resource a client can hold has a bound and a clock.
@@ -155,6 +169,7 @@ impl Config {
         Self {
             handshake_timeout: Some(Duration::from_secs(10)),
             stream_recv_timeout: Some(Duration::from_secs(60)),
+            stream_send_timeout: Some(Duration::from_secs(60)),
             max_connection_idle: Some(Duration::from_secs(5 * 60)),
             ..Self::default()
         }

@@ -467,6 +467,7 @@ impl Connection {
     /// timeout, and the timers of [`Config::keepalive`] (next PING, or the deadline of
     /// the one outstanding), [`Config::max_connection_idle`],
     /// [`Config::handshake_timeout`], [`Config::stream_recv_timeout`],
+    /// [`Config::stream_send_timeout`],
     /// [`Config::max_connection_age`] and [`Config::max_connection_age_grace`]. It may
     /// lie in the past (e.g. a keepalive PING is overdue when the first stream opens
     /// after a long silence); `None` when nothing is armed.
@@ -572,6 +573,9 @@ impl Connection {
         stream.response_sent = !informational;
         if end_stream {
             stream.send_closed = true;
+        } else if !informational && self.config.stream_send_timeout.is_some() {
+            // A body follows: watch that the peer keeps taking it.
+            self.timers.send_watch_wanted = true;
         }
         let status = message::status_digits(response.status());
         self.write_field_iter(
@@ -602,7 +606,11 @@ impl Connection {
         }
         if !data.is_empty() {
             stream.send_queued += data.len();
+            stream.send_queued_total += data.len() as u64;
             stream.send_queue.push_back(data);
+            if self.config.stream_send_timeout.is_some() {
+                self.timers.send_watch_wanted = true;
+            }
         }
         if end_stream {
             stream.send_end = SendEnd::EndStream;

@@ -1,9 +1,9 @@
 //! Time-based connection management: keepalive PINGs (gRFC A8), enforcement of the
 //! peer's PING rate (A8, as grpc-go does it), the idle and age limits of gRFC A9, and
 //! the bounds a server keeps on slow peers: the handshake timeout and the per-stream
-//! receive timeout.
+//! receive and send timeouts.
 //!
-//! The receive timeout is checked by a sweep rather than a deadline per stream: the
+//! The stream timeouts are checked by a sweep rather than a deadline per stream: the
 //! frames that restart a stream's clock only store the time (O(1) per frame), and
 //! the sweep, armed at the earliest deadline it found, scans the streams when it
 //! fires. A stream's clock only moves forward, so a sweep is never late, at worst
@@ -21,6 +21,16 @@ use bytes::Bytes;
 use super::Connection;
 use crate::error::{Error, ErrorCode};
 use crate::frame::{Frame, Ping, StreamId};
+
+/// Why a stream was reset by `stream_recv_timeout` (in its `Event::StreamError`).
+const RECV_TIMEOUT_REASON: &str = "no DATA from the peer within stream_recv_timeout";
+/// Why a stream was reset by `stream_send_timeout`.
+const SEND_TIMEOUT_REASON: &str = "queued DATA not taken by the peer within stream_send_timeout";
+
+/// How often streams waiting on the peer to take their DATA are looked at.
+fn send_sweep_interval(timeout: Duration) -> Duration {
+    (timeout / 4).max(Duration::from_millis(1))
+}
 
 /// The opaque data of keepalive PINGs; their ACKs are not reported to the application.
 pub(super) const KEEPALIVE_PING: [u8; 8] = *b"sf-alive";
@@ -50,9 +60,12 @@ pub(super) struct Timers {
     last_ping_received: Option<Instant>,
     /// PINGs received too soon after the previous one.
     ping_strikes: u32,
-    /// When the next `stream_recv_timeout` sweep is due; `None` while no stream waits
-    /// for a body under that timeout.
-    recv_sweep_at: Option<Instant>,
+    /// When the next sweep of `stream_recv_timeout` and `stream_send_timeout` is due;
+    /// `None` while no stream is watched.
+    sweep_at: Option<Instant>,
+    /// DATA was queued under `stream_send_timeout`: the next call that knows the time
+    /// arms the sweep if it is not armed.
+    pub(super) send_watch_wanted: bool,
     /// We reopened the connection window after the peer had exhausted it: every
     /// stream's receive clock restarts at the next sweep.
     pub(super) recv_connection_reopened: bool,
@@ -68,7 +81,8 @@ impl Timers {
             age_reached: None,
             last_ping_received: None,
             ping_strikes: 0,
-            recv_sweep_at: None,
+            sweep_at: None,
+            send_watch_wanted: false,
             recv_connection_reopened: false,
         }
     }
@@ -92,6 +106,11 @@ impl Connection {
     /// that knows the time, so that streams closed by commands without `now` start
     /// the idle clock at the next `poll_transmit` at the latest.
     pub(super) fn timers_sync_idle(&mut self, now: Instant) {
+        if std::mem::take(&mut self.timers.send_watch_wanted) {
+            if let Some(timeout) = self.config.stream_send_timeout {
+                self.arm_sweep(now.checked_add(send_sweep_interval(timeout)));
+            }
+        }
         if !self.streams.is_empty() {
             self.timers.idle_since = None;
         } else if self.timers.idle_since.is_none() {
@@ -109,9 +128,14 @@ impl Connection {
             return;
         };
         stream.recv_activity = Some(now);
-        if self.timers.recv_sweep_at.is_none() {
-            self.timers.recv_sweep_at = now.checked_add(timeout);
-        }
+        self.arm_sweep(now.checked_add(timeout));
+    }
+
+    /// Makes the stream sweep due at `at` at the latest. (A sweep that finds nothing
+    /// due re-arms for what it found, so arming early is harmless.)
+    fn arm_sweep(&mut self, at: Option<Instant>) {
+        let Some(at) = at else { return };
+        self.timers.sweep_at = Some(self.timers.sweep_at.map_or(at, |t| t.min(at)));
     }
 
     /// This endpoint wrote HEADERS or DATA: the peer's PING strikes are forgiven and
@@ -200,7 +224,7 @@ impl Connection {
             self.keepalive_deadline(),
             self.idle_deadline(),
             self.handshake_deadline(),
-            self.timers.recv_sweep_at,
+            self.timers.sweep_at,
             self.age_deadline(),
             self.grace_deadline(),
         ]
@@ -232,8 +256,8 @@ impl Connection {
             self.connection_error(ErrorCode::NO_ERROR, "max_age_grace");
             return;
         }
-        if self.timers.recv_sweep_at.is_some_and(|d| now >= d) {
-            self.sweep_recv_timeouts(now);
+        if self.timers.sweep_at.is_some_and(|d| now >= d) {
+            self.sweep_streams(now);
             if self.is_closed() {
                 return;
             }
@@ -257,57 +281,99 @@ impl Connection {
                 ack: false,
             }));
         }
+        // Streams the sweep reset may have left the connection idle: its clock starts
+        // now, not at the next read or transmit (there may be none for a peer that
+        // stopped reading).
+        self.timers_sync_idle(now);
     }
 
     /// Resets every stream whose body has not moved for `stream_recv_timeout` while
-    /// the peer was free to send, and arms the next sweep at the earliest deadline left.
-    fn sweep_recv_timeouts(&mut self, now: Instant) {
-        self.timers.recv_sweep_at = None;
-        let Some(timeout) = self.config.stream_recv_timeout else {
-            return;
-        };
+    /// the peer was free to send, or whose queued DATA has not moved for
+    /// `stream_send_timeout`, and arms the next sweep at the earliest deadline left.
+    fn sweep_streams(&mut self, now: Instant) {
+        self.timers.sweep_at = None;
         // A zero timeout would leave the sweep due forever.
-        let timeout = timeout.max(Duration::from_millis(1));
+        let at_least = |t: Duration| t.max(Duration::from_millis(1));
+        let recv_timeout = self.config.stream_recv_timeout.map(at_least);
+        let send_timeout = self.config.stream_send_timeout.map(at_least);
         let connection_blocked = self.recv_window <= 0;
+        let connection_send_window = self.send_window;
         let reopened = std::mem::take(&mut self.timers.recv_connection_reopened);
-        let mut expired = Vec::new();
+        let mut expired: Vec<(StreamId, &'static str)> = Vec::new();
         let mut next: Option<Instant> = None;
+        let mut arm = |deadline: Instant| next = Some(next.map_or(deadline, |n| n.min(deadline)));
         for stream in self.streams.values_mut() {
-            let Some(last) = stream.recv_activity else {
-                continue;
-            };
-            if stream.recv_closed {
-                stream.recv_activity = None;
-                continue;
+            if let (Some(timeout), Some(last)) = (recv_timeout, stream.recv_activity) {
+                if stream.recv_closed {
+                    stream.recv_activity = None;
+                } else {
+                    let paused = connection_blocked || stream.recv_window <= 0;
+                    let last =
+                        if paused || reopened || std::mem::take(&mut stream.recv_window_reopened) {
+                            // Flow control stops (or stopped until just now) the peer: it
+                            // is not late, so its clock starts again. Restarting here
+                            // rather than when the window reopened only gives it more time.
+                            stream.recv_activity = Some(now);
+                            now
+                        } else {
+                            last
+                        };
+                    match last.checked_add(timeout) {
+                        Some(deadline) if deadline <= now => {
+                            expired.push((stream.id, RECV_TIMEOUT_REASON));
+                            continue;
+                        }
+                        Some(deadline) => arm(deadline),
+                        None => stream.recv_activity = None,
+                    }
+                }
             }
-            let paused = connection_blocked || stream.recv_window <= 0;
-            let last = if paused || reopened || std::mem::take(&mut stream.recv_window_reopened) {
-                // Flow control stops (or stopped until just now) the peer: it is not
-                // late, so its clock starts again. Restarting here rather than when
-                // the window reopened only ever gives it more time.
-                stream.recv_activity = Some(now);
-                now
-            } else {
-                last
-            };
-            match last.checked_add(timeout) {
-                Some(deadline) if deadline <= now => expired.push(stream.id),
-                Some(deadline) => next = Some(next.map_or(deadline, |n| n.min(deadline))),
-                None => stream.recv_activity = None,
+            if let Some(timeout) = send_timeout {
+                // Waiting on the peer: DATA is queued, or the body is under way (a
+                // server's response head went out) and no window is left for it — a
+                // runtime that pulls bodies only while the window allows has nothing
+                // queued then, yet the stream cannot move.
+                let under_way = stream.pending_open.is_none()
+                    && !stream.send_closed
+                    && (stream.local || stream.response_sent);
+                let no_window = stream.send_window.min(connection_send_window) <= 0;
+                if stream.send_queued == 0 && !(under_way && no_window) {
+                    stream.send_stalled = None;
+                    continue;
+                }
+                let written = stream
+                    .send_queued_total
+                    .saturating_sub(stream.send_queued as u64);
+                // Progress is only seen at sweeps, so they come every quarter of the
+                // timeout while a stream waits: a stall is then reset between one and
+                // 1.25 timeouts after the last byte moved.
+                let next_look = now.checked_add(send_sweep_interval(timeout));
+                match stream.send_stalled {
+                    Some((since, mark)) if mark == written => match since.checked_add(timeout) {
+                        Some(deadline) if deadline <= now => {
+                            expired.push((stream.id, SEND_TIMEOUT_REASON));
+                        }
+                        Some(deadline) => arm(next_look.map_or(deadline, |n| n.min(deadline))),
+                        None => {}
+                    },
+                    // First seen waiting, or it moved since: the clock starts now.
+                    _ => {
+                        stream.send_stalled = Some((now, written));
+                        if let Some(next_look) = next_look {
+                            arm(next_look);
+                        }
+                    }
+                }
             }
         }
-        self.timers.recv_sweep_at = next;
+        self.timers.sweep_at = next;
         expired.sort_unstable();
-        for id in expired {
-            tracing::debug!(stream = %id, ?timeout, "stream body stopped arriving");
+        for (id, reason) in expired {
+            tracing::debug!(stream = %id, reason, "stream timed out");
             // CANCEL: this endpoint no longer wants the stream. The peer broke no rule
             // (not PROTOCOL_ERROR), and nothing failed here (not INTERNAL_ERROR, which
             // nghttpd sends); a server may have begun processing, so not REFUSED_STREAM.
-            self.stream_error(
-                id,
-                ErrorCode::CANCEL,
-                "no DATA from the peer within stream_recv_timeout",
-            );
+            self.stream_error(id, ErrorCode::CANCEL, reason);
             if self.is_closed() {
                 return;
             }
