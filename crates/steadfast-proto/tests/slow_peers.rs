@@ -256,11 +256,9 @@ fn a_response_body_that_stops_arriving_is_reset_on_a_client() {
 // ---- stream send timeout ----
 
 fn send_timeout(timeout: Duration) -> Config {
-    {
-        let mut c = Config::default();
-        c.stream_send_timeout = Some(timeout);
-        c
-    }
+    let mut config = Config::default();
+    config.stream_send_timeout = Some(timeout);
+    config
 }
 
 /// A server that answered stream 1 with 100,000 bytes, of which the peer's 65,535-byte
