@@ -8,6 +8,7 @@ Prints one line per scenario ("ok NAME" or "FAIL NAME: why") and exits 1 on any 
 import socket
 import struct
 import sys
+import time
 
 from hpack import Encoder
 from hyperframe.frame import (
@@ -158,8 +159,29 @@ def stream_window_overflow(c):
     f = HeadersFrame(1, c.request_block())
     f.flags.add("END_HEADERS")
     c.send(f)
+    # Late, so the server has long seen the request: the error must not depend on it.
+    time.sleep(0.2)
     c.send(WindowUpdateFrame(1, window_increment=2**31 - 1))
     c.expect_rst(1, FLOW_CONTROL_ERROR)
+    c.get(3)
+    c.expect_response(3)
+
+
+def malformed_body_to_a_route_that_takes_no_body(c):
+    # POST / is not a route (GET / is): the server must read the request to its end
+    # before its 405, so a malformed body arriving late is still the protocol error it
+    # is (content-length 5, 11 bytes of DATA), not ignored after an early answer.
+    c.handshake()
+    block = c.enc.encode([(":method", "POST"), (":scheme", "http"), (":authority", "test"),
+                          (":path", "/"), ("content-length", "5")])
+    f = HeadersFrame(1, block)
+    f.flags.add("END_HEADERS")
+    c.send(f)
+    time.sleep(0.2)
+    d = DataFrame(1, b"hello world")
+    d.flags.add("END_STREAM")
+    c.send(d)
+    c.expect_rst(1, PROTOCOL_ERROR)
     c.get(3)
     c.expect_response(3)
 
@@ -191,6 +213,7 @@ SCENARIOS = [
     malformed_request_is_a_stream_error,
     data_after_end_stream,
     stream_window_overflow,
+    malformed_body_to_a_route_that_takes_no_body,
     never_answers_rst_with_rst,
 ]
 
