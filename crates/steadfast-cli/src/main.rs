@@ -57,6 +57,9 @@ enum Command {
     Probe(probe::Args),
 }
 
+/// Threads for blocking work (file reads, name lookups).
+const BLOCKING_THREADS: usize = 4;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws its own output; servers log their lifecycle at info.
@@ -73,18 +76,20 @@ fn main() -> ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
         )
         .init();
-    let runtime = match cli.threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build(),
-        Some(n) => tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(n.max(1))
-            .enable_all()
-            .build(),
-        None => tokio::runtime::Builder::new_multi_thread()
-            .enable_all()
-            .build(),
+    let mut builder = match cli.threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n.max(1));
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
     };
+    // File reads (`serve --root`) and name lookups are the only blocking work: a few
+    // threads keep up with them, where tokio's default (up to 512) would start one per
+    // concurrent download, each with its stack and malloc arena.
+    builder.max_blocking_threads(BLOCKING_THREADS);
+    let runtime = builder.enable_all().build();
     let runtime = match runtime {
         Ok(rt) => rt,
         Err(e) => {

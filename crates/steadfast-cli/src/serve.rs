@@ -1,5 +1,7 @@
 //! `steadfast serve`.
 
+mod file;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Component, Path, PathBuf};
@@ -36,6 +38,43 @@ pub(crate) struct Args {
     /// Seconds that in-flight requests get to finish on shutdown.
     #[arg(long, default_value_t = 30)]
     grace: u64,
+    /// A client must send its preface and SETTINGS within this time, or gets
+    /// GOAWAY(SETTINGS_TIMEOUT, handshake_timeout). A duration (`10s`, `500ms`,
+    /// `2m`) or `off`.
+    #[arg(long, default_value = "10s", value_parser = parse_timeout)]
+    handshake_timeout: Timeout,
+    /// A request body that gets no DATA for this long (while the client may send) is
+    /// reset with RST_STREAM(CANCEL). A duration or `off`.
+    #[arg(long, default_value = "60s", value_parser = parse_timeout)]
+    stream_recv_timeout: Timeout,
+    /// A connection with no open stream for this long is closed gracefully with
+    /// GOAWAY(NO_ERROR, max_idle). A duration or `off`.
+    #[arg(long, default_value = "5m", value_parser = parse_timeout)]
+    idle_timeout: Timeout,
+}
+
+/// A timeout given on the command line: a duration, or `None` for `off`.
+#[derive(Clone, Copy, Debug)]
+struct Timeout(Option<Duration>);
+
+fn parse_timeout(s: &str) -> Result<Timeout, String> {
+    if s == "off" {
+        return Ok(Timeout(None));
+    }
+    let split = s
+        .find(|c: char| !c.is_ascii_digit())
+        .ok_or_else(|| format!("{s:?}: give a unit (ms, s, m) or `off`"))?;
+    let (digits, unit) = s.split_at(split);
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{s:?}: expected a number then a unit, e.g. 10s"))?;
+    let duration = match unit {
+        "ms" => Duration::from_millis(n),
+        "s" => Duration::from_secs(n),
+        "m" => Duration::from_secs(n.saturating_mul(60)),
+        _ => return Err(format!("{s:?}: unknown unit {unit:?} (ms, s, m)")),
+    };
+    Ok(Timeout(Some(duration)))
 }
 
 const HELLO: &[u8] = b"hello from steadfast\n";
@@ -55,7 +94,10 @@ pub(crate) async fn run(args: Args) -> u8 {
     let config = ServerConfig {
         proto: steadfast_proto::Config {
             max_concurrent_streams: args.max_concurrent_streams,
-            ..Default::default()
+            handshake_timeout: args.handshake_timeout.0,
+            stream_recv_timeout: args.stream_recv_timeout.0,
+            max_connection_idle: args.idle_timeout.0,
+            ..steadfast_proto::Config::server()
         },
         shutdown_grace: Duration::from_secs(args.grace),
         tls,
@@ -154,12 +196,15 @@ async fn serve_file(root: &Path, path: &str) -> Response<BoxBody> {
     {
         return status(StatusCode::NOT_FOUND);
     }
-    match tokio::fs::read(root.join(relative)).await {
-        Ok(data) => Response::builder()
-            .header("content-length", data.len())
-            .body(body::full(data))
-            .unwrap_or_default(),
-        Err(_) => status(StatusCode::NOT_FOUND),
+    // Streamed, never read whole: a client that stops reading costs one chunk.
+    match file::FileBody::open(&root.join(relative)).await {
+        Some(file) => {
+            let mut res = Response::new(());
+            res.headers_mut()
+                .insert(CONTENT_LENGTH, HeaderValue::from(file.len()));
+            res.map(|()| body::boxed(file))
+        }
+        None => status(StatusCode::NOT_FOUND),
     }
 }
 
@@ -220,6 +265,23 @@ impl Body for Echo {
                     return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
                 }
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts_parse_with_a_unit_or_off() {
+        let ok = |s| parse_timeout(s).unwrap().0;
+        assert_eq!(ok("10s"), Some(Duration::from_secs(10)));
+        assert_eq!(ok("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(ok("5m"), Some(Duration::from_secs(300)));
+        assert_eq!(ok("off"), None);
+        for bad in ["10", "s", "1h", "-1s", ""] {
+            assert!(parse_timeout(bad).is_err(), "{bad:?}");
         }
     }
 }

@@ -384,3 +384,87 @@ fn usage_errors_exit_2_and_help_is_current() {
     let help = String::from_utf8_lossy(&help.stdout);
     assert!(help.contains("demo") && !help.contains("soon"), "{help}");
 }
+
+/// The README's one-line certificate recipe, run as written, gives a certificate that
+/// `serve` and `probe --cacert` accept; OpenSSL's default self-signed certificate
+/// (CA:TRUE) is refused, and the refusal is explained in words.
+#[test]
+fn the_readme_certificate_recipe_works_and_a_ca_certificate_is_explained() {
+    require("openssl", "openssl");
+    let readme = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../README.md"))
+        .expect("README.md");
+    let recipe = readme
+        .lines()
+        .find(|l| l.starts_with("openssl req -x509"))
+        .expect("the README has an `openssl req -x509` recipe line");
+    assert!(recipe.contains("CA:FALSE"), "{recipe}");
+    for (ca, args) in [
+        (false, recipe.to_owned()),
+        (
+            true,
+            recipe.replace(" -addext basicConstraints=critical,CA:FALSE", ""),
+        ),
+    ] {
+        let dir = TempDir::new(if ca { "recipe-ca" } else { "recipe" });
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{args} 2>/dev/null"))
+            .current_dir(&dir.0)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{args}: {}", text(&out));
+        let cert = dir.path("cert.pem");
+        let key = dir.path("key.pem");
+        let (_server, addr) = steadfast_serve(&[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ]);
+        let url = format!("https://localhost:{}/", addr.port());
+        let out = probe(&["--cacert", cert.to_str().unwrap(), &url]);
+        if ca {
+            assert_eq!(out.status.code(), Some(3), "{}", text(&out));
+            assert!(
+                field(&out, "error").contains("is a CA certificate"),
+                "{}",
+                text(&out)
+            );
+            assert!(
+                field(&out, "advice").contains("leaf certificate"),
+                "{}",
+                text(&out)
+            );
+        } else {
+            assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+            assert_eq!(field(&out, "status"), "200 OK");
+        }
+    }
+}
+
+#[test]
+fn the_two_proofs_of_no_processing_read_as_refused_and_retry_safe() {
+    let (_server, addr, _requests) = fault_server(&["refuse"]);
+    let out = probe(&["-d", "x", &format!("http://{addr}/")]);
+    assert_diagnosis(
+        &out,
+        4,
+        "REFUSED_STREAM",
+        "HTTP/2 stream",
+        "the peer",
+        "refused by the server before any processing",
+        "yes",
+    );
+    let (_server, addr, _requests) = fault_server(&["drain"]);
+    let out = probe(&["-d", "x", &format!("http://{addr}/")]);
+    assert_diagnosis(
+        &out,
+        4,
+        "stream 1 refused by the peer's GOAWAY(last_stream_id=0, NO_ERROR, debug data \"max_age\")",
+        "HTTP/2 connection",
+        "the peer",
+        "refused by the server before any processing",
+        "yes",
+    );
+    assert!(field(&out, "hint").contains("draining"), "{}", text(&out));
+}

@@ -22,6 +22,10 @@ pub struct DecodedBlock {
     /// The header list was larger than `max_header_list_size`: `fields` is incomplete and the caller should reject
     /// the request or response (HTTP 431 for a server), while the dynamic table remains usable.
     pub over_limit: bool,
+    /// The size of the whole header list as RFC 7541 §4.1 counts it (name + value + 32 per field), including the
+    /// fields that were not kept: how far past the limit an `over_limit` block went. A block whose few bytes decode
+    /// to far more than the limit (repeated references to a large table entry) is an HPACK bomb.
+    pub list_size: usize,
 }
 
 /// An HPACK decoder: one per connection, for the header blocks we receive.
@@ -70,6 +74,7 @@ impl Decoder {
             out: DecodedBlock {
                 fields: Vec::with_capacity(block.len().min(32)),
                 over_limit: false,
+                list_size: 0,
             },
             list_size: 0,
             max_list_size: max_header_list_size,
@@ -112,6 +117,7 @@ impl Decoder {
         if at_start {
             self.check_capacity()?;
         }
+        state.out.list_size = state.list_size;
         Ok(state.out)
     }
 

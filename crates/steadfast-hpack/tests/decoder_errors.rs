@@ -464,3 +464,24 @@ fn errors_display_and_are_std_errors() {
         "HPACK invalid table index 70"
     );
 }
+
+#[test]
+fn list_size_counts_every_field_kept_or_not() {
+    let mut d = Decoder::new(4096);
+    // One 4,000-byte field added to the table, then 20 one-byte references to it: the
+    // HPACK bomb shape. 21 bytes decode to 20 times the field's size.
+    let mut block = vec![0x40, 0x06];
+    block.extend_from_slice(b"x-bomb");
+    block.extend_from_slice(&[0x7f, 0xa1, 0x1e]); // length 4000, 7-bit prefix
+    block.extend(std::iter::repeat_n(b'b', 4000));
+    let first = d.decode(&block, 64 * 1024).unwrap();
+    assert!(!first.over_limit);
+    let entry = 6 + 4000 + 32;
+    assert_eq!(first.list_size, entry);
+
+    let bomb = vec![0xbe; 20]; // index 62: the newest dynamic entry
+    let decoded = d.decode(&bomb, 64 * 1024).unwrap();
+    assert!(decoded.over_limit);
+    assert_eq!(decoded.list_size, 20 * entry, "counted past the limit");
+    assert!(decoded.fields.len() < 20, "not kept past the limit");
+}

@@ -82,6 +82,8 @@ fn timers_config(without_calls: bool) -> Config {
         max_connection_idle: Some(Duration::from_secs(3)),
         max_connection_age: Some(Duration::from_secs(5)),
         max_connection_age_grace: Some(Duration::from_secs(2)),
+        handshake_timeout: Some(Duration::from_secs(2)),
+        stream_recv_timeout: Some(Duration::from_secs(1)),
         ..small_config()
     }
 }

@@ -91,6 +91,13 @@ pub(crate) struct Stream {
     pub(crate) head_request: bool,
     pub(crate) content_length: Option<u64>,
     pub(crate) body_received: u64,
+    /// When the peer last moved this stream's body forward (its head, DATA with
+    /// payload or END_STREAM): the start of `Config::stream_recv_timeout`. `None` when
+    /// that timeout does not apply (not configured, or no body is expected).
+    pub(crate) recv_activity: Option<std::time::Instant>,
+    /// We reopened the peer's window for this stream after it was exhausted: its
+    /// receive clock restarts at the next sweep.
+    pub(crate) recv_window_reopened: bool,
 }
 
 impl Stream {
@@ -116,6 +123,8 @@ impl Stream {
             head_request: false,
             content_length: None,
             body_received: 0,
+            recv_activity: None,
+            recv_window_reopened: false,
         }
     }
 

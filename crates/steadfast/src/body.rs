@@ -1,6 +1,8 @@
 //! Bodies: [`RecvBody`] for what arrives, and the boxed body type used for what is
 //! sent.
 
+mod queue;
+
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
@@ -12,6 +14,7 @@ use http_body_util::BodyExt;
 use steadfast_proto::StreamId;
 use tokio::sync::mpsc;
 
+pub(crate) use self::queue::{channel as recv_channel, Sender as RecvSender};
 use crate::driver::Command;
 use crate::error::{BoxError, Error};
 
@@ -37,10 +40,12 @@ pub fn full(data: impl Into<Bytes>) -> BoxBody {
     boxed(http_body_util::Full::new(data.into()))
 }
 
+/// What the driver hands a receiving body. Small (trailers are boxed, errors are one
+/// `Arc`), since one sits in each queued slot.
 #[derive(Debug)]
 pub(crate) enum RecvItem {
     Data(Bytes),
-    Trailers(HeaderMap),
+    Trailers(Box<HeaderMap>),
     Error(Error),
 }
 
@@ -53,7 +58,7 @@ pub(crate) enum RecvItem {
 #[derive(Debug)]
 pub struct RecvBody {
     id: StreamId,
-    rx: Option<mpsc::UnboundedReceiver<RecvItem>>,
+    rx: Option<queue::Receiver>,
     commands: Option<mpsc::UnboundedSender<Command>>,
     content_length: Option<u64>,
     received: u64,
@@ -62,7 +67,7 @@ pub struct RecvBody {
 impl RecvBody {
     pub(crate) fn new(
         id: StreamId,
-        rx: Option<mpsc::UnboundedReceiver<RecvItem>>,
+        rx: Option<queue::Receiver>,
         commands: mpsc::UnboundedSender<Command>,
         content_length: Option<u64>,
     ) -> Self {
@@ -114,7 +119,7 @@ impl Body for RecvBody {
             }
             Some(RecvItem::Trailers(trailers)) => {
                 self.finish();
-                Poll::Ready(Some(Ok(Frame::trailers(trailers))))
+                Poll::Ready(Some(Ok(Frame::trailers(*trailers))))
             }
             Some(RecvItem::Error(e)) => {
                 self.finish();

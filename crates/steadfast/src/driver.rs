@@ -24,7 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
-use crate::body::{BoxBody, RecvBody, RecvItem};
+use crate::body::{recv_channel, BoxBody, RecvBody, RecvItem, RecvSender};
 use crate::error::{BoxError, Error, Kind};
 
 /// Read this much from the socket per call. The buffer is freed while the connection
@@ -34,6 +34,8 @@ const READ_CHUNK: usize = 32 << 10;
 const WRITE_HIGH_WATER: usize = 1 << 20;
 /// Poll a body for more data only while less than this is queued for its stream.
 const SEND_BUFFER: usize = 64 << 10;
+/// An emptied write buffer larger than this is freed rather than kept.
+const KEEP_WRITE_BUF: usize = 64 << 10;
 /// Turns of the driver loop before yielding to other tasks.
 const TURNS_PER_POLL: usize = 32;
 
@@ -157,7 +159,7 @@ impl Shared {
 #[derive(Default)]
 struct Slot {
     /// Where received body data goes.
-    recv_tx: Option<mpsc::UnboundedSender<RecvItem>>,
+    recv_tx: Option<RecvSender>,
     /// (Client) Where the response goes.
     response_tx: Option<oneshot::Sender<ResponseResult>>,
     /// The body being sent.
@@ -465,7 +467,7 @@ where
                 let rx = if end_stream {
                     None
                 } else {
-                    let (tx, rx) = mpsc::unbounded_channel();
+                    let (tx, rx) = recv_channel();
                     slot.recv_tx = Some(tx);
                     Some(rx)
                 };
@@ -518,7 +520,7 @@ where
             Event::Trailers { id, trailers } => {
                 if let Some(slot) = self.slots.get_mut(&id) {
                     if let Some(tx) = slot.recv_tx.take() {
-                        let _ = tx.send(RecvItem::Trailers(trailers));
+                        let _ = tx.send(RecvItem::Trailers(Box::new(trailers)));
                     }
                 }
                 self.maybe_finish_slot(id);
@@ -533,6 +535,7 @@ where
                 tracing::debug!(stream = %id, %error, "stream failed");
                 if let Some(mut slot) = self.slots.remove(&id) {
                     self.tokens.remove(&slot.token);
+                    shrink_if_sparse(&mut self.slots);
                     if let Some(tx) = slot.response_tx.take() {
                         let _ = tx.send(Err(error.clone()));
                     }
@@ -611,6 +614,12 @@ where
     }
 
     fn dispatch_request(&mut self, id: StreamId, request: Request<()>, end_stream: bool) {
+        if self.conn.stream_state(id).is_none() {
+            // Reset (by the peer, or for its frames) before the service could see it,
+            // as in a rapid-reset flood: its StreamError follows. Spawning a handler
+            // only to abort it would cost a task per reset.
+            return;
+        }
         if let Some(shed) = &self.shed {
             let over_connection = shed
                 .per_connection
@@ -635,7 +644,7 @@ where
         let (recv_tx, rx) = if end_stream {
             (None, None)
         } else {
-            let (tx, rx) = mpsc::unbounded_channel();
+            let (tx, rx) = recv_channel();
             (Some(tx), Some(rx))
         };
         let body = RecvBody::new(id, rx, self.commands_tx.clone(), content_length);
@@ -677,6 +686,8 @@ where
     fn remove_slot(&mut self, id: StreamId) {
         if let Some(slot) = self.slots.remove(&id) {
             self.tokens.remove(&slot.token);
+            shrink_if_sparse(&mut self.slots);
+            shrink_if_sparse(&mut self.tokens);
             if let Some(handler) = slot.handler {
                 handler.abort();
             }
@@ -718,7 +729,8 @@ where
         ids.extend_from_slice(&self.sending);
         for &id in &ids {
             loop {
-                if self.conn.buffered_send(id) >= SEND_BUFFER {
+                let buffered = self.conn.buffered_send(id);
+                if buffered >= SEND_BUFFER {
                     break;
                 }
                 let Some(slot) = self.slots.get_mut(&id) else {
@@ -727,6 +739,16 @@ where
                 let Some(body) = slot.send_body.as_mut() else {
                     break;
                 };
+                // Pull data only while flow control lets it leave: a peer that stops
+                // reading stops the body too, so a stalled stream holds nothing beyond
+                // what its window allows. A body that may be at its end is still
+                // polled once its queue is empty, so END_STREAM or trailers are not
+                // held back by a closed window.
+                if self.conn.send_capacity(id) == 0
+                    && (buffered > 0 || body.size_hint().lower() > 0)
+                {
+                    break;
+                }
                 let frame = match Pin::new(body).poll_frame(cx) {
                     Poll::Pending => break,
                     Poll::Ready(frame) => frame,
@@ -845,6 +867,11 @@ where
                 }
                 Poll::Ready(Ok(n)) => {
                     self.write_buf.advance(n);
+                    if self.write_buf.is_empty() && self.write_buf.capacity() > KEEP_WRITE_BUF {
+                        // A burst (many responses at once) grew it: give it back
+                        // rather than hold it for the connection's lifetime.
+                        self.write_buf = BytesMut::new();
+                    }
                     progress = true;
                 }
                 Poll::Ready(Err(e)) => {
@@ -961,7 +988,12 @@ where
                 this.handle_event(event);
                 progress = true;
             }
-            this.conn.poll_transmit(now(), &mut this.write_buf);
+            // While the socket does not take what is already waiting, leave the rest
+            // in the engine: its queues are bounded per stream (SEND_BUFFER) and for
+            // control frames (`max_pending_control_bytes`), this buffer is not.
+            if this.write_buf.len() < WRITE_HIGH_WATER {
+                this.conn.poll_transmit(now(), &mut this.write_buf);
+            }
             progress |= this.poll_write(cx);
             progress |= this.poll_timer(cx);
             if this.conn.is_done() && (this.write_buf.is_empty() || this.io_failed) {
@@ -992,4 +1024,17 @@ fn content_length(headers: &http::HeaderMap) -> Option<u64> {
         .get(http::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
+}
+
+/// Gives back a map's memory after a burst: once it holds under a quarter of its
+/// capacity, it keeps room for twice what it holds. Amortized: it takes removing three
+/// quarters of the entries between two shrinks.
+fn shrink_if_sparse<K, V, S>(map: &mut HashMap<K, V, S>)
+where
+    K: Eq + std::hash::Hash,
+    S: std::hash::BuildHasher,
+{
+    if map.capacity() > 64 && map.len() < map.capacity() / 4 {
+        map.shrink_to(map.len() * 2);
+    }
 }

@@ -320,8 +320,8 @@ impl Error {
                 "check that client and server agree on TLS (https://) or plaintext h2c (http://)"
             }
             (Kind::Tls { message, .. }, _) if message.contains(CA_AS_LEAF) => {
-                "give the server a leaf certificate (CA:FALSE) signed by the CA you trust: \
-                 see the README's certificate recipe"
+                "give the server a leaf certificate (basicConstraints CA:FALSE), self-signed \
+                 or signed by a CA the client trusts: see the README's certificate recipe"
             }
             (Kind::Tls { .. }, _) => {
                 "check the server's certificate and the roots the client trusts"

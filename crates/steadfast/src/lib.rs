@@ -26,3 +26,9 @@ pub use server::{
     bind_reuseport, service_fn, Server, ServerConfig, ServerStats, ShutdownHandle, StatsHandle,
 };
 pub use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};
+
+/// The README's Rust examples, compiled (and, where they need no server, run) as doc
+/// tests, so they stay true.
+#[cfg(doctest)]
+#[doc = include_str!("../../../README.md")]
+pub struct ReadmeDoctests;

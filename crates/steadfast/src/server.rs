@@ -25,10 +25,26 @@ use crate::error::BoxError;
 use crate::tls;
 
 /// Settings for a server.
+///
+/// The defaults bound what a slow or hostile client can hold (see
+/// [`steadfast_proto::Config::server`]):
+///
+/// | limit | default | when it trips |
+/// |---|---|---|
+/// | `proto.handshake_timeout` | 10 s | GOAWAY(SETTINGS_TIMEOUT, `handshake_timeout`) |
+/// | `proto.settings_timeout` | 10 s | GOAWAY(SETTINGS_TIMEOUT) |
+/// | `proto.max_connection_idle` | 5 min | GOAWAY(NO_ERROR, `max_idle`), graceful |
+/// | `proto.stream_recv_timeout` | 60 s | RST_STREAM(CANCEL) on that stream |
+/// | `proto.max_concurrent_streams` | 256 | RST_STREAM(REFUSED_STREAM) |
+/// | `proto.max_header_list_size` | 64 KiB | 431 response; after `max_oversized_header_blocks` (4), or at once for an HPACK bomb, GOAWAY(ENHANCE_YOUR_CALM) |
+/// | `proto.flood` | 1000 resets / PINGs / empty frames, 100 SETTINGS per 10 s | GOAWAY(ENHANCE_YOUR_CALM) |
+/// | `tls_handshake_timeout` | 10 s | the TCP connection is closed |
 #[derive(Clone, Debug)]
 pub struct ServerConfig {
     /// HTTP/2 settings and limits for each connection (including
-    /// `max_concurrent_streams`, enforced with REFUSED_STREAM).
+    /// `max_concurrent_streams`, enforced with REFUSED_STREAM). Defaults to
+    /// [`steadfast_proto::Config::server`]: start from it, not from
+    /// `Config::default()`, to keep the server's timeouts.
     pub proto: steadfast_proto::Config,
     /// How long in-flight streams may take to finish once a graceful shutdown starts;
     /// then the connection is closed.
@@ -50,7 +66,7 @@ pub struct ServerConfig {
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
-            proto: steadfast_proto::Config::default(),
+            proto: steadfast_proto::Config::server(),
             shutdown_grace: Duration::from_secs(30),
             max_connections: 10_000,
             tls: None,

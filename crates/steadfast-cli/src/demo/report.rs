@@ -21,32 +21,12 @@ pub(crate) async fn progress(client: Client, start: Instant, end: Instant, quiet
         .max(0.001);
     loop {
         let now = Instant::now();
-        let s = client.stats();
-        let done = (now.saturating_duration_since(start).as_secs_f64() / total).min(1.0);
-        let width = 30;
-        let filled = (done * width as f64) as usize;
-        let failed = s.failed_not_sent
-            + s.failed_refused
-            + s.failed_maybe_processed
-            + s.failed_processed
-            + s.failed_other;
-        let retries = s.retries_not_sent
-            + s.retries_refused_goaway
-            + s.retries_refused_stream
-            + s.retries_maybe_processed;
+        let elapsed = now.saturating_duration_since(start).as_secs_f64();
+        // Back to the start of the line, redraw, clear what an older, longer line left.
         let _ = write!(
             err,
-            "\r[{}{}] {:4.1}s  requests {:>7}  ok {:>7}  failed {:>4}  retries {:>5} (not sent {}, GOAWAY {}, REFUSED_STREAM {})  ",
-            "#".repeat(filled),
-            ".".repeat(width - filled),
-            now.saturating_duration_since(start).as_secs_f64(),
-            s.requests,
-            s.succeeded,
-            failed,
-            retries,
-            s.retries_not_sent,
-            s.retries_refused_goaway,
-            s.retries_refused_stream,
+            "\r{}\x1b[K",
+            progress_line(elapsed, total, &client.stats())
         );
         let _ = err.flush();
         if now >= end {
@@ -55,6 +35,36 @@ pub(crate) async fn progress(client: Client, start: Instant, end: Instant, quiet
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
+}
+
+/// The live line: at most 79 columns whatever the counts, so it redraws in place on
+/// an 80-column terminal instead of wrapping (a wrapped line scrolls on every redraw).
+/// The breakdown by cause is in the final table.
+pub(crate) fn progress_line(elapsed: f64, total: f64, s: &ClientStats) -> String {
+    const WIDTH: usize = 20;
+    let done = (elapsed / total).clamp(0.0, 1.0);
+    let filled = (done * WIDTH as f64) as usize;
+    let failed = s.failed_not_sent
+        + s.failed_refused
+        + s.failed_maybe_processed
+        + s.failed_processed
+        + s.failed_other;
+    let retries = s.retries_not_sent
+        + s.retries_refused_goaway
+        + s.retries_refused_stream
+        + s.retries_maybe_processed;
+    let line = format!(
+        "[{}{}] {elapsed:5.1}s  req {:>7}  ok {:>7}  fail {:>4}  retry {:>5}",
+        "#".repeat(filled),
+        ".".repeat(WIDTH - filled),
+        s.requests,
+        s.succeeded,
+        failed,
+        retries,
+    );
+    // Counts beyond the columns reserved for them (runs far longer than the default)
+    // must not push the line past the edge.
+    line.chars().take(79).collect()
 }
 
 /// Failed requests, by fate.
@@ -264,5 +274,28 @@ impl Summary {
         } else {
             println!("Retry off: {} requests that the servers never processed failed anyway (never sent: {}, refused: {}). Run without --no-retry to see them succeed.", f.not_sent + f.refused, f.not_sent, f.refused);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_live_line_fits_80_columns_whatever_the_counts() {
+        let big = ClientStats {
+            requests: 12_345_678_901,
+            succeeded: 12_345_678_000,
+            failed_maybe_processed: 901_234,
+            retries_refused_stream: 98_765_432,
+            ..ClientStats::default()
+        };
+        for (elapsed, stats) in [(0.0, ClientStats::default()), (7.3, big), (999.9, big)] {
+            let line = progress_line(elapsed, 15.0, &stats);
+            assert!(line.chars().count() <= 79, "{} columns: {line}", line.len());
+            assert!(line.starts_with('['), "{line}");
+        }
+        let line = progress_line(7.5, 15.0, &ClientStats::default());
+        assert!(line.starts_with("[##########..........]   7.5s"), "{line}");
     }
 }

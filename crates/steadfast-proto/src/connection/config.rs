@@ -48,6 +48,15 @@ pub struct Config {
     pub max_header_block_size: usize,
     /// The most CONTINUATION frames accepted for one field block.
     pub max_continuation_frames: usize,
+    /// How many field blocks whose decoded header list exceeds
+    /// `max_header_list_size` are answered one by one (a server replies 431 and
+    /// resets the stream) before the connection is closed with
+    /// GOAWAY(ENHANCE_YOUR_CALM, `too many field blocks over SETTINGS_MAX_HEADER_LIST_SIZE`).
+    /// A block that decodes to more than four times `max_header_list_size` is an
+    /// HPACK bomb (a few bytes referencing a large table entry again and again) and
+    /// closes the connection at once, with
+    /// GOAWAY(ENHANCE_YOUR_CALM, `HPACK bomb: ...`). Default 4.
+    pub max_oversized_header_blocks: u32,
     /// How many recently reset streams are remembered, so that frames the peer sent
     /// before it saw our RST_STREAM are ignored rather than treated as errors.
     pub max_reset_streams_remembered: usize,
@@ -69,9 +78,28 @@ pub struct Config {
     /// (the default): PINGs are only subject to [`FloodLimits::max_pings`].
     pub ping_policy: Option<PingPolicy>,
     /// (gRFC A9) After this long without any open stream, in either direction, start a
-    /// graceful shutdown with debug data `max_idle`. The clock restarts whenever a
-    /// stream opens. `None` (the default): no limit.
+    /// graceful shutdown with debug data `max_idle`: GOAWAY(NO_ERROR, last-stream-id
+    /// 2^31-1) and a PING, then the final GOAWAY(NO_ERROR). The clock starts when the
+    /// connection is created and restarts whenever the last stream closes. `None` (the
+    /// default): no limit; [`Config::server`]: 5 minutes.
     pub max_connection_idle: Option<Duration>,
+    /// The peer's half of the handshake — for a server, the client's connection
+    /// preface and its first SETTINGS; for a client, the server's SETTINGS — must
+    /// arrive within this time of the connection's creation, or the connection closes
+    /// with GOAWAY(SETTINGS_TIMEOUT, `handshake_timeout`). (Our own SETTINGS must also
+    /// be acknowledged within `settings_timeout`.) `None` (the default): only
+    /// `settings_timeout` applies; [`Config::server`]: 10 seconds.
+    pub handshake_timeout: Option<Duration>,
+    /// How long a stream may wait for the peer's next DATA (with payload or
+    /// END_STREAM) or trailers once the message head arrived — a request body on a
+    /// server, a response body on a client — before it is reset with
+    /// RST_STREAM(CANCEL): the endpoint no longer wants a body that stopped arriving.
+    /// The clock pauses while flow control keeps the peer from sending (the
+    /// application has not consumed what arrived), and restarts when the window
+    /// reopens. Streams that are quiet by design (long-lived gRPC streams) need a
+    /// larger value or `None`. `None` (the default): no limit; [`Config::server`]:
+    /// 60 seconds (as nghttpd, which sends INTERNAL_ERROR).
+    pub stream_recv_timeout: Option<Duration>,
     /// (gRFC A9) This long after the connection was created, start a graceful shutdown
     /// with debug data `max_age`. A9 asks for ±10% jitter: the runtime applies it to the
     /// value it passes here. `None` (the default): no limit.
@@ -98,6 +126,7 @@ impl Default for Config {
             shutdown_ping_timeout: Duration::from_secs(5),
             max_header_block_size: 80 << 10,
             max_continuation_frames: 64,
+            max_oversized_header_blocks: 4,
             max_reset_streams_remembered: 1024,
             max_pending_control_bytes: 64 << 10,
             flood: FloodLimits::default(),
@@ -105,6 +134,8 @@ impl Default for Config {
             keepalive: None,
             ping_policy: None,
             max_connection_idle: None,
+            handshake_timeout: None,
+            stream_recv_timeout: None,
             max_connection_age: None,
             max_connection_age_grace: None,
         }
@@ -112,6 +143,21 @@ impl Default for Config {
 }
 
 impl Config {
+    /// The defaults with the time bounds a public server needs against slow or
+    /// hostile clients: [`handshake_timeout`](Self::handshake_timeout) 10 s,
+    /// [`stream_recv_timeout`](Self::stream_recv_timeout) 60 s and
+    /// [`max_connection_idle`](Self::max_connection_idle) 5 minutes. With
+    /// `max_concurrent_streams`, the flood budgets and the header limits of
+    /// [`Config::default`], every resource a client can hold has a bound and a clock.
+    pub fn server() -> Self {
+        Self {
+            handshake_timeout: Some(Duration::from_secs(10)),
+            stream_recv_timeout: Some(Duration::from_secs(60)),
+            max_connection_idle: Some(Duration::from_secs(5 * 60)),
+            ..Self::default()
+        }
+    }
+
     pub(crate) fn local_settings(&self, role: Role) -> Settings {
         Settings {
             header_table_size: Some(self.header_table_size),

@@ -254,6 +254,8 @@ pub struct Connection {
     shutdown: Option<Shutdown>,
     pings_in_flight: Vec<[u8; 8]>,
     flood: FloodCounters,
+    /// Field blocks received whose header list exceeded `max_header_list_size`.
+    oversized_blocks: u32,
     events: VecDeque<Event>,
     stream_available_signalled: bool,
     /// Keepalive, PING policy, idle and age (see `timers.rs`).
@@ -323,6 +325,7 @@ impl Connection {
             goaway_received: None,
             shutdown: None,
             pings_in_flight: Vec::new(),
+            oversized_blocks: 0,
             flood: FloodCounters {
                 window_start: now,
                 resets: 0,
@@ -453,6 +456,7 @@ impl Connection {
     /// called: the SETTINGS acknowledgement timeout, the graceful shutdown's PING
     /// timeout, and the timers of [`Config::keepalive`] (next PING, or the deadline of
     /// the one outstanding), [`Config::max_connection_idle`],
+    /// [`Config::handshake_timeout`], [`Config::stream_recv_timeout`],
     /// [`Config::max_connection_age`] and [`Config::max_connection_age_grace`]. It may
     /// lie in the past (e.g. a keepalive PING is overdue when the first stream opens
     /// after a long silence); `None` when nothing is armed.
@@ -788,7 +792,7 @@ impl Connection {
     /// Time has reached (or passed) [`poll_timeout`](Self::poll_timeout): acts on every
     /// timer that is due at `now` and disarms it. Calling it early does nothing.
     pub fn handle_timeout(&mut self, now: Instant) {
-        if self.is_closed() {
+        if self.is_closed() || self.handshake_timed_out(now) {
             return;
         }
         if let Some((_, sent)) = self.pending_settings.front() {
@@ -928,6 +932,11 @@ impl Connection {
         let stream = self.streams.remove(&id)?;
         self.forget_blocked(&stream);
         self.tunnels.remove(&id);
+        // After a burst of streams, give the map's memory back (amortized: three
+        // quarters of its entries go between two shrinks).
+        if self.streams.capacity() > 64 && self.streams.len() < self.streams.capacity() / 4 {
+            self.streams.shrink_to(self.streams.len() * 2);
+        }
         if stream.pending_open.is_none() {
             if stream.local {
                 self.active_local -= 1;
@@ -987,6 +996,9 @@ impl Connection {
         if self.recv_release_pending >= threshold(self.recv_window_target) {
             let inc = self.recv_release_pending;
             self.recv_release_pending = 0;
+            if self.recv_window <= 0 {
+                self.timers.recv_connection_reopened = true;
+            }
             self.recv_window += i64::from(inc);
             self.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(
                 StreamId::ZERO,
@@ -999,6 +1011,9 @@ impl Connection {
                 if s.recv_release_pending >= threshold(target) && !s.recv_closed {
                     let inc = s.recv_release_pending;
                     s.recv_release_pending = 0;
+                    if s.recv_window <= 0 {
+                        s.recv_window_reopened = true;
+                    }
                     s.recv_window += i64::from(inc);
                     WindowUpdate::new(id, inc).encode(&mut self.out);
                 }

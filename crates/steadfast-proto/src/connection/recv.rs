@@ -15,6 +15,12 @@ use crate::frame::{
 use crate::message;
 use crate::stream::Stream;
 
+/// A field block whose header list decodes to more than this many times
+/// `max_header_list_size` closes the connection at once. A legitimate block is limited
+/// by `max_header_block_size` on the wire and Huffman coding expands at most 8/5, so
+/// with the defaults only repeated references to large table entries get this far.
+const HPACK_BOMB_FACTOR: usize = 4;
+
 /// Where a frame's stream id stands relative to this connection.
 enum Lookup {
     /// The stream is known (open or half-closed, or waiting to be opened locally).
@@ -72,9 +78,10 @@ impl Connection {
             }
         }
         // Hold no buffer memory while nothing is pending and no stream is open, and
-        // never keep a large one around.
+        // never keep a large one around (a burst of frames grows it, and the frames
+        // handed out share its memory until they are dropped).
         if self.recv_buf.is_empty()
-            && (self.streams.is_empty() || self.recv_buf.capacity() > 256 << 10)
+            && (self.streams.is_empty() || self.recv_buf.capacity() > 32 << 10)
         {
             self.recv_buf = BytesMut::new();
         }
@@ -287,6 +294,11 @@ impl Connection {
         }
         stream.recv_window -= i64::from(len);
         stream.body_received += f.data.len() as u64;
+        if stream.recv_activity.is_some() && (!f.data.is_empty() || f.end_stream) {
+            // The body moved forward (empty DATA frames do not count: they would keep
+            // a stream alive for free).
+            stream.recv_activity = Some(now);
+        }
         let malformed = match stream.content_length {
             Some(cl) if stream.body_received > cl => Some("more DATA than content-length"),
             Some(cl) if f.end_stream && stream.body_received != cl => {
@@ -401,6 +413,9 @@ impl Connection {
                 return;
             }
         };
+        if decoded.over_limit && self.too_many_oversized_blocks(&decoded, block.len()) {
+            return;
+        }
         if decoded.fields.len() > message::MAX_FIELDS {
             // More fields than a message can hold: rejected as too large (431 for a
             // request, a stream error otherwise), like a list above our limit.
@@ -536,6 +551,9 @@ impl Connection {
         }
         self.streams.insert(id, stream);
         self.timers_on_stream_opened();
+        if !end_stream {
+            self.timers_on_body_expected(id, now);
+        }
         self.active_remote += 1;
         self.last_processed_remote_id = id;
         self.events.push_back(Event::Request {
@@ -664,6 +682,8 @@ impl Connection {
             });
             if end_stream {
                 self.maybe_close_stream(id);
+            } else {
+                self.timers_on_body_expected(id, now);
             }
             return;
         }
@@ -702,6 +722,32 @@ impl Connection {
         stream.recv_closed = true;
         self.events.push_back(Event::Trailers { id, trailers });
         self.maybe_close_stream(id);
+    }
+
+    /// A field block over `max_header_list_size` arrived: true when that closed the
+    /// connection (an HPACK bomb, or one oversized block too many).
+    fn too_many_oversized_blocks(
+        &mut self,
+        decoded: &steadfast_hpack::DecodedBlock,
+        encoded_len: usize,
+    ) -> bool {
+        self.oversized_blocks = self.oversized_blocks.saturating_add(1);
+        let limit = self.config.max_header_list_size as usize;
+        let reason = if decoded.list_size > limit.saturating_mul(HPACK_BOMB_FACTOR) {
+            "HPACK bomb: a field block decodes to over 4x SETTINGS_MAX_HEADER_LIST_SIZE"
+        } else if self.oversized_blocks > self.config.max_oversized_header_blocks {
+            "too many field blocks over SETTINGS_MAX_HEADER_LIST_SIZE"
+        } else {
+            return false;
+        };
+        tracing::debug!(
+            list_size = decoded.list_size,
+            encoded_len,
+            blocks = self.oversized_blocks,
+            "oversized field blocks"
+        );
+        self.connection_error(ErrorCode::ENHANCE_YOUR_CALM, reason);
+        true
     }
 
     // ---- RST_STREAM ----

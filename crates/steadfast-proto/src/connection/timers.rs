@@ -1,5 +1,13 @@
 //! Time-based connection management: keepalive PINGs (gRFC A8), enforcement of the
-//! peer's PING rate (A8, as grpc-go does it), and the idle and age limits of gRFC A9.
+//! peer's PING rate (A8, as grpc-go does it), the idle and age limits of gRFC A9, and
+//! the bounds a server keeps on slow peers: the handshake timeout and the per-stream
+//! receive timeout.
+//!
+//! The receive timeout is checked by a sweep rather than a deadline per stream: the
+//! frames that restart a stream's clock only store the time (O(1) per frame), and
+//! the sweep, armed at the earliest deadline it found, scans the streams when it
+//! fires. A stream's clock only moves forward, so a sweep is never late, at worst
+//! early (and then it re-arms).
 //!
 //! Every timer is a deadline computed from the times kept here; `poll_timeout` reports
 //! the earliest one that is armed and `handle_timeout` acts on each that is due. A timer
@@ -12,7 +20,7 @@ use bytes::Bytes;
 
 use super::Connection;
 use crate::error::{Error, ErrorCode};
-use crate::frame::{Frame, Ping};
+use crate::frame::{Frame, Ping, StreamId};
 
 /// The opaque data of keepalive PINGs; their ACKs are not reported to the application.
 pub(super) const KEEPALIVE_PING: [u8; 8] = *b"sf-alive";
@@ -42,6 +50,12 @@ pub(super) struct Timers {
     last_ping_received: Option<Instant>,
     /// PINGs received too soon after the previous one.
     ping_strikes: u32,
+    /// When the next `stream_recv_timeout` sweep is due; `None` while no stream waits
+    /// for a body under that timeout.
+    recv_sweep_at: Option<Instant>,
+    /// We reopened the connection window after the peer had exhausted it: every
+    /// stream's receive clock restarts at the next sweep.
+    pub(super) recv_connection_reopened: bool,
 }
 
 impl Timers {
@@ -54,6 +68,8 @@ impl Timers {
             age_reached: None,
             last_ping_received: None,
             ping_strikes: 0,
+            recv_sweep_at: None,
+            recv_connection_reopened: false,
         }
     }
 }
@@ -80,6 +96,21 @@ impl Connection {
             self.timers.idle_since = None;
         } else if self.timers.idle_since.is_none() {
             self.timers.idle_since = Some(now);
+        }
+    }
+
+    /// The head of a message with a body arrived on `id` (a request on a server, a
+    /// response on a client): under `stream_recv_timeout`, its body must keep coming.
+    pub(super) fn timers_on_body_expected(&mut self, id: StreamId, now: Instant) {
+        let Some(timeout) = self.config.stream_recv_timeout else {
+            return;
+        };
+        let Some(stream) = self.streams.get_mut(&id) else {
+            return;
+        };
+        stream.recv_activity = Some(now);
+        if self.timers.recv_sweep_at.is_none() {
+            self.timers.recv_sweep_at = now.checked_add(timeout);
         }
     }
 
@@ -141,6 +172,14 @@ impl Connection {
         self.timers.idle_since?.checked_add(max_idle)
     }
 
+    fn handshake_deadline(&self) -> Option<Instant> {
+        let timeout = self.config.handshake_timeout?;
+        if self.handshake_done {
+            return None;
+        }
+        self.timers.created.checked_add(timeout)
+    }
+
     fn age_deadline(&self) -> Option<Instant> {
         let max_age = self.config.max_connection_age?;
         if self.timers.age_reached.is_some() {
@@ -160,12 +199,26 @@ impl Connection {
             self.keepalive_ping_due(),
             self.keepalive_deadline(),
             self.idle_deadline(),
+            self.handshake_deadline(),
+            self.timers.recv_sweep_at,
             self.age_deadline(),
             self.grace_deadline(),
         ]
         .into_iter()
         .flatten()
         .min()
+    }
+
+    /// The peer's preface or SETTINGS did not arrive within `handshake_timeout`: closes
+    /// the connection with GOAWAY(SETTINGS_TIMEOUT, `handshake_timeout`) and returns
+    /// true. Checked before the SETTINGS acknowledgement timeout, which a peer that
+    /// sent nothing also misses, so the GOAWAY names the earlier failure.
+    pub(super) fn handshake_timed_out(&mut self, now: Instant) -> bool {
+        if self.handshake_deadline().is_some_and(|d| now >= d) {
+            self.connection_error(ErrorCode::SETTINGS_TIMEOUT, "handshake_timeout");
+            return true;
+        }
+        false
     }
 
     /// Acts on every timer kept here that is due at `now`.
@@ -178,6 +231,12 @@ impl Connection {
         if self.grace_deadline().is_some_and(|d| now >= d) {
             self.connection_error(ErrorCode::NO_ERROR, "max_age_grace");
             return;
+        }
+        if self.timers.recv_sweep_at.is_some_and(|d| now >= d) {
+            self.sweep_recv_timeouts(now);
+            if self.is_closed() {
+                return;
+            }
         }
         if self.age_deadline().is_some_and(|d| now >= d) {
             // The grace period runs even if a shutdown was already under way: age is a
@@ -197,6 +256,61 @@ impl Connection {
                 payload: KEEPALIVE_PING,
                 ack: false,
             }));
+        }
+    }
+
+    /// Resets every stream whose body has not moved for `stream_recv_timeout` while
+    /// the peer was free to send, and arms the next sweep at the earliest deadline left.
+    fn sweep_recv_timeouts(&mut self, now: Instant) {
+        self.timers.recv_sweep_at = None;
+        let Some(timeout) = self.config.stream_recv_timeout else {
+            return;
+        };
+        // A zero timeout would leave the sweep due forever.
+        let timeout = timeout.max(Duration::from_millis(1));
+        let connection_blocked = self.recv_window <= 0;
+        let reopened = std::mem::take(&mut self.timers.recv_connection_reopened);
+        let mut expired = Vec::new();
+        let mut next: Option<Instant> = None;
+        for stream in self.streams.values_mut() {
+            let Some(last) = stream.recv_activity else {
+                continue;
+            };
+            if stream.recv_closed {
+                stream.recv_activity = None;
+                continue;
+            }
+            let paused = connection_blocked || stream.recv_window <= 0;
+            let last = if paused || reopened || std::mem::take(&mut stream.recv_window_reopened) {
+                // Flow control stops (or stopped until just now) the peer: it is not
+                // late, so its clock starts again. Restarting here rather than when
+                // the window reopened only ever gives it more time.
+                stream.recv_activity = Some(now);
+                now
+            } else {
+                last
+            };
+            match last.checked_add(timeout) {
+                Some(deadline) if deadline <= now => expired.push(stream.id),
+                Some(deadline) => next = Some(next.map_or(deadline, |n| n.min(deadline))),
+                None => stream.recv_activity = None,
+            }
+        }
+        self.timers.recv_sweep_at = next;
+        expired.sort_unstable();
+        for id in expired {
+            tracing::debug!(stream = %id, ?timeout, "stream body stopped arriving");
+            // CANCEL: this endpoint no longer wants the stream. The peer broke no rule
+            // (not PROTOCOL_ERROR), and nothing failed here (not INTERNAL_ERROR, which
+            // nghttpd sends); a server may have begun processing, so not REFUSED_STREAM.
+            self.stream_error(
+                id,
+                ErrorCode::CANCEL,
+                "no DATA from the peer within stream_recv_timeout",
+            );
+            if self.is_closed() {
+                return;
+            }
         }
     }
 

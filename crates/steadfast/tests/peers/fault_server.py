@@ -7,6 +7,9 @@ Modes, each acting once a request is complete (HEADERS, body, END_STREAM):
   goaway CODE DEBUG sends GOAWAY(CODE, last_stream_id = the request's stream, DEBUG)
                     without answering, then closes gracefully: the stream was at or
                     below last-stream-id, so the server may have processed it
+  refuse            answers RST_STREAM(REFUSED_STREAM): never processed
+  drain             sends GOAWAY(NO_ERROR, last_stream_id=0, "max_age"): the request's
+                    stream is above it, so it was never processed; then closes
   reset             resets the TCP connection (SO_LINGER 0), like a killed process
   html STATUS       answers STATUS with an HTML error page, `server: edge-proxy/1.0`
                     and `content-type: text/html`, as a proxy or load balancer does
@@ -16,7 +19,7 @@ import sys
 
 from hyperframe.frame import GoAwayFrame
 
-from h2peer import Peer, main
+from h2peer import ErrorCodes, Peer, main
 
 MODE = sys.argv[2] if len(sys.argv) > 2 else "silent"
 ARGS = sys.argv[3:]
@@ -33,6 +36,13 @@ class FaultPeer(Peer):
             frame = GoAwayFrame(
                 stream_id=0, last_stream_id=req.stream_id, error_code=code, additional_data=debug
             )
+            self.sock.sendall(frame.serialize())
+            self.close_gracefully()
+        elif MODE == "refuse":
+            self.reset(req.stream_id, ErrorCodes.REFUSED_STREAM)
+        elif MODE == "drain":
+            self.flush()
+            frame = GoAwayFrame(stream_id=0, last_stream_id=0, error_code=0, additional_data=b"max_age")
             self.sock.sendall(frame.serialize())
             self.close_gracefully()
         elif MODE == "reset":
