@@ -46,8 +46,8 @@ enum Command {
     /// Run an HTTP/2 server for testing and benchmarking.
     ///
     /// `GET /` answers a small fixed body; `POST /echo` streams the request body back
-    /// with a trailer `x-echo-length`; with `--root`, other paths serve files from a
-    /// directory. SIGINT or SIGTERM shuts down gracefully (two-phase GOAWAY).
+    /// with a trailer `x-echo-length`; `POST /discard` reads the body and answers its
+    /// length; with `--root`, other paths serve files from a directory. SIGINT or SIGTERM shuts down gracefully (two-phase GOAWAY).
     Serve(serve::Args),
     /// Send one request and say exactly what happened.
     ///

@@ -186,6 +186,7 @@ async fn handle(
             };
             Response::new(body::boxed(echo))
         }
+        (&Method::POST, "/discard") => discard(req.into_body()).await,
         (&Method::GET | &Method::HEAD, "/") => {
             let mut res = Response::new(body::full(Bytes::from_static(HELLO)));
             let headers = res.headers_mut();
@@ -241,6 +242,25 @@ async fn serve_file(root: &Path, path: &str) -> Response<BoxBody> {
         }
         None => status(StatusCode::NOT_FOUND),
     }
+}
+
+/// Reads the request body to its end, keeping nothing, and answers its length: an
+/// upload target that costs the server no more than receiving (the bulk benchmark).
+async fn discard(mut body: RecvBody) -> Response<BoxBody> {
+    use http_body_util::BodyExt;
+    let mut len: u64 = 0;
+    while let Some(frame) = body.frame().await {
+        match frame {
+            Ok(frame) => len += frame.data_ref().map_or(0, |d| d.len() as u64),
+            Err(_) => return status(StatusCode::BAD_REQUEST),
+        }
+    }
+    let text = format!("{len}\n");
+    let mut res = Response::new(body::full(text.clone()));
+    let headers = res.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    headers.insert(CONTENT_LENGTH, HeaderValue::from(text.len()));
+    res
 }
 
 /// Streams the request body back and ends with a trailer carrying its length, so a

@@ -106,7 +106,7 @@ impl Connection {
     /// output: responses already completed may still reach the client.)
     pub(super) fn discard_unsent_requests(&mut self) {
         if self.role == Role::Client && !self.unflushed_opens.is_empty() {
-            self.out.clear();
+            self.clear_output();
             self.unflushed_opens.clear();
         }
     }

@@ -11,7 +11,7 @@ mod timers;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::time::Instant;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use steadfast_hpack::{Decoder, Encoder};
 
 pub use self::config::{Config, FloodLimits, Keepalive, PingPolicy, Role};
@@ -84,14 +84,17 @@ struct FloodCounters {
 /// The methods come in four kinds:
 /// - getters (`&self`): [`fate`](Self::fate), [`stream_state`](Self::stream_state),
 ///   [`send_capacity`](Self::send_capacity), [`error`](Self::error), …
-/// - `handle_*`: input from the network ([`handle_read`](Self::handle_read),
-///   [`handle_eof`](Self::handle_eof)) or from a timer
-///   ([`handle_timeout`](Self::handle_timeout));
+/// - `handle_*`: input from the network ([`handle_read`](Self::handle_read), or
+///   [`handle_received`](Self::handle_received) after reading into
+///   [`recv_buffer`](Self::recv_buffer); [`handle_eof`](Self::handle_eof)) or from a
+///   timer ([`handle_timeout`](Self::handle_timeout));
 /// - commands from the application: [`send_request`](Self::send_request),
 ///   [`send_response`](Self::send_response), [`send_data`](Self::send_data),
 ///   [`reset`](Self::reset), [`graceful_shutdown`](Self::graceful_shutdown), …
 /// - `poll_*`: output. After any input or command, call
-///   [`poll_transmit`](Self::poll_transmit) until it writes nothing, then drain
+///   [`poll_transmit`](Self::poll_transmit) (or
+///   [`poll_transmit_vectored`](Self::poll_transmit_vectored), which does not copy
+///   DATA) until it writes nothing, then drain
 ///   [`poll_event`](Self::poll_event), then arm a timer for
 ///   [`poll_timeout`](Self::poll_timeout).
 ///
@@ -109,12 +112,21 @@ pub struct Connection {
     preface_remaining: usize,
     /// The peer's first SETTINGS arrived.
     handshake_done: bool,
+    /// Input not yet processed: at most the start of one frame between calls.
     recv_buf: BytesMut,
+    /// `recv_buf.len()` when input was last processed: more means new bytes arrived.
+    recv_seen: usize,
     /// Every frame to write, in the order it was produced, which is the order it must
     /// reach the wire (HPACK state depends on it). Between calls to `poll_transmit` it
-    /// holds only control frames and HEADERS: DATA is written to it, and it is handed
+    /// holds only control frames and HEADERS: DATA is written, and everything handed
     /// over, within `poll_transmit`.
     out: BytesMut,
+    /// Output that precedes `out` on the wire, oldest first: `out` as it stood when a
+    /// large DATA payload was written, then that payload itself, which is the
+    /// application's `Bytes`, not a copy. Empty between calls to `poll_transmit`.
+    out_chunks: VecDeque<Bytes>,
+    /// Bytes in `out_chunks`.
+    out_chunks_len: usize,
     /// Locally opened streams whose HEADERS sit in `out` (their fate changes from
     /// `NotSent` once `out` is handed to the transport).
     unflushed_opens: Vec<StreamId>,
@@ -203,7 +215,10 @@ impl Connection {
             },
             handshake_done: false,
             recv_buf: BytesMut::new(),
+            recv_seen: 0,
             out: BytesMut::new(),
+            out_chunks: VecDeque::new(),
+            out_chunks_len: 0,
             unflushed_opens: Vec::new(),
             pending_settings: VecDeque::new(),
             // Until acknowledged, the RFC's initial values are in force (§6.5.2).
@@ -372,7 +387,7 @@ impl Connection {
 
     /// Finished and nothing left to write: the transport can be closed.
     pub fn is_done(&self) -> bool {
-        self.is_closed() && self.out.is_empty()
+        self.is_closed() && self.out.is_empty() && self.out_chunks.is_empty()
     }
 
     /// The error that ended the connection, if it failed. Sticky.
@@ -418,17 +433,44 @@ impl Connection {
 
     // ---- input ----
 
-    /// Feeds bytes read from the transport.
+    /// Feeds bytes read from the transport (copying them; a runtime can avoid the copy
+    /// with [`recv_buffer`](Self::recv_buffer) and
+    /// [`handle_received`](Self::handle_received)).
     pub fn handle_read(&mut self, data: &[u8], now: Instant) {
         if self.is_closed() {
             return;
         }
-        if !data.is_empty() {
+        self.recv_buf.extend_from_slice(data);
+        self.handle_received(now);
+    }
+
+    /// The buffer input is read into, for a runtime that reads from the transport
+    /// without copying: append what the transport returns (e.g. with
+    /// `tokio::io::AsyncReadExt::read_buf`), then call
+    /// [`handle_received`](Self::handle_received). The bytes it already holds are
+    /// input not yet processed (the start of a frame): append after them, never
+    /// change them. Received DATA payloads are slices of this buffer, so they are not
+    /// copied; reserve room before reading (`BytesMut::reserve`), as the payloads
+    /// handed out may still share its memory.
+    pub fn recv_buffer(&mut self) -> &mut BytesMut {
+        &mut self.recv_buf
+    }
+
+    /// Processes the bytes appended to [`recv_buffer`](Self::recv_buffer) since the
+    /// last call (or since [`handle_read`](Self::handle_read)).
+    pub fn handle_received(&mut self, now: Instant) {
+        if self.is_closed() {
+            // Nothing is read any more; do not keep what was appended.
+            self.recv_buf = BytesMut::new();
+            self.recv_seen = 0;
+            return;
+        }
+        if self.recv_buf.len() > self.recv_seen {
             self.timers_on_read(now);
         }
-        self.recv_buf.extend_from_slice(data);
         self.process_input(now);
         self.timers_sync_idle(now);
+        self.recv_seen = self.recv_buf.len();
     }
 
     /// The transport reached EOF or failed. Streams still open fail with their fate.
@@ -491,6 +533,13 @@ impl Connection {
 
     fn write_frame(&mut self, frame: &crate::frame::Frame) {
         frame.encode(&mut self.out);
+    }
+
+    /// Drops every byte of output not yet handed over.
+    fn clear_output(&mut self) {
+        self.out.clear();
+        self.out_chunks.clear();
+        self.out_chunks_len = 0;
     }
 
     /// Encodes a field block into HEADERS + CONTINUATION frames in `out`.

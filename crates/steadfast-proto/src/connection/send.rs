@@ -1,6 +1,8 @@
 //! The send path: batching control frames, HEADERS and flow-controlled DATA into one
-//! output buffer, `Connection::out`, in the order they are produced.
+//! output, `Connection::out` (and `out_chunks` before it), in the order they are
+//! produced.
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -9,54 +11,107 @@ use super::Connection;
 use crate::frame::{Continuation, Data, Headers, StreamId};
 use crate::stream::SendEnd;
 
+/// DATA payloads at least this long are handed over as the application's own `Bytes`
+/// (a chunk of their own in `out_chunks`); shorter ones are copied into `out`, where a
+/// copy costs less than one more buffer for the transport to gather.
+const ZERO_COPY_MIN: usize = 1024;
+
 impl Connection {
     /// Appends everything ready to be written to `dst` and returns how many bytes were
     /// appended (0 when there is nothing to write).
     ///
     /// Frames go out in the order they were produced: control frames and HEADERS
     /// queued since the last call, then DATA from streams with queued data, one frame
-    /// per stream in turn so that no stream starves the others, within both
-    /// flow-control windows and at most `Config::max_transmit_data` bytes of DATA per
-    /// call, each followed by what writing it caused (the HEADERS of a stream whose end
-    /// freed a slot for a queued one, WINDOW_UPDATE). A locally opened stream's fate
-    /// becomes `MaybeProcessed` here, when its HEADERS leave the connection.
+    /// per stream in turn, round after round, so that no stream starves the others,
+    /// until both flow-control windows or `Config::max_transmit_data` bytes of DATA
+    /// per call are used up. Each frame is followed by what writing it caused (the
+    /// HEADERS of a stream whose end freed a slot for a queued one, WINDOW_UPDATE). A
+    /// locally opened stream's fate becomes `MaybeProcessed` here, when its HEADERS
+    /// leave the connection.
+    ///
+    /// DATA payloads are copied into `dst`;
+    /// [`poll_transmit_vectored`](Self::poll_transmit_vectored) avoids that copy.
     pub fn poll_transmit(&mut self, now: Instant, dst: &mut BytesMut) -> usize {
-        let start = dst.len();
-        // Every frame, DATA included, is written to `out` at the moment it is produced,
-        // and `out` is handed over whole: the peer's HPACK decoder sees the field
-        // blocks in exactly the order our encoder produced them (a trailer section
-        // and the HEADERS of a stream that a freed slot opened cannot swap places).
-        // Bytes the caller still holds in `dst` go first, so they become the start of
-        // `out`; DATA is never copied either way.
-        if !dst.is_empty() {
+        self.produce_output(now);
+        let n = self.out_chunks_len + self.out.len();
+        if self.out_chunks.is_empty() && dst.is_empty() {
+            // Hand over the whole buffer without copying.
+            std::mem::swap(dst, &mut self.out);
+        } else {
+            dst.reserve(n);
+            for chunk in self.out_chunks.drain(..) {
+                dst.extend_from_slice(&chunk);
+            }
             dst.extend_from_slice(&self.out);
             self.out.clear();
-            std::mem::swap(dst, &mut self.out);
         }
+        self.out_chunks_len = 0;
+        self.output_handed_over();
+        n
+    }
+
+    /// Like [`poll_transmit`](Self::poll_transmit), but appends the output to `dst`
+    /// as a list of buffers, in wire order, for a vectored write (`writev`): frame
+    /// headers and control frames in small buffers, and DATA payloads of 1 KiB or
+    /// more as the very `Bytes` given to [`send_data`](Self::send_data) (or slices of
+    /// them), never copied. Returns how many bytes were appended.
+    pub fn poll_transmit_vectored(&mut self, now: Instant, dst: &mut VecDeque<Bytes>) -> usize {
+        self.produce_output(now);
+        let n = self.out_chunks_len + self.out.len();
+        dst.extend(self.out_chunks.drain(..));
+        if !self.out.is_empty() {
+            dst.push_back(self.out.split().freeze());
+        }
+        self.out_chunks_len = 0;
+        self.output_handed_over();
+        n
+    }
+
+    /// Writes the DATA, END_STREAM and trailers that are ready.
+    fn produce_output(&mut self, now: Instant) {
         if !self.is_closed() {
             self.write_data();
             self.timers_sync_idle(now);
         }
-        // `dst` is empty here: hand over the whole buffer without copying.
-        std::mem::swap(dst, &mut self.out);
+    }
+
+    /// All output so far was handed to the transport: the HEADERS of locally opened
+    /// streams in it have left.
+    fn output_handed_over(&mut self) {
         for id in self.unflushed_opens.drain(..) {
             if let Some(s) = self.streams.get_mut(&id) {
                 s.mark_sent();
             }
         }
-        dst.len() - start
     }
 
-    /// Writes DATA, END_STREAM and trailers of the streams in `send_ready` to `out`.
+    /// Writes a DATA frame: the header into `out`, and the payload either after it or,
+    /// when it is large, as a chunk of its own behind what `out` held so far.
+    fn write_data_frame(&mut self, id: StreamId, payload: Bytes, end_stream: bool) {
+        Data::encode_header(id, payload.len(), end_stream, &mut self.out);
+        if payload.len() < ZERO_COPY_MIN {
+            self.out.extend_from_slice(&payload);
+            return;
+        }
+        let head = self.out.split().freeze();
+        self.out_chunks_len += head.len() + payload.len();
+        self.out_chunks.push_back(head);
+        self.out_chunks.push_back(payload);
+    }
+
+    /// Writes DATA, END_STREAM and trailers of the streams in `send_ready`.
+    ///
+    /// Round robin by frame: each turn writes at most one frame for the stream at the
+    /// front of `send_ready` and, if it has more to send, puts it at the back. A turn
+    /// either spends budget or takes a stream out of the queue (until a WINDOW_UPDATE
+    /// or more data schedules it again), so the loop ends.
     fn write_data(&mut self) {
         // Only DATA and trailers count as "sent HEADERS or DATA" for the PING policy,
         // not the WINDOW_UPDATE frames that closing streams also write to `out`.
         let mut sent = false;
         self.resume_conn_blocked();
         let mut budget = self.config.max_transmit_data;
-        let mut rounds = self.send_ready.len();
-        while rounds > 0 && budget > 0 {
-            rounds -= 1;
+        while budget > 0 {
             let Some(id) = self.send_ready.pop_front() else {
                 break;
             };
@@ -70,9 +125,10 @@ impl Connection {
                 continue;
             }
             let mut wrote = 0;
+            let mut frame = None;
             if let Some(front) = stream.send_queue.front_mut() {
                 let window = stream.send_window.min(conn_window).max(0) as usize;
-                let n = front.len().min(window).min(max_frame).min(budget.max(1));
+                let n = front.len().min(window).min(max_frame).min(budget);
                 if n > 0 {
                     let chunk: Bytes = front.split_to(n);
                     if front.is_empty() {
@@ -85,8 +141,7 @@ impl Connection {
                     if last {
                         stream.send_closed = true;
                     }
-                    Data::encode_parts(id, &chunk, last, &mut self.out);
-                    sent = true;
+                    frame = Some((chunk, last));
                     wrote = n;
                 } else if conn_window <= 0 && stream.send_window > 0 && !stream.conn_blocked {
                     // Only the connection window holds it back: wait in line for it.
@@ -95,6 +150,10 @@ impl Connection {
                     self.conn_blocked.push_back(id);
                     self.conn_blocked_live += 1;
                 }
+            }
+            if let Some((chunk, last)) = frame {
+                self.write_data_frame(id, chunk, last);
+                sent = true;
             }
             self.send_window -= wrote as i64;
             budget = budget.saturating_sub(wrote);

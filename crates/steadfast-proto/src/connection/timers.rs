@@ -393,7 +393,7 @@ impl Connection {
             ?timeout,
             "keepalive PING unanswered; the peer is presumed dead"
         );
-        self.out.clear();
+        self.clear_output();
         self.unflushed_opens.clear();
         self.fail_connection(Error::KeepaliveTimeout { timeout });
     }

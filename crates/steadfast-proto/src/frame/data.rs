@@ -51,8 +51,19 @@ impl Data {
         end_stream: bool,
         dst: &mut BytesMut,
     ) {
-        let fl = if end_stream { flags::END_STREAM } else { 0 };
-        FrameHeader::encode(data.len(), Kind::Data, fl, stream_id, dst);
+        Self::encode_header(stream_id, data.len(), end_stream, dst);
         dst.put_slice(data);
+    }
+
+    /// Writes only the 9-byte header of a DATA frame whose payload of `len` bytes
+    /// follows separately.
+    pub(crate) fn encode_header(
+        stream_id: StreamId,
+        len: usize,
+        end_stream: bool,
+        dst: &mut BytesMut,
+    ) {
+        let fl = if end_stream { flags::END_STREAM } else { 0 };
+        FrameHeader::encode(len, Kind::Data, fl, stream_id, dst);
     }
 }
