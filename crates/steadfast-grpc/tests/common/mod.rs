@@ -78,10 +78,11 @@ impl Echo for EchoService {
             name: r.message.clone(),
             done: false,
         };
-        if r.sleep_ms > 0 {
+        // A forwarded request sleeps at the last hop.
+        if r.sleep_ms > 0 && r.forward_to.is_empty() {
             tokio::time::sleep(Duration::from_millis(r.sleep_ms.into())).await;
         }
-        if r.fail_code != 0 {
+        if r.fail_code != 0 && r.forward_to.is_empty() {
             guard.finish();
             return Err(Status::new(Code::from(r.fail_code), r.message));
         }
