@@ -161,6 +161,19 @@ impl Error {
         Self::with_fate(Kind::Proto(error), fate, stream_id)
     }
 
+    /// The error of a request whose deadline passed, for layers above this crate that
+    /// enforce a deadline themselves (e.g. over a response body): `fate` is what the
+    /// server may have done with the request by then.
+    pub fn deadline_exceeded(fate: Option<Fate>, stream_id: Option<StreamId>) -> Self {
+        Self::with_fate(Kind::DeadlineExceeded, fate, stream_id)
+    }
+
+    /// The same error, with words from the caller's side before its sentence (what was
+    /// being done, a budget that ran out).
+    pub fn with_context(self, context: impl Into<String>) -> Self {
+        self.context(context)
+    }
+
     pub(crate) fn context(self, context: impl Into<String>) -> Self {
         let context = context.into();
         self.modify(|inner| inner.context = Some(context))

@@ -14,5 +14,5 @@ mod pool;
 
 pub use self::pool::{
     Client, ClientStats, Deadline, DnsResolver, Idempotent, PoolConfig, Resolve, RetryPolicy,
-    StaticResolver,
+    StaticResolver, TimeoutHeader,
 };

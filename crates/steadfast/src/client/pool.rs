@@ -36,6 +36,19 @@ use crate::error::{BoxError, Error, Kind};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
+/// A request extension: on every attempt, write the time left until the request's
+/// deadline ([`Deadline`] or [`PoolConfig::default_timeout`]) into this header, so a
+/// retry tells the server the *remaining* budget rather than the original one (gRPC's
+/// `grpc-timeout`, for instance). Without a deadline, the request's headers are sent
+/// as they are.
+#[derive(Clone, Debug)]
+pub struct TimeoutHeader {
+    /// The header to write.
+    pub name: http::HeaderName,
+    /// How to write the time left (never called with more than the deadline allows).
+    pub format: fn(Duration) -> http::HeaderValue,
+}
+
 /// A request extension: the caller declares the request idempotent, so it may be
 /// retried even when the server may have processed it (`MaybeProcessed`), within
 /// [`RetryPolicy::maybe_processed_retries`].
@@ -407,6 +420,7 @@ impl Client {
                     .map(|t| tokio::time::Instant::now() + t)
             });
         let idempotent = parts.extensions.get::<Idempotent>().is_some();
+        let timeout_header = parts.extensions.get::<TimeoutHeader>().cloned();
         let authority = self.authority(&parts.uri)?;
         let policy = &self.inner.config.retry;
         let reserve = if policy.enabled {
@@ -440,7 +454,14 @@ impl Client {
                     Ok(conn) => conn,
                     Err(e) => return (None, Err(e)),
                 };
-                let result = conn.send(rebuild(&parts, body)).await;
+                let mut request = rebuild(&parts, body);
+                if let (Some(header), Some(d)) = (&timeout_header, deadline) {
+                    let left = d.saturating_duration_since(tokio::time::Instant::now());
+                    request
+                        .headers_mut()
+                        .insert(header.name.clone(), (header.format)(left));
+                }
+                let result = conn.send(request).await;
                 (Some(conn), result)
             };
             let (conn, result) = match deadline {

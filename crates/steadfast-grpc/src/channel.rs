@@ -1,0 +1,419 @@
+//! [`Channel`]: tonic's generated clients over [`steadfast::Client`].
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::uri::{PathAndQuery, Scheme};
+use http::{HeaderValue, Request, Response, Uri};
+use http_body::{Body, Frame, SizeHint};
+use steadfast::{Fate, PoolConfig, RecvBody, RetryPolicy};
+use tokio::time::{Instant, Sleep};
+use tonic::Status;
+
+use crate::status::{status_for_error, status_for_http, Side};
+use crate::timeout;
+
+/// A gRPC channel to one target, for tonic's generated clients:
+/// `GreeterClient::new(channel)` or `GreeterClient::with_interceptor(channel, f)`.
+///
+/// Cheap to clone (clones share the connection pool). It is a
+/// `tower::Service<http::Request<tonic::body::Body>>` whose error is [`Status`] and
+/// whose response body yields `Bytes` with `Status` errors. It is always ready:
+/// failures come from `call()` (tonic would turn a `poll_ready` error into UNKNOWN).
+///
+/// Under it, a [`steadfast::Client`]: a request the server provably never processed
+/// (never sent, refused by GOAWAY or REFUSED_STREAM) is sent again transparently, its
+/// body replayed from the retry buffer. Every failure is a `Status` that says which
+/// layer failed and the fate of the call ([`StatusExt`](crate::StatusExt)).
+///
+/// Deadlines: the earliest of `grpc-timeout` (tonic's `Request::set_timeout`), a
+/// [`steadfast::Deadline`] request extension, the channel's default timeout and the
+/// deadline inherited from the call being handled ([`deadline`](crate::deadline))
+/// bounds the whole call, response body included. Each attempt sends the time left in
+/// `grpc-timeout`. On expiry the stream is cancelled (RST_STREAM CANCEL) and the call
+/// fails with DEADLINE_EXCEEDED.
+#[derive(Clone)]
+pub struct Channel {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    client: steadfast::Client,
+    /// `scheme://authority` of the target, given to path-only request URIs.
+    scheme: Scheme,
+    authority: http::uri::Authority,
+    default_timeout: Option<Duration>,
+    user_agent: HeaderValue,
+}
+
+impl fmt::Debug for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Channel")
+            .field(
+                "target",
+                &format_args!("{}://{}", self.shared.scheme, self.shared.authority),
+            )
+            .field("default_timeout", &self.shared.default_timeout)
+            .finish()
+    }
+}
+
+/// A target the channel cannot use.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct InvalidTarget(String);
+
+impl fmt::Display for InvalidTarget {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for InvalidTarget {}
+
+/// Builds a [`Channel`].
+#[derive(Debug)]
+pub struct ChannelBuilder {
+    scheme: Scheme,
+    authority: http::uri::Authority,
+    pool: PoolConfig,
+    default_timeout: Option<Duration>,
+    user_agent: Option<String>,
+}
+
+const USER_AGENT: &str = concat!("steadfast-grpc/", env!("CARGO_PKG_VERSION"));
+
+impl Channel {
+    /// A builder for a channel to `target`: `http://host:port` (h2c with prior
+    /// knowledge) or `https://host:port` (TLS with ALPN `h2`).
+    pub fn builder(target: &str) -> Result<ChannelBuilder, InvalidTarget> {
+        let uri: Uri = target
+            .parse()
+            .map_err(|e| InvalidTarget(format!("target {target:?} is not a URI: {e}")))?;
+        let scheme = match uri.scheme_str() {
+            Some("http") => Scheme::HTTP,
+            Some("https") => Scheme::HTTPS,
+            _ => {
+                return Err(InvalidTarget(format!(
+                    "target {target:?}: the scheme must be http:// (h2c) or https:// (TLS)"
+                )))
+            }
+        };
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| InvalidTarget(format!("target {target:?} names no host")))?;
+        if uri.path() != "/" && !uri.path().is_empty() {
+            return Err(InvalidTarget(format!(
+                "target {target:?} has a path: gRPC targets are scheme://host:port"
+            )));
+        }
+        Ok(ChannelBuilder {
+            scheme,
+            authority,
+            pool: PoolConfig::default(),
+            default_timeout: None,
+            user_agent: None,
+        })
+    }
+
+    /// A channel to `target` with the default settings.
+    pub fn from_target(target: &str) -> Result<Self, InvalidTarget> {
+        Ok(Self::builder(target)?.build())
+    }
+
+    /// The HTTP/2 client under the channel (its counters count retries by cause).
+    pub fn client(&self) -> &steadfast::Client {
+        &self.shared.client
+    }
+}
+
+impl ChannelBuilder {
+    /// Gives up each step of connecting (resolution, TCP, TLS, the HTTP/2 handshake)
+    /// after this long. Default: 20 s, gRPC's minimum connect timeout.
+    pub fn connect_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.connection.connect_timeout = timeout;
+        self.pool.backoff.min_connect_timeout = timeout;
+        self
+    }
+
+    /// TLS settings for an `https` target (ALPN must offer `h2`; see
+    /// [`steadfast::tls::client_config`]). Default: the Web PKI roots.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Self {
+        self.pool.connection.tls = Some(config);
+        self
+    }
+
+    /// The deadline of calls that set none (and inherit none). Default: none.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.default_timeout = Some(timeout);
+        self
+    }
+
+    /// Put before `steadfast-grpc/VERSION` in the `user-agent` header.
+    pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
+        self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// The transparent retry policy. Default: never-sent and refused calls are sent
+    /// again; calls the server may have processed are not.
+    pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
+        self.pool.retry = policy;
+        self
+    }
+
+    /// All the HTTP/2 client's settings at once (connections, windows, keepalive,
+    /// backoff), for what the builder has no method for.
+    pub fn pool_config(mut self, config: PoolConfig) -> Self {
+        self.pool = config;
+        self
+    }
+
+    /// The channel. No connection is made until the first call.
+    pub fn build(self) -> Channel {
+        let user_agent = match self.user_agent {
+            Some(prefix) => HeaderValue::try_from(format!("{prefix} {USER_AGENT}"))
+                .unwrap_or(HeaderValue::from_static(USER_AGENT)),
+            None => HeaderValue::from_static(USER_AGENT),
+        };
+        Channel {
+            shared: Arc::new(Shared {
+                client: steadfast::Client::new(self.pool),
+                scheme: self.scheme,
+                authority: self.authority,
+                default_timeout: self.default_timeout,
+                user_agent,
+            }),
+        }
+    }
+}
+
+/// Where a call's deadline came from, for its error message.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum BudgetSource {
+    /// `grpc-timeout` set on the request (tonic's `Request::set_timeout`).
+    Request,
+    /// A `steadfast::Deadline` request extension.
+    Extension,
+    /// The channel's default timeout.
+    Channel,
+    /// The call being handled on a `steadfast_grpc::Server`.
+    Inherited,
+}
+
+/// A call's deadline and how it was set.
+#[derive(Clone, Copy, Debug)]
+struct Budget {
+    deadline: Instant,
+    /// The time left when the call started.
+    total: Duration,
+    source: BudgetSource,
+}
+
+impl Budget {
+    fn describe(&self) -> String {
+        let how = match self.source {
+            BudgetSource::Request => "set on the request (grpc-timeout)",
+            BudgetSource::Extension => "set by a steadfast::Deadline extension",
+            BudgetSource::Channel => "the channel's default timeout",
+            BudgetSource::Inherited => "inherited from the call being handled",
+        };
+        format!("the call's budget of {:?} ({how}) ran out", self.total)
+    }
+
+    fn exceeded(&self, fate: Option<Fate>, stream: Option<steadfast::StreamId>) -> Status {
+        status_for_error(
+            steadfast::Error::deadline_exceeded(fate, stream).with_context(self.describe()),
+            Side::Client,
+        )
+    }
+}
+
+impl Shared {
+    async fn call(
+        self: Arc<Self>,
+        request: Request<tonic::body::Body>,
+        inherited: Option<Instant>,
+    ) -> Result<Response<ResponseBody>, Status> {
+        let (mut parts, body) = request.into_parts();
+        let now = Instant::now();
+        if parts.uri.scheme().is_none() {
+            let path = parts
+                .uri
+                .path_and_query()
+                .cloned()
+                .unwrap_or(PathAndQuery::from_static("/"));
+            parts.uri = Uri::builder()
+                .scheme(self.scheme.clone())
+                .authority(self.authority.clone())
+                .path_and_query(path)
+                .build()
+                .map_err(|e| Status::internal(format!("request URI: {e}")))?;
+        }
+        parts
+            .headers
+            .insert(http::header::USER_AGENT, self.user_agent.clone());
+        parts
+            .headers
+            .insert(http::header::TE, HeaderValue::from_static("trailers"));
+
+        let mut candidates: Vec<(Instant, BudgetSource)> = Vec::with_capacity(4);
+        if let Some(value) = parts.headers.remove(timeout::GRPC_TIMEOUT) {
+            let timeout = timeout::parse(value.as_bytes())
+                .map_err(|e| Status::invalid_argument(format!("the request's {e}")))?;
+            candidates.push((now + timeout, BudgetSource::Request));
+        }
+        if let Some(d) = parts.extensions.get::<steadfast::Deadline>() {
+            candidates.push((Instant::from_std(d.0), BudgetSource::Extension));
+        }
+        if let Some(t) = self.default_timeout {
+            candidates.push((now + t, BudgetSource::Channel));
+        }
+        if let Some(d) = inherited {
+            candidates.push((d, BudgetSource::Inherited));
+        }
+        let budget = candidates
+            .into_iter()
+            .min_by_key(|(d, _)| *d)
+            .map(|(deadline, source)| Budget {
+                deadline,
+                total: deadline.saturating_duration_since(now),
+                source,
+            });
+        if let Some(budget) = &budget {
+            if budget.total.is_zero() {
+                // grpc-go and grpc-java fail such a call before sending it too.
+                return Err(budget.exceeded(Some(Fate::NotSent), None));
+            }
+            parts
+                .extensions
+                .insert(steadfast::Deadline(budget.deadline.into_std()));
+            parts.extensions.insert(steadfast::TimeoutHeader {
+                name: http::HeaderName::from_static(timeout::GRPC_TIMEOUT),
+                format: timeout::header_value,
+            });
+        }
+
+        let request = Request::from_parts(parts, body);
+        let response = match self.client.send(request).await {
+            Ok(response) => response,
+            Err(error) if error.is_deadline_exceeded() => {
+                return Err(match &budget {
+                    Some(b) => b.exceeded(error.fate(), error.stream_id()),
+                    None => status_for_error(error, Side::Client),
+                });
+            }
+            Err(error) => return Err(status_for_error(error, Side::Client)),
+        };
+        let (parts, body) = response.into_parts();
+        if parts.status != http::StatusCode::OK
+            && !parts.headers.contains_key(tonic::Status::GRPC_STATUS)
+        {
+            // Dropping `body` cancels the stream if it is still open.
+            return Err(status_for_http(parts.status));
+        }
+        let body = ResponseBody {
+            stream: Some(body.stream_id()),
+            inner: Some(body),
+            sleep: budget.map(|b| (Box::pin(tokio::time::sleep_until(b.deadline)), b)),
+        };
+        Ok(Response::from_parts(parts, body))
+    }
+}
+
+/// The body of a response on a [`Channel`]: the stream's data and trailers, with every
+/// failure a [`Status`] and the call's deadline enforced to its end.
+pub struct ResponseBody {
+    /// `None` once finished or cancelled.
+    inner: Option<RecvBody>,
+    stream: Option<steadfast::StreamId>,
+    sleep: Option<(Pin<Box<Sleep>>, Budget)>,
+}
+
+/// An empty body (what tonic's interceptors answer with when they refuse a call).
+impl Default for ResponseBody {
+    fn default() -> Self {
+        Self {
+            inner: None,
+            stream: None,
+            sleep: None,
+        }
+    }
+}
+
+impl fmt::Debug for ResponseBody {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResponseBody")
+            .field("stream", &self.stream)
+            .field("open", &self.inner.is_some())
+            .finish()
+    }
+}
+
+impl Body for ResponseBody {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = &mut *self;
+        let Some(inner) = this.inner.as_mut() else {
+            return Poll::Ready(None);
+        };
+        if let Some((sleep, budget)) = this.sleep.as_mut() {
+            if sleep.as_mut().poll(cx).is_ready() {
+                // Dropping the body sends RST_STREAM(CANCEL).
+                this.inner = None;
+                return Poll::Ready(Some(Err(
+                    budget.exceeded(Some(Fate::Processed), this.stream)
+                )));
+            }
+        }
+        match Pin::new(inner).poll_frame(cx) {
+            Poll::Pending => Poll::Pending,
+            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Err(error))) => {
+                this.inner = None;
+                Poll::Ready(Some(Err(status_for_error(error, Side::Client))))
+            }
+            Poll::Ready(None) => {
+                this.inner = None;
+                Poll::Ready(None)
+            }
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.as_ref().is_none_or(Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner
+            .as_ref()
+            .map_or_else(|| SizeHint::with_exact(0), Body::size_hint)
+    }
+}
+
+impl tower_service::Service<Request<tonic::body::Body>> for Channel {
+    type Response = Response<ResponseBody>;
+    type Error = Status;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<ResponseBody>, Status>> + Send>>;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        // Read here, synchronously: `call` runs inside the handler's task, where the
+        // deadline of the call being handled is set.
+        let inherited = crate::deadline::current();
+        Box::pin(self.shared.clone().call(request, inherited))
+    }
+}

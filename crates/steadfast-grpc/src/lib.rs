@@ -1,0 +1,24 @@
+//! steadfast-grpc: tonic's generated gRPC clients and servers over steadfast, with
+//! gRPC's error model exact and the fate of every call.
+//!
+//! - [`Channel`]: `GreeterClient::new(channel)` works unchanged; every failure is a
+//!   [`tonic::Status`] mapped by the table in [`status`], carrying the
+//!   [`steadfast::Error`] ([`StatusExt`]: fate, layer, initiator, retry safety,
+//!   GOAWAY); never-processed calls are retried transparently; deadlines cover the
+//!   whole call and propagate.
+//! - [`Server`]: hosts tonic generated services on [`steadfast::Server`], enforcing
+//!   `grpc-timeout` and handing the deadline to the handler and its outgoing calls.
+
+#![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod channel;
+pub mod deadline;
+mod ext;
+mod server;
+pub mod status;
+pub mod timeout;
+
+pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};
+pub use ext::StatusExt;
+pub use server::{GrpcService, Server, ServerBody};
