@@ -80,7 +80,7 @@ impl SettingsFrame {
             }
             return Ok(Self::Ack);
         }
-        if payload.len() % 6 != 0 {
+        if !payload.len().is_multiple_of(6) {
             return Err(FrameError::Connection(
                 ErrorCode::FRAME_SIZE_ERROR,
                 "SETTINGS frame length is not a multiple of 6",

@@ -286,7 +286,7 @@ impl Connection {
 fn is_settings_header(buf: &[u8]) -> bool {
     let len = u32::from_be_bytes([0, buf[0], buf[1], buf[2]]);
     let stream = u32::from_be_bytes([buf[5], buf[6], buf[7], buf[8]]) & 0x7fff_ffff;
-    buf[3] == 0x4 && buf[4] & 0x1 == 0 && stream == 0 && len % 6 == 0
+    buf[3] == 0x4 && buf[4] & 0x1 == 0 && stream == 0 && len.is_multiple_of(6)
 }
 
 fn looks_like_http1(buf: &[u8]) -> bool {
