@@ -70,7 +70,10 @@ pub fn hex(bytes: &[u8]) -> String {
 /// written as the RFCs print them. Panics on anything else: test data is trusted.
 pub fn unhex(s: &str) -> Vec<u8> {
     let digits: Vec<u8> = s.bytes().filter(|c| !c.is_ascii_whitespace()).collect();
-    assert!(digits.len() % 2 == 0, "odd number of hex digits in {s:?}");
+    assert!(
+        digits.len().is_multiple_of(2),
+        "odd number of hex digits in {s:?}"
+    );
     digits
         .chunks(2)
         .map(|pair| {
