@@ -27,6 +27,7 @@ pub mod fuzzing;
 mod ids;
 mod message;
 mod stream;
+mod window;
 
 pub use connection::{
     Config, Connection, Event, FloodLimits, Keepalive, PingPolicy, Role, PREFACE,

@@ -7,6 +7,7 @@ use bytes::Bytes;
 use crate::error::Fate;
 use crate::frame::StreamId;
 use crate::message::EncodedFields;
+use crate::window::Window;
 
 /// The state of a stream, as in the diagram of RFC 9113 §5.1, restricted to what
 /// steadfast uses: server push is never enabled, so the reserved states do not occur.
@@ -66,9 +67,9 @@ pub(crate) struct Stream {
     /// The peer sent END_STREAM.
     pub(crate) recv_closed: bool,
 
-    /// How much we may still send on this stream. Signed: a SETTINGS_INITIAL_WINDOW_SIZE
-    /// decrease applies to open streams and can make it negative (RFC 9113 §6.9.2).
-    pub(crate) send_window: i64,
+    /// How much we may still send on this stream; a SETTINGS_INITIAL_WINDOW_SIZE
+    /// decrease can make it negative (see [`Window`]).
+    pub(crate) send_window: Window,
     pub(crate) send_queue: VecDeque<Bytes>,
     pub(crate) send_queued: usize,
     pub(crate) send_end: SendEnd,
@@ -80,7 +81,7 @@ pub(crate) struct Stream {
     pub(crate) response_sent: bool,
 
     /// How much the peer may still send on this stream.
-    pub(crate) recv_window: i64,
+    pub(crate) recv_window: Window,
     /// Bytes the application has released but we have not yet announced.
     pub(crate) recv_release_pending: u32,
     /// Bytes delivered to the application and not yet released.
@@ -108,7 +109,7 @@ pub(crate) struct Stream {
 }
 
 impl Stream {
-    pub(crate) fn new(id: StreamId, local: bool, send_window: i64, recv_window: i64) -> Self {
+    pub(crate) fn new(id: StreamId, local: bool, send_window: Window, recv_window: Window) -> Self {
         Self {
             id,
             local,

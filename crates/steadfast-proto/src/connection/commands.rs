@@ -11,6 +11,7 @@ use crate::error::{Error, ErrorCode, GoAway, Initiator, UserError};
 use crate::frame::{GoAwayFrame, Ping, RstStream, StreamId};
 use crate::message;
 use crate::stream::{SendEnd, Stream};
+use crate::window::Window;
 
 impl Connection {
     /// (Client) Opens a stream with a request head. The request URI must carry a
@@ -39,8 +40,8 @@ impl Connection {
         let mut stream = Stream::new(
             id,
             true,
-            i64::from(self.peer.initial_window_size),
-            i64::from(self.local_initial_window()),
+            Window::new(self.peer.initial_window_size),
+            Window::new(self.local_initial_window()),
         );
         stream.head_request = request.method() == http::Method::HEAD;
         if request.method() == http::Method::CONNECT {

@@ -20,6 +20,7 @@ use crate::error::{ConfigError, Error, ErrorCode, Fate, GoAway, UserError};
 use crate::frame::{Settings, SettingsFrame, StreamId, WindowUpdate, DEFAULT_MAX_FRAME_SIZE};
 use crate::message;
 use crate::stream::{Stream, StreamState};
+use crate::window::Window;
 
 /// The client connection preface (RFC 9113 §3.4).
 pub const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
@@ -165,11 +166,11 @@ pub struct Connection {
     partial: Option<PartialBlock>,
 
     /// How much we may send on the connection (may not go negative).
-    send_window: i64,
+    send_window: Window,
     /// The largest `send_window` has been: a connection WINDOW_UPDATE that raises the
     /// window above it is not returning credit for DATA we sent (see
     /// `recv_window_update`).
-    send_window_high: i64,
+    send_window_high: Window,
     /// Streams with DATA queued that wait for the connection window, in the order they
     /// ran out of it; `poll_transmit` resumes them oldest first, as far as the window
     /// reaches, so a connection WINDOW_UPDATE costs O(1) whatever the number of
@@ -178,7 +179,7 @@ pub struct Connection {
     /// Streams in `conn_blocked` that are still there (flagged `Stream::conn_blocked`).
     conn_blocked_live: usize,
     /// How much the peer may send on the connection.
-    recv_window: i64,
+    recv_window: Window,
     recv_release_pending: u32,
     /// Target connection receive window.
     recv_window_target: u32,
@@ -253,11 +254,11 @@ impl Connection {
             reset_order: VecDeque::new(),
             tunnels: HashSet::new(),
             partial: None,
-            send_window: i64::from(DEFAULT_WINDOW),
-            send_window_high: i64::from(DEFAULT_WINDOW),
+            send_window: Window::new(DEFAULT_WINDOW),
+            send_window_high: Window::new(DEFAULT_WINDOW),
             conn_blocked: VecDeque::new(),
             conn_blocked_live: 0,
-            recv_window: i64::from(DEFAULT_WINDOW),
+            recv_window: Window::new(DEFAULT_WINDOW),
             recv_release_pending: 0,
             recv_window_target: config.initial_connection_window.max(DEFAULT_WINDOW),
             goaway_sent: None,
@@ -289,7 +290,7 @@ impl Connection {
         conn.pending_settings.push_back((settings, now));
         let extra = i64::from(conn.recv_window_target) - i64::from(DEFAULT_WINDOW);
         if extra > 0 {
-            conn.recv_window += extra;
+            conn.recv_window.restore(extra as u32);
             conn.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(
                 StreamId::ZERO,
                 extra as u32,
@@ -323,7 +324,7 @@ impl Connection {
         let Some(s) = self.streams.get(&id) else {
             return 0;
         };
-        let window = s.send_window.min(self.send_window).max(0) as usize;
+        let window = s.send_window.min(self.send_window).available();
         window.saturating_sub(s.send_queued)
     }
 
@@ -336,7 +337,7 @@ impl Connection {
     /// shared by every stream. Data queued on streams counts against it only once
     /// written, so a runtime that fills several streams subtracts what it queued.
     pub fn connection_send_window(&self) -> usize {
-        usize::try_from(self.send_window.max(0)).unwrap_or(usize::MAX)
+        self.send_window.available()
     }
 
     /// True when a new stream would be sent right away rather than wait for the peer's
@@ -706,10 +707,10 @@ impl Connection {
         if self.recv_release_pending >= threshold(self.recv_window_target) {
             let inc = self.recv_release_pending;
             self.recv_release_pending = 0;
-            if self.recv_window <= 0 {
+            if self.recv_window.is_closed() {
                 self.timers.recv_connection_reopened = true;
             }
-            self.recv_window += i64::from(inc);
+            self.recv_window.restore(inc);
             self.write_frame(&crate::frame::Frame::WindowUpdate(WindowUpdate::new(
                 StreamId::ZERO,
                 inc,
@@ -721,10 +722,10 @@ impl Connection {
                 if s.recv_release_pending >= threshold(target) && !s.recv_closed {
                     let inc = s.recv_release_pending;
                     s.recv_release_pending = 0;
-                    if s.recv_window <= 0 {
+                    if s.recv_window.is_closed() {
                         s.recv_window_reopened = true;
                     }
-                    s.recv_window += i64::from(inc);
+                    s.recv_window.restore(inc);
                     WindowUpdate::new(id, inc).encode(&mut self.out);
                 }
             }

@@ -127,7 +127,7 @@ impl Connection {
             let mut wrote = 0;
             let mut frame = None;
             if let Some(front) = stream.send_queue.front_mut() {
-                let window = stream.send_window.min(conn_window).max(0) as usize;
+                let window = stream.send_window.min(conn_window).available();
                 let n = front.len().min(window).min(max_frame).min(budget);
                 if n > 0 {
                     let chunk: Bytes = front.split_to(n);
@@ -135,7 +135,7 @@ impl Connection {
                         stream.send_queue.pop_front();
                     }
                     stream.send_queued -= n;
-                    stream.send_window -= n as i64;
+                    stream.send_window.consume(n);
                     let last =
                         stream.send_queued == 0 && matches!(stream.send_end, SendEnd::EndStream);
                     if last {
@@ -143,7 +143,10 @@ impl Connection {
                     }
                     frame = Some((chunk, last));
                     wrote = n;
-                } else if conn_window <= 0 && stream.send_window > 0 && !stream.conn_blocked {
+                } else if conn_window.is_closed()
+                    && !stream.send_window.is_closed()
+                    && !stream.conn_blocked
+                {
                     // Only the connection window holds it back: wait in line for it.
                     // (Blocked on its own window, a stream WINDOW_UPDATE resumes it.)
                     stream.conn_blocked = true;
@@ -155,7 +158,7 @@ impl Connection {
                 self.write_data_frame(id, chunk, last);
                 sent = true;
             }
-            self.send_window -= wrote as i64;
+            self.send_window.consume(wrote);
             budget = budget.saturating_sub(wrote);
             let Some(stream) = self.streams.get_mut(&id) else {
                 continue;
@@ -197,8 +200,8 @@ impl Connection {
     /// as long as the window could give each of them something: the work is bounded by
     /// what can be sent, not by how many streams wait.
     fn resume_conn_blocked(&mut self) {
-        let max_frame = i64::from(self.peer.max_frame_size);
-        let mut room = self.send_window;
+        let max_frame = self.peer.max_frame_size as usize;
+        let mut room = self.send_window.available();
         while room > 0 {
             let Some(id) = self.conn_blocked.pop_front() else {
                 break;
@@ -217,10 +220,11 @@ impl Connection {
             // writes nothing and waits for its stream WINDOW_UPDATE. So every stream
             // counted writes something, and a call that leaves window unused has
             // written, and will be called again, until nothing waits.
-            let share = (stream.send_queued as i64)
-                .min(stream.send_window)
+            let share = stream
+                .send_queued
+                .min(stream.send_window.available())
                 .min(max_frame);
-            room -= share.max(0);
+            room -= share.min(room);
             self.schedule(id);
         }
     }

@@ -71,7 +71,7 @@ fn connection_window_update_visits_only_blocked_streams() {
     for _ in 0..8 {
         conn.poll_transmit(now, &mut BytesMut::new());
     }
-    assert_eq!(conn.send_window, 0);
+    assert_eq!(conn.send_window, crate::window::Window::new(0));
     for id in [3, 5] {
         conn.send_response(StreamId::new(id), &res, false).unwrap();
         conn.send_data(StreamId::new(id), Bytes::from_static(b"x"), true)

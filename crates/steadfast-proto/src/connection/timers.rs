@@ -296,7 +296,7 @@ impl Connection {
         let at_least = |t: Duration| t.max(Duration::from_millis(1));
         let recv_timeout = self.config.stream_recv_timeout.map(at_least);
         let send_timeout = self.config.stream_send_timeout.map(at_least);
-        let connection_blocked = self.recv_window <= 0;
+        let connection_blocked = self.recv_window.is_closed();
         let connection_send_window = self.send_window;
         let reopened = std::mem::take(&mut self.timers.recv_connection_reopened);
         let mut expired: Vec<(StreamId, &'static str)> = Vec::new();
@@ -307,7 +307,7 @@ impl Connection {
                 if stream.recv_closed {
                     stream.recv_activity = None;
                 } else {
-                    let paused = connection_blocked || stream.recv_window <= 0;
+                    let paused = connection_blocked || stream.recv_window.is_closed();
                     let last =
                         if paused || reopened || std::mem::take(&mut stream.recv_window_reopened) {
                             // Flow control stops (or stopped until just now) the peer: it
@@ -336,7 +336,7 @@ impl Connection {
                 let under_way = stream.pending_open.is_none()
                     && !stream.send_closed
                     && (stream.local || stream.response_sent);
-                let no_window = stream.send_window.min(connection_send_window) <= 0;
+                let no_window = stream.send_window.min(connection_send_window).is_closed();
                 if stream.send_queued == 0 && !(under_way && no_window) {
                     stream.send_stalled = None;
                     continue;

@@ -6,9 +6,7 @@ use super::super::timers::KEEPALIVE_PING;
 use super::super::{Connection, Event, ResetBy, Role, Shutdown, SHUTDOWN_PING};
 use super::Lookup;
 use crate::error::{Error, ErrorCode, Fate, Initiator};
-use crate::frame::{
-    Frame, GoAwayFrame, Ping, RstStream, SettingsFrame, StreamId, WindowUpdate, MAX_WINDOW_SIZE,
-};
+use crate::frame::{Frame, GoAwayFrame, Ping, RstStream, SettingsFrame, StreamId, WindowUpdate};
 
 impl Connection {
     pub(super) fn recv_rst_stream(&mut self, f: RstStream, now: Instant) {
@@ -103,7 +101,7 @@ impl Connection {
             let overflow = self
                 .streams
                 .values()
-                .any(|s| s.send_window + delta > i64::from(MAX_WINDOW_SIZE));
+                .any(|s| s.send_window.would_overflow(delta));
             if overflow {
                 self.connection_error(
                     ErrorCode::FLOW_CONTROL_ERROR,
@@ -112,7 +110,8 @@ impl Connection {
                 return;
             }
             for s in self.streams.values_mut() {
-                s.send_window += delta;
+                // Checked above: no window overflows.
+                let _ = s.send_window.adjust(delta);
             }
             self.peer.initial_window_size = size;
             if delta > 0 {
@@ -151,7 +150,9 @@ impl Connection {
         if let Some(size) = acked.initial_window_size {
             let delta = i64::from(size) - i64::from(self.local_initial_window());
             for s in self.streams.values_mut() {
-                s.recv_window += delta;
+                // Our own setting, within 2^31-1 (`Config::validate`): a window it
+                // raises stays below what it allows.
+                let _ = s.recv_window.adjust(delta);
             }
         }
         if let Some(size) = acked.header_table_size {
@@ -250,15 +251,14 @@ impl Connection {
                 );
                 return;
             }
-            let window = self.send_window + i64::from(f.increment);
-            if window > i64::from(MAX_WINDOW_SIZE) {
+            if self.send_window.grant(f.increment).is_err() {
                 self.connection_error(
                     ErrorCode::FLOW_CONTROL_ERROR,
                     "connection window above 2^31-1",
                 );
                 return;
             }
-            self.send_window = window;
+            let window = self.send_window;
             // Streams waiting for this window resume in `poll_transmit`; nothing here
             // depends on how many streams there are.
             if window > self.send_window_high {
@@ -307,8 +307,7 @@ impl Connection {
                     );
                     return;
                 }
-                let window = stream.send_window + i64::from(f.increment);
-                if window > i64::from(MAX_WINDOW_SIZE) {
+                if stream.send_window.grant(f.increment).is_err() {
                     self.stream_error(
                         id,
                         ErrorCode::FLOW_CONTROL_ERROR,
@@ -316,7 +315,6 @@ impl Connection {
                     );
                     return;
                 }
-                stream.send_window = window;
                 self.schedule(id);
             }
         }

@@ -10,14 +10,14 @@ use crate::frame::Data;
 impl Connection {
     pub(super) fn recv_data(&mut self, f: Data, now: Instant) {
         let len = f.flow_controlled_len;
-        if i64::from(len) > self.recv_window {
+        if self.recv_window.exceeded_by(len) {
             self.connection_error(
                 ErrorCode::FLOW_CONTROL_ERROR,
                 "DATA exceeds the connection window",
             );
             return;
         }
-        self.recv_window -= i64::from(len);
+        self.recv_window.consume(len as usize);
         if f.data.is_empty() && !f.end_stream {
             self.count_empty_frame(now);
             if self.is_closed() {
@@ -71,7 +71,7 @@ impl Connection {
                 ErrorCode::PROTOCOL_ERROR,
                 "DATA before the response HEADERS",
             ))
-        } else if i64::from(len) > stream.recv_window {
+        } else if stream.recv_window.exceeded_by(len) {
             Some((
                 ErrorCode::FLOW_CONTROL_ERROR,
                 "DATA exceeds the stream window",
@@ -85,7 +85,7 @@ impl Connection {
             self.count_reset(now);
             return;
         }
-        stream.recv_window -= i64::from(len);
+        stream.recv_window.consume(len as usize);
         stream.body_received += f.data.len() as u64;
         if stream.recv_activity.is_some() && (!f.data.is_empty() || f.end_stream) {
             // The body moved forward (empty DATA frames do not count: they would keep

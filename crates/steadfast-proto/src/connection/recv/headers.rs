@@ -11,6 +11,7 @@ use crate::error::{ErrorCode, Fate};
 use crate::frame::{Continuation, Frame, Headers, RstStream, StreamId};
 use crate::message;
 use crate::stream::Stream;
+use crate::window::Window;
 
 /// A field block whose header list decodes to more than this many times
 /// `max_header_list_size` closes the connection at once. A legitimate block is limited
@@ -220,8 +221,8 @@ impl Connection {
         let mut stream = Stream::new(
             id,
             false,
-            i64::from(self.peer.initial_window_size),
-            i64::from(self.local_initial_window()),
+            Window::new(self.peer.initial_window_size),
+            Window::new(self.local_initial_window()),
         );
         stream.head_received = true;
         stream.recv_closed = end_stream;
