@@ -23,9 +23,16 @@ impl Tmux {
             .expect("run tmux")
     }
 
-    fn screen(&self) -> String {
-        String::from_utf8_lossy(&self.cmd(&["capture-pane", "-p", "-t", "demo"]).stdout)
-            .into_owned()
+    /// Everything the pane shows and has scrolled away (its whole history).
+    fn history(&self) -> String {
+        let out = self.cmd(&["capture-pane", "-p", "-S", "-", "-t", "demo"]);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    }
+
+    /// The demo has exited (the pane stays, `remain-on-exit`).
+    fn finished(&self) -> bool {
+        let out = self.cmd(&["display-message", "-p", "-t", "demo", "#{pane_dead}"]);
+        String::from_utf8_lossy(&out.stdout).trim() == "1"
     }
 }
 
@@ -62,12 +69,15 @@ fn the_demo_redraws_one_line_in_place_on_an_80_column_terminal() {
     assert!(out.status.success(), "{}", text(&out));
     let deadline = Instant::now() + Duration::from_secs(90);
     let mut saw_progress = 0;
+    // The history, not only the screen: a live line that scrolled instead of
+    // redrawing would leave copies of itself there.
     let screen = loop {
-        let screen = tmux.screen();
+        let finished = tmux.finished();
+        let screen = tmux.history();
         let progress: Vec<&str> = screen.lines().filter(|l| l.contains("  req ")).collect();
         assert!(progress.len() <= 1, "the live line scrolled:\n{screen}");
         saw_progress += progress.len();
-        if screen.contains("requests sent") {
+        if finished {
             break screen;
         }
         assert!(
@@ -76,6 +86,10 @@ fn the_demo_redraws_one_line_in_place_on_an_80_column_terminal() {
         );
         std::thread::sleep(Duration::from_millis(200));
     };
+    assert!(
+        screen.contains("requests sent"),
+        "the final table:\n{screen}"
+    );
     assert!(saw_progress > 0, "the live line was never drawn:\n{screen}");
     for line in screen.lines() {
         assert!(line.chars().count() <= 80, "{line}");
