@@ -20,7 +20,8 @@ time, MB = 10^6 bytes), server CPU time per MB (run time of all its threads, fro
 from one extra run traced with strace -c, the server's write-family (download) or
 read-family (upload) syscalls per MB.
 
-Usage: bench/bulk.py [--rounds R] [--size-mib N] [--no-build] [--no-strace]
+Usage: bench/bulk.py [--rounds R] [--size-mib N] [--only download1,upload8] [--no-build]
+                     [--no-strace]
 """
 import argparse
 import os
@@ -167,7 +168,9 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--binary", default=f"{ROOT}/target/release/steadfast")
+    ap.add_argument("--only", help="cases to run, e.g. download1,upload8")
     args = ap.parse_args()
+    cases = [c for c in CASES if not args.only or f"{c[0]}{c[1]}" in args.only.split(",")]
     tools = ["h2load", "nghttpd", "taskset"] + ([] if args.no_strace else ["strace"])
     for tool in tools:
         if not shutil.which(tool):
@@ -190,14 +193,14 @@ def main():
         Server("nghttpd", ["nghttpd", "--no-tls", "-d", docroot, "-w", str(STREAM_WINDOW_BITS),
                            "-W", str(CONNECTION_WINDOW_BITS), "{port}"], "/discard"),
     ]
-    results = {(s.name, c): {"mbps": [], "cpu_ms": []} for s in servers for c in CASES}
+    results = {(s.name, c): {"mbps": [], "cpu_ms": []} for s in servers for c in cases}
     try:
         for s in servers:
             s.start()
-            for kind, streams in CASES:  # warm up: page cache, allocator, code
+            for kind, streams in cases:  # warm up: page cache, allocator, code
                 h2load(s, kind, streams, big, size)
         for r in range(args.rounds):
-            for case in CASES:
+            for case in cases:
                 kind, streams = case
                 for s in servers:
                     cpu0 = cpu_seconds(s.proc.pid)
@@ -210,7 +213,7 @@ def main():
                     print(f"round {r + 1} {kind} x{streams} {s.name}: {mb / seconds:,.0f} MB/s, "
                           f"{cpu * 1e3 / mb:.3f} ms CPU/MB", file=sys.stderr)
         if not args.no_strace:
-            for case in CASES:
+            for case in cases:
                 for s in servers:
                     results[(s.name, case)]["syscalls"] = syscalls_per_mb(s, case[0], case[1], big, size)
     finally:
@@ -223,7 +226,7 @@ def main():
     print("| case | steadfast MB/s | nghttpd MB/s | ratio | steadfast CPU ms/MB | nghttpd CPU ms/MB | ratio |"
           + ("" if args.no_strace else " syscalls/MB (steadfast / nghttpd) |"))
     print("|---|---:|---:|---:|---:|---:|---:|" + ("" if args.no_strace else "---:|"))
-    for case in CASES:
+    for case in cases:
         kind, streams = case
         sf, ng = results[("steadfast", case)], results[("nghttpd", case)]
         sf_mbps, ng_mbps = statistics.median(sf["mbps"]), statistics.median(ng["mbps"])
