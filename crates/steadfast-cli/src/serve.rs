@@ -51,6 +51,15 @@ pub(crate) struct Args {
     /// GOAWAY(NO_ERROR, max_idle). A duration or `off`.
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     idle_timeout: Timeout,
+    /// Receive window of each stream in bytes (SETTINGS_INITIAL_WINDOW_SIZE); default
+    /// 1 MiB. Larger windows carry uploads with fewer stops, and let a client make
+    /// the server buffer more per stream.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(65_535..=0x7fff_ffff))]
+    stream_window: Option<u32>,
+    /// Receive window of each connection in bytes, shared by its streams; default
+    /// 2 MiB. It bounds what one client can make the server buffer.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(65_535..=0x7fff_ffff))]
+    connection_window: Option<u32>,
 }
 
 /// A timeout given on the command line: a duration, or `None` for `off`.
@@ -91,13 +100,18 @@ pub(crate) async fn run(args: Args) -> u8 {
         _ => None,
     };
     let scheme = if tls.is_some() { "https" } else { "http" };
+    let defaults = steadfast_proto::Config::server();
     let config = ServerConfig {
         proto: steadfast_proto::Config {
             max_concurrent_streams: args.max_concurrent_streams,
             handshake_timeout: args.handshake_timeout.0,
             stream_recv_timeout: args.stream_recv_timeout.0,
             max_connection_idle: args.idle_timeout.0,
-            ..steadfast_proto::Config::server()
+            initial_stream_window: args.stream_window.unwrap_or(defaults.initial_stream_window),
+            initial_connection_window: args
+                .connection_window
+                .unwrap_or(defaults.initial_connection_window),
+            ..defaults
         },
         shutdown_grace: Duration::from_secs(args.grace),
         tls,
