@@ -10,9 +10,10 @@ Four cases, each with h2load on one connection (-c 1):
   `POST /discard`; nghttpd: a POST to a small file, whose body it drops).
 
 h2load advertises large windows (-w 30 -W 30) so the download is limited by the server,
-not by the client. For uploads the servers' receive windows decide; nghttpd is given
-the same ones steadfast advertises by default (see WINDOW_BITS), as its own default
-(64 KiB) would measure the window rather than the stack.
+not by the client. For uploads the servers' receive windows decide: both get the same,
+2^S per stream and 2^C per connection (--window-bits S,C; nghttpd -w S -W C, which is
+2^N - 1), by default steadfast's own defaults (1 MiB, 2 MiB); nghttpd's default (64
+KiB) would measure the window rather than the stack.
 
 Each server is pinned to CPU 0 and h2load (-t 1) to CPU 1; rounds are interleaved and
 the median is reported. Per server and case: MB/s (payload bytes over h2load's wall
@@ -20,7 +21,8 @@ time, MB = 10^6 bytes), server CPU time per MB (run time of all its threads, fro
 from one extra run traced with strace -c, the server's write-family (download) or
 read-family (upload) syscalls per MB.
 
-Usage: bench/bulk.py [--rounds R] [--size-mib N] [--no-build] [--no-strace]
+Usage: bench/bulk.py [--rounds R] [--size-mib N] [--only download1,upload8]
+                     [--window-bits S,C] [--no-build] [--no-strace]
 """
 import argparse
 import os
@@ -36,10 +38,9 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MIB = 1 << 20
 MB = 1e6
-# nghttpd's receive windows as 2^N - 1: steadfast's defaults (Config::initial_stream_window,
-# Config::initial_connection_window), within one byte.
-STREAM_WINDOW_BITS = 20
-CONNECTION_WINDOW_BITS = 21
+# steadfast's default receive windows (Config::initial_stream_window,
+# Config::initial_connection_window) as powers of two.
+DEFAULT_WINDOW_BITS = "20,21"
 WRITES = ("write", "writev", "sendto", "sendmsg", "sendfile", "sendfile64")
 READS = ("read", "readv", "recvfrom", "recvmsg")
 
@@ -167,7 +168,12 @@ def main():
     ap.add_argument("--no-build", action="store_true")
     ap.add_argument("--no-strace", action="store_true")
     ap.add_argument("--binary", default=f"{ROOT}/target/release/steadfast")
+    ap.add_argument("--only", help="cases to run, e.g. download1,upload8")
+    ap.add_argument("--window-bits", default=DEFAULT_WINDOW_BITS,
+                    help="receive windows of both servers: 2^S per stream, 2^C per connection")
     args = ap.parse_args()
+    stream_bits, conn_bits = (int(b) for b in args.window_bits.split(","))
+    cases = [c for c in CASES if not args.only or f"{c[0]}{c[1]}" in args.only.split(",")]
     tools = ["h2load", "nghttpd", "taskset"] + ([] if args.no_strace else ["strace"])
     for tool in tools:
         if not shutil.which(tool):
@@ -186,18 +192,19 @@ def main():
         f.write("ok\n")
     servers = [
         Server("steadfast", [args.binary, "--threads", "1", "serve", "--listen", "127.0.0.1:{port}",
-                             "--root", docroot], "/discard"),
-        Server("nghttpd", ["nghttpd", "--no-tls", "-d", docroot, "-w", str(STREAM_WINDOW_BITS),
-                           "-W", str(CONNECTION_WINDOW_BITS), "{port}"], "/discard"),
+                             "--root", docroot, "--stream-window", str(1 << stream_bits),
+                             "--connection-window", str(1 << conn_bits)], "/discard"),
+        Server("nghttpd", ["nghttpd", "--no-tls", "-d", docroot, "-w", str(stream_bits),
+                           "-W", str(conn_bits), "{port}"], "/discard"),
     ]
-    results = {(s.name, c): {"mbps": [], "cpu_ms": []} for s in servers for c in CASES}
+    results = {(s.name, c): {"mbps": [], "cpu_ms": []} for s in servers for c in cases}
     try:
         for s in servers:
             s.start()
-            for kind, streams in CASES:  # warm up: page cache, allocator, code
+            for kind, streams in cases:  # warm up: page cache, allocator, code
                 h2load(s, kind, streams, big, size)
         for r in range(args.rounds):
-            for case in CASES:
+            for case in cases:
                 kind, streams = case
                 for s in servers:
                     cpu0 = cpu_seconds(s.proc.pid)
@@ -210,7 +217,7 @@ def main():
                     print(f"round {r + 1} {kind} x{streams} {s.name}: {mb / seconds:,.0f} MB/s, "
                           f"{cpu * 1e3 / mb:.3f} ms CPU/MB", file=sys.stderr)
         if not args.no_strace:
-            for case in CASES:
+            for case in cases:
                 for s in servers:
                     results[(s.name, case)]["syscalls"] = syscalls_per_mb(s, case[0], case[1], big, size)
     finally:
@@ -218,12 +225,12 @@ def main():
             s.stop()
         shutil.rmtree(docroot, ignore_errors=True)
     print(f"\nh2load -t 1 -c 1 -w 30 -W 30, {args.size_mib} MiB per stream, one connection, server pinned to "
-          f"CPU 0, h2load to CPU 1, median of {args.rounds} interleaved rounds; nghttpd -w {STREAM_WINDOW_BITS} "
-          f"-W {CONNECTION_WINDOW_BITS}; MB = 10^6 bytes\n")
+          f"CPU 0, h2load to CPU 1, median of {args.rounds} interleaved rounds; server receive windows "
+          f"2^{stream_bits} per stream, 2^{conn_bits} per connection; MB = 10^6 bytes\n")
     print("| case | steadfast MB/s | nghttpd MB/s | ratio | steadfast CPU ms/MB | nghttpd CPU ms/MB | ratio |"
           + ("" if args.no_strace else " syscalls/MB (steadfast / nghttpd) |"))
     print("|---|---:|---:|---:|---:|---:|---:|" + ("" if args.no_strace else "---:|"))
-    for case in CASES:
+    for case in cases:
         kind, streams = case
         sf, ng = results[("steadfast", case)], results[("nghttpd", case)]
         sf_mbps, ng_mbps = statistics.median(sf["mbps"]), statistics.median(ng["mbps"])

@@ -56,6 +56,15 @@ pub(crate) struct Args {
     /// GOAWAY(NO_ERROR, max_idle). A duration or `off`.
     #[arg(long, default_value = "5m", value_parser = parse_timeout)]
     idle_timeout: Timeout,
+    /// Receive window of each stream in bytes (SETTINGS_INITIAL_WINDOW_SIZE); default
+    /// 1 MiB. Larger windows carry uploads with fewer stops, and let a client make
+    /// the server buffer more per stream.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(65_535..=0x7fff_ffff))]
+    stream_window: Option<u32>,
+    /// Receive window of each connection in bytes, shared by its streams; default
+    /// 2 MiB. It bounds what one client can make the server buffer.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(65_535..=0x7fff_ffff))]
+    connection_window: Option<u32>,
 }
 
 /// A timeout given on the command line: a duration, or `None` for `off`.
@@ -103,6 +112,12 @@ pub(crate) async fn run(args: Args) -> u8 {
     config.proto.stream_recv_timeout = args.stream_recv_timeout.0;
     config.proto.stream_send_timeout = args.stream_send_timeout.0;
     config.proto.max_connection_idle = args.idle_timeout.0;
+    if let Some(window) = args.stream_window {
+        config.proto.initial_stream_window = window;
+    }
+    if let Some(window) = args.connection_window {
+        config.proto.initial_connection_window = window;
+    }
     config.shutdown_grace = Duration::from_secs(args.grace);
     config.tls = tls;
     let listener = match tokio::net::TcpListener::bind(args.listen).await {

@@ -15,11 +15,11 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use http::{Request, Response};
 use http_body::Body;
 use steadfast_proto::{Connection, ErrorCode, Event, Fate, Role, StreamId};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
@@ -27,17 +27,26 @@ use tracing::Instrument;
 use crate::body::{recv_channel, BoxBody, RecvBody, RecvItem, RecvSender};
 use crate::error::{BoxError, Error, Kind};
 
-/// Read this much from the socket per call. The buffer is freed while the connection
-/// is idle, so idle connections cost little memory.
-const READ_CHUNK: usize = 32 << 10;
+mod read_buf;
+mod write_buf;
+use read_buf::RecvBufs;
+use write_buf::WriteBuf;
+
 /// Stop reading while this much output waits for the socket.
 const WRITE_HIGH_WATER: usize = 1 << 20;
-/// Poll a body for more data only while less than this is queued for its stream.
+/// Poll a body for more data only while less than this is queued for its stream…
 const SEND_BUFFER: usize = 64 << 10;
-/// An emptied write buffer larger than this is freed rather than kept.
-const KEEP_WRITE_BUF: usize = 64 << 10;
+/// …or, while the transport takes all that is written to it, less than this, as far
+/// as flow control lets it leave: then one write can carry a whole transmit batch
+/// (`Config::max_transmit_data`) of a single fast stream. A peer that stops reading
+/// soon leaves output waiting, and each stream is back to `SEND_BUFFER`.
+const SEND_BUFFER_FLOWING: usize = 256 << 10;
 /// Turns of the driver loop before yielding to other tasks.
 const TURNS_PER_POLL: usize = 32;
+/// Bytes read from the transport before yielding to other tasks: the handlers that
+/// consume received bodies then run (and release what they read) between bursts of
+/// a window's size, and the memory of what they consumed is read into again.
+const READ_PER_POLL: usize = 256 << 10;
 
 /// The answer to a request: its response head and body, or the error with its fate.
 pub(crate) type ResponseResult = Result<Response<RecvBody>, Error>;
@@ -208,8 +217,10 @@ pub(crate) struct Driver<IO> {
     commands_tx: mpsc::UnboundedSender<Command>,
     slots: steadfast_proto::StreamIdMap<Slot>,
     tokens: HashMap<u64, StreamId>,
-    read_buf: Vec<u8>,
-    write_buf: BytesMut,
+    write_buf: WriteBuf,
+    recv_bufs: RecvBufs,
+    /// What may still be read in this poll (`READ_PER_POLL`).
+    read_budget: usize,
     read_closed: bool,
     io_failed: bool,
     sleep: Pin<Box<tokio::time::Sleep>>,
@@ -266,6 +277,7 @@ where
         let (ready_tx, ready_rx) = oneshot::channel();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new());
+        let vectored = io.is_write_vectored();
         let driver = Self {
             io,
             conn,
@@ -274,8 +286,9 @@ where
             commands_tx: commands_tx.clone(),
             slots: Default::default(),
             tokens: HashMap::new(),
-            read_buf: Vec::new(),
-            write_buf: BytesMut::new(),
+            write_buf: WriteBuf::new(vectored),
+            recv_bufs: RecvBufs::default(),
+            read_budget: READ_PER_POLL,
             read_closed: false,
             io_failed: false,
             sleep: Box::pin(tokio::time::sleep(Duration::from_secs(3600))),
@@ -756,7 +769,12 @@ where
         for &id in &ids {
             loop {
                 let buffered = self.conn.buffered_send(id);
-                if buffered >= SEND_BUFFER {
+                let limit = if self.write_buf.is_empty() {
+                    SEND_BUFFER_FLOWING
+                } else {
+                    SEND_BUFFER
+                };
+                if buffered >= limit {
                     break;
                 }
                 let Some(slot) = self.slots.get_mut(&id) else {
@@ -840,25 +858,35 @@ where
         if self.read_closed || self.conn.is_closed() || self.write_buf.len() >= WRITE_HIGH_WATER {
             return false;
         }
-        if self.read_buf.is_empty() {
-            self.read_buf = vec![0; READ_CHUNK];
+        if self.read_budget == 0 {
+            // Read on after other tasks ran.
+            cx.waker().wake_by_ref();
+            return false;
         }
-        let mut buf = ReadBuf::new(&mut self.read_buf);
-        match Pin::new(&mut self.io).poll_read(cx, &mut buf) {
+        // Straight into the engine's buffer, after the start of a frame it may hold:
+        // DATA payloads are slices of what the socket wrote, never copied.
+        let buf = self.conn.recv_buffer();
+        self.recv_bufs.reserve(buf);
+        let read = std::pin::pin!(self.io.read_buf(buf)).poll(cx);
+        match read {
             Poll::Pending => {
-                if self.slots.is_empty() {
-                    // Idle: give the buffer back until the peer sends something.
-                    self.read_buf = Vec::new();
+                let buf = self.conn.recv_buffer();
+                if self.slots.is_empty() && buf.is_empty() {
+                    // Idle: give the buffers back until the peer sends something.
+                    *buf = BytesMut::new();
+                    self.recv_bufs.clear();
+                } else {
+                    self.recv_bufs.quiet();
                 }
                 false
             }
-            Poll::Ready(Ok(())) => {
-                let n = buf.filled().len();
+            Poll::Ready(Ok(n)) => {
+                self.read_budget = self.read_budget.saturating_sub(n);
                 if n == 0 {
                     self.read_closed = true;
                     self.conn.handle_eof(now());
                 } else {
-                    self.conn.handle_read(&self.read_buf[..n], now());
+                    self.conn.handle_received(now());
                 }
                 true
             }
@@ -885,21 +913,13 @@ where
     fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
         let mut progress = false;
         while !self.write_buf.is_empty() && !self.io_failed {
-            match Pin::new(&mut self.io).poll_write(cx, &self.write_buf) {
+            match self.write_buf.poll_write(&mut self.io, cx) {
                 Poll::Pending => return progress,
                 Poll::Ready(Ok(0)) => {
                     self.transport_failed(io::ErrorKind::WriteZero.into());
                     return true;
                 }
-                Poll::Ready(Ok(n)) => {
-                    self.write_buf.advance(n);
-                    if self.write_buf.is_empty() && self.write_buf.capacity() > KEEP_WRITE_BUF {
-                        // A burst (many responses at once) grew it: give it back
-                        // rather than hold it for the connection's lifetime.
-                        self.write_buf = BytesMut::new();
-                    }
-                    progress = true;
-                }
+                Poll::Ready(Ok(_)) => progress = true,
                 Poll::Ready(Err(e)) => {
                     self.transport_failed(e);
                     return true;
@@ -990,11 +1010,12 @@ where
 
     fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
         let this = &mut *self;
+        this.read_budget = READ_PER_POLL;
         if !this.preface_written {
             // Our preface goes out before anything is read, so a transcript of the
             // connection (probe -v) shows it first, as the peer saw it.
             this.preface_written = true;
-            this.conn.poll_transmit(now(), &mut this.write_buf);
+            this.write_buf.fill(&mut this.conn, now());
             this.poll_write(cx);
         }
         for _ in 0..TURNS_PER_POLL {
@@ -1019,7 +1040,7 @@ where
             // in the engine: its queues are bounded per stream (SEND_BUFFER) and for
             // control frames (`max_pending_control_bytes`), this buffer is not.
             if this.write_buf.len() < WRITE_HIGH_WATER {
-                this.conn.poll_transmit(now(), &mut this.write_buf);
+                this.write_buf.fill(&mut this.conn, now());
             } else {
                 // Still tell the engine the time (early is harmless), so that clocks
                 // which start at "the next call that knows the time" (idleness after

@@ -443,6 +443,11 @@ impl Connection {
         }
         self.recv_buf.extend_from_slice(data);
         self.handle_received(now);
+        // Never keep a large buffer around: a burst of frames grows it, and the frames
+        // handed out share its memory until they are dropped.
+        if self.recv_buf.is_empty() && self.recv_buf.capacity() > 32 << 10 {
+            self.recv_buf = BytesMut::new();
+        }
     }
 
     /// The buffer input is read into, for a runtime that reads from the transport
@@ -452,7 +457,8 @@ impl Connection {
     /// input not yet processed (the start of a frame): append after them, never
     /// change them. Received DATA payloads are slices of this buffer, so they are not
     /// copied; reserve room before reading (`BytesMut::reserve`), as the payloads
-    /// handed out may still share its memory.
+    /// handed out may still share its memory. The caller decides how large a buffer
+    /// to keep: the connection frees it only while no stream is open.
     pub fn recv_buffer(&mut self) -> &mut BytesMut {
         &mut self.recv_buf
     }

@@ -72,12 +72,10 @@ impl Connection {
                 }
             }
         }
-        // Hold no buffer memory while nothing is pending and no stream is open, and
-        // never keep a large one around (a burst of frames grows it, and the frames
-        // handed out share its memory until they are dropped).
-        if self.recv_buf.is_empty()
-            && (self.streams.is_empty() || self.recv_buf.capacity() > 32 << 10)
-        {
+        // Hold no buffer memory while nothing is pending and no stream is open. (How
+        // large a buffer is kept otherwise is up to whoever fills it: see
+        // `handle_read` and `recv_buffer`.)
+        if self.recv_buf.is_empty() && self.streams.is_empty() {
             self.recv_buf = BytesMut::new();
         }
     }
