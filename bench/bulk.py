@@ -171,7 +171,11 @@ def main():
     ap.add_argument("--only", help="cases to run, e.g. download1,upload8")
     ap.add_argument("--window-bits", default=DEFAULT_WINDOW_BITS,
                     help="receive windows of both servers: 2^S per stream, 2^C per connection")
+    ap.add_argument("--baseline", help="another steadfast binary (e.g. before a change) to run alongside, "
+                    "with its default windows")
     args = ap.parse_args()
+    if args.baseline and args.window_bits != DEFAULT_WINDOW_BITS:
+        sys.exit("--baseline runs with its default windows: leave --window-bits at its default")
     stream_bits, conn_bits = (int(b) for b in args.window_bits.split(","))
     cases = [c for c in CASES if not args.only or f"{c[0]}{c[1]}" in args.only.split(",")]
     tools = ["h2load", "nghttpd", "taskset"] + ([] if args.no_strace else ["strace"])
@@ -197,6 +201,9 @@ def main():
         Server("nghttpd", ["nghttpd", "--no-tls", "-d", docroot, "-w", str(stream_bits),
                            "-W", str(conn_bits), "{port}"], "/discard"),
     ]
+    if args.baseline:
+        servers.append(Server("baseline", [args.baseline, "--threads", "1", "serve", "--listen",
+                                           "127.0.0.1:{port}", "--root", docroot], "/discard"))
     results = {(s.name, c): {"mbps": [], "cpu_ms": []} for s in servers for c in cases}
     try:
         for s in servers:
@@ -241,6 +248,17 @@ def main():
             what = "writes" if kind == "download" else "reads"
             line += f" {what}: {sf['syscalls']:.1f} / {ng['syscalls']:.1f} |"
         print(line)
+
+    if args.baseline:
+        print(f"\nbaseline: {args.baseline}\n")
+        print("| case | baseline MB/s | steadfast MB/s | baseline CPU ms/MB | steadfast CPU ms/MB |")
+        print("|---|---:|---:|---:|---:|")
+        for case in cases:
+            kind, streams = case
+            b, sf = results[("baseline", case)], results[("steadfast", case)]
+            print(f"| {kind}, {streams} stream{'s' if streams > 1 else ''} | {statistics.median(b['mbps']):,.0f} | "
+                  f"{statistics.median(sf['mbps']):,.0f} | {statistics.median(b['cpu_ms']):.3f} | "
+                  f"{statistics.median(sf['cpu_ms']):.3f} |")
 
 
 if __name__ == "__main__":

@@ -63,6 +63,26 @@ fn curl_get_and_large_post_over_h2c() {
     );
 }
 
+/// The bulk benchmark's upload target: the body is read to its end and only its
+/// length comes back, also with small windows that make curl wait for WINDOW_UPDATE.
+#[test]
+fn curl_post_to_discard_gets_the_body_length() {
+    require("curl", "curl");
+    let (_server, addr) =
+        steadfast_serve(&["--stream-window", "65535", "--connection-window", "65535"]);
+    let dir = TempDir::new("curl-discard");
+    write_payload(&dir.path("in.bin"), 3_000_000);
+    let out = curl_h2c(
+        &format!("http://{addr}/discard"),
+        &[
+            "--data-binary",
+            &format!("@{}", dir.path("in.bin").display()),
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "3000000\n\n2 200");
+}
+
 #[test]
 fn curl_over_tls_negotiates_h2() {
     require("curl", "curl");

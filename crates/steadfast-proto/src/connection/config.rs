@@ -30,11 +30,11 @@ pub struct Config {
     ///
     /// Default 1 MiB, as hyper's server (its client: 2 MiB); nghttp2 and the h2 crate
     /// keep the RFC's 65,535, which caps an upload at 64 KiB per round trip. Larger
-    /// windows carry bulk uploads with fewer stops: over loopback, 4 MiB per stream
-    /// and 16 MiB per connection take 20-25% less CPU per MB than 1 and 2 MiB, for
-    /// nghttpd as for steadfast (`bench/bulk.py --window-bits 22,24`); but each
-    /// stream may then make this endpoint buffer that much while its application does
-    /// not read.
+    /// windows carry bulk uploads with fewer stops: over loopback, with 4 MiB per
+    /// stream and 16 MiB per connection a single upload takes about a quarter less
+    /// CPU per MB than with 1 and 2 MiB, for nghttpd as for steadfast (`bench/bulk.py
+    /// --window-bits 22,24`); but each stream may then make this endpoint buffer that
+    /// much while its application does not read.
     pub initial_stream_window: u32,
     /// The connection-level receive window (raised from 65,535 with a WINDOW_UPDATE),
     /// shared by all streams: it bounds what one peer can make this endpoint buffer,
