@@ -201,17 +201,25 @@ async fn server_streaming(client: &mut Client) -> Result<(), Failure> {
 
 async fn ping_pong(client: &mut Client) -> Result<(), Failure> {
     let (tx, requests) = request_stream();
+    let pairs = [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)];
+    // tonic returns from the call once the response headers arrive, and a server may
+    // send them only with its first response (grpcio does): the first request is
+    // queued before.
+    let (response_size, payload_size) = pairs[0];
+    tx.send(streaming_request(response_size, payload_size))
+        .await
+        .map_err(|_| "the request stream closed early".to_owned())?;
     let mut responses = client
         .full_duplex_call(requests)
         .await
         .map_err(failed("FullDuplexCall"))?
         .into_inner();
-    for (response_size, payload_size) in
-        [(31_415, 27_182), (9, 8), (2_653, 1_828), (58_979, 45_904)]
-    {
-        tx.send(streaming_request(response_size, payload_size))
-            .await
-            .map_err(|_| "the request stream closed early".to_owned())?;
+    for (i, (response_size, payload_size)) in pairs.into_iter().enumerate() {
+        if i > 0 {
+            tx.send(streaming_request(response_size, payload_size))
+                .await
+                .map_err(|_| "the request stream closed early".to_owned())?;
+        }
         let response = responses
             .message()
             .await
