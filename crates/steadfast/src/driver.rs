@@ -5,10 +5,14 @@
 //! and receive what concerns them over per-stream channels. The driver polls the
 //! socket, the command channel, the bodies it sends, and its timer, all in one task,
 //! and writes everything the state machine produced in one batch per turn.
+//!
+//! By role: `client` (requests become streams), `server` (admission, dispatch,
+//! answers), `bodies` (sending bodies under flow control), `transport` (socket and
+//! timer); this file holds the state, the commands, the engine's events and the
+//! end of a connection.
 
 use std::collections::HashMap;
 use std::future::Future;
-use std::io;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,9 +21,8 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::{Request, Response};
-use http_body::Body;
 use steadfast_proto::{Connection, ErrorCode, Event, Fate, Role, StreamId};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
@@ -27,7 +30,11 @@ use tracing::Instrument;
 use crate::body::{recv_channel, BoxBody, RecvBody, RecvItem, RecvSender};
 use crate::error::{BoxError, Error, Kind};
 
+mod bodies;
+mod client;
 mod read_buf;
+mod server;
+mod transport;
 mod write_buf;
 use read_buf::RecvBufs;
 use write_buf::WriteBuf;
@@ -388,89 +395,6 @@ where
         }
     }
 
-    fn start_request(
-        &mut self,
-        request: Request<()>,
-        body: BoxBody,
-        token: u64,
-        tx: oneshot::Sender<ResponseResult>,
-    ) {
-        let end_stream = body.is_end_stream();
-        match self.conn.send_request(&request, end_stream) {
-            Ok(id) => {
-                tracing::trace!(stream = %id, method = %request.method(), uri = %request.uri(), "request");
-                self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
-                self.tokens.insert(token, id);
-                if !end_stream {
-                    self.sending.push(id);
-                }
-                self.slots.insert(
-                    id,
-                    Slot {
-                        response_tx: Some(tx),
-                        send_body: (!end_stream).then_some(body),
-                        send_done: end_stream,
-                        token,
-                        ..Slot::default()
-                    },
-                );
-            }
-            Err(e) => {
-                // Nothing of this request reached the connection. When the server's
-                // GOAWAY is the reason, say so rather than "going away".
-                let e = match (e, self.conn.goaway_received()) {
-                    (
-                        steadfast_proto::Error::User(steadfast_proto::UserError::GoingAway),
-                        Some(goaway),
-                    ) => crate::error::remote_goaway(goaway.clone()),
-                    (e, _) => e,
-                };
-                let _ = tx.send(Err(Error::proto(e, Some(Fate::NotSent), None)));
-            }
-        }
-    }
-
-    fn start_response(&mut self, id: StreamId, result: Result<Response<BoxBody>, BoxError>) {
-        if !self.slots.contains_key(&id) {
-            return; // reset while the service ran
-        }
-        let response = match result {
-            Ok(r) => r,
-            Err(e) => {
-                tracing::debug!(stream = %id, error = %e, "service failed");
-                let _ = self.conn.reset(id, ErrorCode::INTERNAL_ERROR);
-                self.remove_slot(id);
-                return;
-            }
-        };
-        let (parts, body) = response.into_parts();
-        let head = Response::from_parts(parts, ());
-        let end_stream = body.is_end_stream();
-        if let Err(e) = self.conn.send_response(id, &head, end_stream) {
-            tracing::debug!(stream = %id, error = %e, "response rejected");
-            let _ = self.conn.reset(id, ErrorCode::INTERNAL_ERROR);
-            self.remove_slot(id);
-            return;
-        }
-        let discard = if let Some(slot) = self.slots.get_mut(&id) {
-            slot.handler = None;
-            slot.send_done = end_stream;
-            if !end_stream {
-                slot.send_body = Some(body);
-                self.sending.push(id);
-            }
-            slot.discard && end_stream
-        } else {
-            false
-        };
-        if discard {
-            let _ = self.conn.reset(id, ErrorCode::NO_ERROR);
-            self.remove_slot(id);
-        } else {
-            self.maybe_finish_slot(id);
-        }
-    }
-
     fn handle_event(&mut self, event: Event) {
         match event {
             Event::Request {
@@ -640,62 +564,6 @@ where
         error.io_error_kind().is_some().then_some(error)
     }
 
-    fn dispatch_request(&mut self, id: StreamId, request: Request<()>, end_stream: bool) {
-        if self.conn.stream_state(id).is_none() {
-            // Reset (by the peer, or for its frames) before the service could see it,
-            // as in a rapid-reset flood: its StreamError follows. Spawning a handler
-            // only to abort it would cost a task per reset.
-            return;
-        }
-        if let Some(shed) = &self.shed {
-            let over_connection = shed
-                .per_connection
-                .is_some_and(|max| self.slots.len() >= max);
-            let over_server = shed
-                .per_server
-                .is_some_and(|max| shed.in_flight.load(Ordering::Acquire) >= max);
-            if over_connection || over_server {
-                // Before any processing: the client may safely send it again.
-                shed.refused.fetch_add(1, Ordering::Relaxed);
-                tracing::debug!(stream = %id, over_connection, over_server, "load shed: REFUSED_STREAM");
-                let _ = self.conn.reset(id, ErrorCode::REFUSED_STREAM);
-                return;
-            }
-            shed.in_flight.fetch_add(1, Ordering::AcqRel);
-            shed.accepted.fetch_add(1, Ordering::Relaxed);
-        }
-        let Some(dispatch) = self.dispatch.as_mut() else {
-            return;
-        };
-        let content_length = content_length(request.headers());
-        let (recv_tx, rx) = if end_stream {
-            (None, None)
-        } else {
-            let (tx, rx) = recv_channel();
-            (Some(tx), Some(rx))
-        };
-        let body = RecvBody::new(id, rx, self.commands_tx.clone(), content_length);
-        let (parts, ()) = request.into_parts();
-        tracing::trace!(stream = %id, method = %parts.method, uri = %parts.uri, "request");
-        let future = dispatch(Request::from_parts(parts, body));
-        let commands = self.commands_tx.clone();
-        let handler = tokio::spawn(
-            async move {
-                let result = future.await;
-                let _ = commands.send(Command::Response { id, result });
-            }
-            .in_current_span(),
-        );
-        self.slots.insert(
-            id,
-            Slot {
-                recv_tx,
-                handler: Some(handler.abort_handle()),
-                ..Slot::default()
-            },
-        );
-    }
-
     /// Forgets a stream once both directions are done (from the driver's view).
     fn maybe_finish_slot(&mut self, id: StreamId) {
         let done = self.slots.get(&id).is_some_and(|s| {
@@ -746,226 +614,6 @@ where
                 }
             }
         }
-    }
-
-    /// Pulls data from the bodies being sent while their streams have room.
-    fn poll_bodies(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
-        let mut ids = std::mem::take(&mut self.scratch);
-        ids.clear();
-        ids.extend_from_slice(&self.sending);
-        // The connection window is shared: what other streams already queued will take
-        // it first. Without this, every stream would see the whole window as its own
-        // room, and a hundred stalled streams would each pull a window's worth.
-        let queued: usize = ids.iter().map(|&id| self.conn.buffered_send(id)).sum();
-        let mut connection_room = self.conn.connection_send_window().saturating_sub(queued);
-        // Start where the last call stopped, so that no stream is always served last
-        // when the shared window is what limits them.
-        if !ids.is_empty() {
-            let start = self.next_body % ids.len();
-            ids.rotate_left(start);
-            self.next_body = self.next_body.wrapping_add(1);
-        }
-        for &id in &ids {
-            loop {
-                let buffered = self.conn.buffered_send(id);
-                let limit = if self.write_buf.is_empty() {
-                    SEND_BUFFER_FLOWING
-                } else {
-                    SEND_BUFFER
-                };
-                if buffered >= limit {
-                    break;
-                }
-                let Some(slot) = self.slots.get_mut(&id) else {
-                    break;
-                };
-                let Some(body) = slot.send_body.as_mut() else {
-                    break;
-                };
-                // Pull data only while flow control lets it leave: a peer that stops
-                // reading stops the body too, so a stalled stream holds nothing beyond
-                // what its window allows. A body that may be at its end is still
-                // polled once its queue is empty, so END_STREAM or trailers are not
-                // held back by a closed window.
-                let room = self.conn.send_capacity(id).min(connection_room);
-                if room == 0 && (buffered > 0 || body.size_hint().lower() > 0) {
-                    break;
-                }
-                let frame = match Pin::new(body).poll_frame(cx) {
-                    Poll::Pending => break,
-                    Poll::Ready(frame) => frame,
-                };
-                progress = true;
-                let result = match frame {
-                    None => {
-                        slot.send_body = None;
-                        slot.send_done = true;
-                        self.conn.send_data(id, bytes::Bytes::new(), true)
-                    }
-                    Some(Ok(frame)) => match frame.into_data() {
-                        Ok(data) => {
-                            connection_room = connection_room.saturating_sub(data.len());
-                            let end = slot.send_body.as_ref().is_some_and(|b| b.is_end_stream());
-                            if end {
-                                slot.send_body = None;
-                                slot.send_done = true;
-                            }
-                            self.conn.send_data(id, data, end)
-                        }
-                        Err(frame) => {
-                            slot.send_body = None;
-                            slot.send_done = true;
-                            match frame.into_trailers() {
-                                Ok(trailers) => self.conn.send_trailers(id, &trailers),
-                                Err(_) => self.conn.send_data(id, bytes::Bytes::new(), true),
-                            }
-                        }
-                    },
-                    Some(Err(e)) => {
-                        tracing::debug!(stream = %id, error = %e, "body failed; resetting the stream");
-                        slot.send_body = None;
-                        let error = Error::with_fate(Kind::Body(e), self.conn.fate(id), Some(id));
-                        if let Some(tx) = slot.response_tx.take() {
-                            let _ = tx.send(Err(error));
-                        }
-                        let _ = self.conn.reset(id, ErrorCode::CANCEL);
-                        self.remove_slot(id);
-                        break;
-                    }
-                };
-                if let Err(e) = result {
-                    tracing::debug!(stream = %id, error = %e, "could not send body");
-                    if let Some(slot) = self.slots.get_mut(&id) {
-                        slot.send_body = None;
-                    }
-                    break;
-                }
-                if self.slots.get(&id).is_some_and(|s| s.send_done) {
-                    self.maybe_finish_slot(id);
-                    break;
-                }
-            }
-        }
-        let slots = &self.slots;
-        self.sending
-            .retain(|id| slots.get(id).is_some_and(|s| s.send_body.is_some()));
-        self.scratch = ids;
-        progress
-    }
-
-    fn poll_read(&mut self, cx: &mut Context<'_>) -> bool {
-        if self.read_closed || self.conn.is_closed() || self.write_buf.len() >= WRITE_HIGH_WATER {
-            return false;
-        }
-        if self.read_budget == 0 {
-            // Read on after other tasks ran.
-            cx.waker().wake_by_ref();
-            return false;
-        }
-        // Straight into the engine's buffer, after the start of a frame it may hold:
-        // DATA payloads are slices of what the socket wrote, never copied.
-        let buf = self.conn.recv_buffer();
-        self.recv_bufs.reserve(buf);
-        let read = std::pin::pin!(self.io.read_buf(buf)).poll(cx);
-        match read {
-            Poll::Pending => {
-                let buf = self.conn.recv_buffer();
-                if self.slots.is_empty() && buf.is_empty() {
-                    // Idle: give the buffers back until the peer sends something.
-                    *buf = BytesMut::new();
-                    self.recv_bufs.clear();
-                } else {
-                    self.recv_bufs.quiet();
-                }
-                false
-            }
-            Poll::Ready(Ok(n)) => {
-                self.read_budget = self.read_budget.saturating_sub(n);
-                if n == 0 {
-                    self.read_closed = true;
-                    self.conn.handle_eof(now());
-                } else {
-                    self.conn.handle_received(now());
-                }
-                true
-            }
-            Poll::Ready(Err(e)) => {
-                self.transport_failed(e);
-                true
-            }
-        }
-    }
-
-    fn transport_failed(&mut self, e: io::Error) {
-        tracing::debug!(error = %e, "transport failed");
-        self.read_closed = true;
-        self.io_failed = true;
-        self.write_buf.clear();
-        if !self.conn.is_closed() {
-            if let Ok(mut slot) = self.shared.error.lock() {
-                slot.get_or_insert_with(|| Error::new(Kind::Io(e)));
-            }
-        }
-        self.conn.handle_eof(now());
-    }
-
-    fn poll_write(&mut self, cx: &mut Context<'_>) -> bool {
-        let mut progress = false;
-        while !self.write_buf.is_empty() && !self.io_failed {
-            match self.write_buf.poll_write(&mut self.io, cx) {
-                Poll::Pending => return progress,
-                Poll::Ready(Ok(0)) => {
-                    self.transport_failed(io::ErrorKind::WriteZero.into());
-                    return true;
-                }
-                Poll::Ready(Ok(_)) => progress = true,
-                Poll::Ready(Err(e)) => {
-                    self.transport_failed(e);
-                    return true;
-                }
-            }
-        }
-        if !self.io_failed {
-            if let Poll::Ready(Err(e)) = Pin::new(&mut self.io).poll_flush(cx) {
-                self.transport_failed(e);
-                return true;
-            }
-        }
-        progress
-    }
-
-    fn poll_timer(&mut self, cx: &mut Context<'_>) -> bool {
-        let deadline = self
-            .conn
-            .poll_timeout()
-            .into_iter()
-            .chain(self.drain_deadline)
-            .chain(self.linger_until)
-            .min();
-        let Some(deadline) = deadline else {
-            self.sleep_at = None;
-            return false;
-        };
-        if self.sleep_at != Some(deadline) {
-            self.sleep.as_mut().reset(deadline.into());
-            self.sleep_at = Some(deadline);
-        }
-        if self.sleep.as_mut().poll(cx).is_pending() {
-            return false;
-        }
-        self.sleep_at = None;
-        let now = now();
-        if self.drain_deadline.is_some_and(|d| now >= d) {
-            self.drain_deadline = None;
-            tracing::debug!("graceful shutdown grace period expired; closing");
-            self.conn.close(
-                ErrorCode::NO_ERROR,
-                bytes::Bytes::from_static(b"shutdown grace period expired"),
-            );
-        }
-        self.conn.handle_timeout(now);
-        true
     }
 
     fn fail_remaining(&mut self) {
