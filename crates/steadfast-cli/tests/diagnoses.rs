@@ -5,7 +5,6 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::net::{SocketAddr, TcpListener};
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
@@ -57,27 +56,13 @@ fn assert_diagnosis(
 fn fault_server(args: &[&str]) -> (Proc, SocketAddr, mpsc::Receiver<String>) {
     let script =
         PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../steadfast/tests/peers/fault_server.py");
-    let mut child = Command::new("python3")
+    let mut command = Command::new("python3");
+    command
         .arg(&script)
         .arg("0")
         .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("start fault_server.py (python3 with h2: run scripts/test)");
-    let stdout = child.stdout.take().expect("stdout");
-    let (tx, rx) = mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    let proc = Proc {
-        child,
-        name: format!("fault_server.py {args:?}"),
-    };
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (proc, rx) = spawn_reporting(command, &format!("fault_server.py {args:?}"));
     let port: u16 = rx
         .recv_timeout(LIMIT)
         .expect("fault_server.py printed its port (is Python's h2 installed?)")

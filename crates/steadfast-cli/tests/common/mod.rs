@@ -36,16 +36,15 @@ pub fn require(tool: &str, package: &str) {
     );
 }
 
-/// Starts `steadfast serve` on a free port and waits until it listens.
-pub fn steadfast_serve(extra: &[&str]) -> (Proc, SocketAddr) {
-    let mut child = Command::new(STEADFAST)
-        .args(["serve", "--listen", "127.0.0.1:0", "--grace", "5"])
-        .env("RUST_LOG", "warn")
-        .args(extra)
+/// Starts `command` with its stdout piped; its lines arrive on the receiver (peers
+/// report their address or port there). Killed when the `Proc` drops.
+pub fn spawn_reporting(mut command: Command, name: &str) -> (Proc, mpsc::Receiver<String>) {
+    let mut child = command
+        .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start steadfast serve");
+        .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
     let stdout = child.stdout.take().expect("stdout");
     let (tx, rx) = mpsc::channel();
     std::thread::spawn(move || {
@@ -55,8 +54,19 @@ pub fn steadfast_serve(extra: &[&str]) -> (Proc, SocketAddr) {
     });
     let proc = Proc {
         child,
-        name: "steadfast serve".into(),
+        name: name.into(),
     };
+    (proc, rx)
+}
+
+/// Starts `steadfast serve` on a free port and waits until it listens.
+pub fn steadfast_serve(extra: &[&str]) -> (Proc, SocketAddr) {
+    let mut command = Command::new(STEADFAST);
+    command
+        .args(["serve", "--listen", "127.0.0.1:0", "--grace", "5"])
+        .env("RUST_LOG", "warn")
+        .args(extra);
+    let (proc, rx) = spawn_reporting(command, "steadfast serve");
     let line = rx
         .recv_timeout(Duration::from_secs(20))
         .expect("steadfast serve printed its address");
