@@ -53,6 +53,12 @@ impl Drop for Guard {
 }
 
 impl EchoService {
+    /// The service, and the receiver of its handlers' events.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        (Self { events }, rx)
+    }
+
     fn reply(request: &Request<EchoRequest>) -> EchoReply {
         EchoReply {
             message: request.get_ref().message.clone(),
@@ -174,15 +180,20 @@ impl Drop for TestServer {
 
 /// Serves the Echo service with `config`.
 pub async fn serve_echo_with(config: steadfast::ServerConfig) -> TestServer {
+    let (service, events) = EchoService::new();
+    let server = Server::builder()
+        .config(config)
+        .add_service(EchoServer::new(service));
+    serve(server, events).await
+}
+
+/// Serves `server` on 127.0.0.1; `events` are its handlers' (see [`EchoService::new`]).
+pub async fn serve(server: Server, events: mpsc::UnboundedReceiver<Event>) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
-    let (events_tx, events) = mpsc::unbounded_channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .config(config)
-        .add_service(EchoServer::new(EchoService { events: events_tx }));
     let task = tokio::spawn(server.serve_with_listener(listener, async {
         let _ = stopped.await;
     }));
