@@ -11,7 +11,9 @@ and "end" last.
 Cases: oversized (length prefix 0xfffffff0, 5 bytes sent, no END_STREAM),
 compressed-no-encoding (compressed flag, no grpc-encoding), truncated (prefix 10,
 3 bytes, END_STREAM), bad-timeout (grpc-timeout "1x"), padded-bin (an `-bin`
-metadata value with base64 padding), unpadded-bin (the same without).
+metadata value with base64 padding), unpadded-bin (the same without), disconnect
+(a call whose handler sleeps 60 s; the connection is closed after 300 ms, and
+"disconnected" printed).
 """
 
 import socket
@@ -60,6 +62,9 @@ def main():
     elif case == "unpadded-bin":
         headers.append(("x-trace-bin", "AQI"))
         body = frame(message)
+    elif case == "disconnect":
+        # EchoRequest { message: "lost", sleep_ms: 60000 }
+        body = frame(b"\x0a\x04lost\x18\xe0\xd4\x03")
     else:
         raise SystemExit(f"unknown case {case}")
 
@@ -69,6 +74,12 @@ def main():
     conn.send_headers(1, headers)
     conn.send_data(1, body, end_stream=end)
     sock.sendall(conn.data_to_send())
+    if case == "disconnect":
+        time.sleep(0.3)
+        sock.close()
+        print("disconnected")
+        print("end", flush=True)
+        return
 
     deadline = time.monotonic() + 5
     done = False
