@@ -234,3 +234,29 @@ pub async fn bounded<F: std::future::Future>(future: F) -> F::Output {
         .await
         .expect("the step finished within 10 s")
 }
+
+/// What the raw HTTP/2 peer (`tests/raw_h2_peer.py`, Python `h2`) printed for `case`
+/// against `addr`: one line per header, trailer, reset; "end" last. The peer is
+/// killed if it has not finished in 15 s.
+pub async fn raw_h2_peer(addr: SocketAddr, case: &str) -> Vec<String> {
+    let child = tokio::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/raw_h2_peer.py"))
+        .arg(addr.to_string())
+        .arg(case)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("python3 runs (h2: scripts/requirements.txt)");
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("the raw peer finished within 15 s")
+        .expect("the raw peer's output");
+    assert!(output.status.success(), "raw peer failed for {case}");
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.last().map(String::as_str), Some("end"), "{lines:?}");
+    lines
+}

@@ -1,9 +1,11 @@
 """A raw HTTP/2 gRPC peer (Python h2, pinned in scripts/requirements.txt) for
-steadfast-grpc's bad-input tests (tests/bad_input.rs).
+steadfast-grpc's tests of bad input, cancellation and metadata (tests/bad_input.rs,
+tests/cancellation.rs, tests/metadata_and_details.rs).
 
-    python3 bad_input_h2.py HOST:PORT CASE
+    python3 raw_h2_peer.py HOST:PORT CASE
 
-sends one call to /steadfast.test.Echo/Unary shaped by CASE, then prints every
+sends one call to /steadfast.test.Echo/Unary (the `-bin` cases: to
+/steadfast.example.Greeter/SayHello) shaped by CASE, then prints every
 response header and trailer as "name: value", "reset CODE" for a RST_STREAM,
 "goaway CODE" for a GOAWAY, "timeout" when nothing ended the stream within 5 s,
 and "end" last.
@@ -55,12 +57,11 @@ def main():
     elif case == "bad-timeout":
         headers.append(("grpc-timeout", "1x"))
         body = frame(message)
-    elif case == "padded-bin":
-        # b"\x01\x02" is "AQI=" padded.
-        headers.append(("x-trace-bin", "AQI="))
-        body = frame(message)
-    elif case == "unpadded-bin":
-        headers.append(("x-trace-bin", "AQI"))
+    elif case in ("padded-bin", "unpadded-bin"):
+        # HelloRequest { name: "hi" } has the same bytes as EchoRequest { message: "hi" }.
+        headers[3] = (":path", "/steadfast.example.Greeter/SayHello")
+        # b"\x01\x02" is "AQI=" in padded base64.
+        headers.append(("x-trace-bin", "AQI=" if case == "padded-bin" else "AQI"))
         body = frame(message)
     elif case == "disconnect":
         # EchoRequest { message: "lost", sleep_ms: 60000 }
