@@ -15,3 +15,7 @@ pub mod echo {
 
 /// The directory of the `.proto` files (for peers that compile them at test time).
 pub const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+
+/// The encoded `FileDescriptorSet` of `proto/*.proto`, for gRPC reflection
+/// (`tonic_reflection::server::Builder::register_encoded_file_descriptor_set`).
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));

@@ -19,7 +19,7 @@ use tonic::service::{Routes, RoutesBuilder};
 use tonic::Status;
 use tower_service::Service;
 
-use crate::status::{status_for_error, Side};
+use crate::status::{self, status_for_error, Side};
 use crate::{deadline, timeout};
 
 /// A gRPC server hosting tonic generated services (or any [`Routes`]) on a
@@ -37,6 +37,8 @@ use crate::{deadline, timeout};
 /// - Unknown services and methods get UNIMPLEMENTED as Trailers-Only (tonic's routes).
 /// - A request body that fails (the client reset the stream, the connection was lost)
 ///   reaches the handler as a `Status` (CANCELLED), not as UNKNOWN.
+/// - A message above a size limit is RESOURCE_EXHAUSTED, not tonic's OUT_OF_RANGE
+///   ([`status::fix_size_limit_code`]).
 #[derive(Debug, Default)]
 pub struct Server {
     config: ServerConfig,
@@ -217,7 +219,9 @@ impl Service<Request<RecvBody>> for GrpcService {
                     Err(_) => return Ok(trailers_only(deadline_status())),
                 },
             };
-            Ok(response.map(|body| ServerBody::new(body, deadline)))
+            let mut response = response.map(|body| ServerBody::new(body, deadline));
+            status::fix_size_limit_code(response.headers_mut());
+            Ok(response)
         })
     }
 }
@@ -309,9 +313,15 @@ impl Body for ServerBody {
                 return Poll::Ready(Some(Ok(Frame::trailers(trailers))));
             }
         }
-        let polled = deadline::sync_scope(this.deadline, || Pin::new(inner).poll_frame(cx));
-        if matches!(polled, Poll::Ready(None)) {
-            this.inner = None;
+        let mut polled = deadline::sync_scope(this.deadline, || Pin::new(inner).poll_frame(cx));
+        match polled {
+            Poll::Ready(None) => this.inner = None,
+            Poll::Ready(Some(Ok(ref mut frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    status::fix_size_limit_code(trailers);
+                }
+            }
+            _ => {}
         }
         polled
     }

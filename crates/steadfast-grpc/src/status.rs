@@ -177,5 +177,35 @@ fn status_in_chain(error: &steadfast::Error) -> Option<&Status> {
     None
 }
 
+/// The beginning of the (percent-encoded) `grpc-message` of tonic's size-limit
+/// errors: "Error, decoded message length too large: …" and "Error, encoded …".
+const TONIC_SIZE_LIMIT_MESSAGES: [&[u8]; 2] = [
+    b"Error,%20decoded%20message%20length%20too%20large",
+    b"Error,%20encoded%20message%20length%20too%20large",
+];
+
+/// Rewrites tonic's answer to a message above a size limit from OUT_OF_RANGE to
+/// RESOURCE_EXHAUSTED, in response headers (Trailers-Only) or trailers.
+///
+/// | case | tonic | here | source |
+/// |---|---|---|---|
+/// | message above `max_decoding_message_size` / `max_encoding_message_size` | OUT_OF_RANGE | RESOURCE_EXHAUSTED | grpc `doc/statuscodes.md`: RESOURCE_EXHAUSTED for "Server … out of resources … (e.g. … message too large)"; grpc-go and grpc-java say the same |
+///
+/// tonic checks the length prefix against the limit before it reserves memory for
+/// the message (`codec/decode.rs`), so only the code needs changing. The message is
+/// tonic's, which names the limit.
+pub fn fix_size_limit_code(headers: &mut http::HeaderMap) {
+    let is_tonic_size_limit = headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"11")
+        && headers.get("grpc-message").is_some_and(|m| {
+            TONIC_SIZE_LIMIT_MESSAGES
+                .iter()
+                .any(|prefix| m.as_bytes().starts_with(prefix))
+        });
+    if is_tonic_size_limit {
+        let code = Code::ResourceExhausted as i32;
+        headers.insert("grpc-status", http::HeaderValue::from(code));
+    }
+}
+
 #[cfg(test)]
 mod tests;

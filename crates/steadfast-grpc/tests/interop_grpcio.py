@@ -148,12 +148,22 @@ def client(target):
                 return
             raise AssertionError("no error")
 
+        def cancel():
+            # The handler sleeps 60 s; the Rust side checks it was cancelled.
+            call = echo.Unary.future(
+                echo_pb2.EchoRequest(message="grpcio-cancel", sleep_ms=60000), timeout=30
+            )
+            time.sleep(0.3)
+            assert call.cancel(), "cancel() refused"
+            assert call.cancelled(), call
+
         case("unary", unary)
         case("deadline_seen", deadline_seen)
         case("server_stream", server_stream)
         case("status_and_message", status_and_message)
         case("deadline_exceeded", deadline_exceeded)
         case("unimplemented_service", unimplemented_service)
+        case("cancel", cancel)
 
     if failures:
         print(f"failed: {' '.join(failures)}", flush=True)

@@ -74,3 +74,23 @@ fn the_status_carries_the_error_and_its_sentence() {
     let source = std::error::Error::source(&status).expect("a source");
     assert_eq!(source.downcast_ref::<steadfast::Error>(), Some(&error));
 }
+
+#[test]
+fn tonic_size_limit_errors_become_resource_exhausted() {
+    let mut headers = http::HeaderMap::new();
+    Status::out_of_range(
+        "Error, decoded message length too large: found 100 bytes, the limit is: 64 bytes",
+    )
+    .add_header(&mut headers)
+    .expect("valid headers");
+    fix_size_limit_code(&mut headers);
+    assert_eq!(headers["grpc-status"], "8");
+
+    // An application's own OUT_OF_RANGE is left alone.
+    let mut headers = http::HeaderMap::new();
+    Status::out_of_range("page 9 of 3")
+        .add_header(&mut headers)
+        .expect("valid headers");
+    fix_size_limit_code(&mut headers);
+    assert_eq!(headers["grpc-status"], "11");
+}

@@ -53,6 +53,12 @@ impl Drop for Guard {
 }
 
 impl EchoService {
+    /// The service, and the receiver of its handlers' events.
+    pub fn new() -> (Self, mpsc::UnboundedReceiver<Event>) {
+        let (events, rx) = mpsc::unbounded_channel();
+        (Self { events }, rx)
+    }
+
     fn reply(request: &Request<EchoRequest>) -> EchoReply {
         EchoReply {
             message: request.get_ref().message.clone(),
@@ -174,15 +180,20 @@ impl Drop for TestServer {
 
 /// Serves the Echo service with `config`.
 pub async fn serve_echo_with(config: steadfast::ServerConfig) -> TestServer {
+    let (service, events) = EchoService::new();
+    let server = Server::builder()
+        .config(config)
+        .add_service(EchoServer::new(service));
+    serve(server, events).await
+}
+
+/// Serves `server` on 127.0.0.1; `events` are its handlers' (see [`EchoService::new`]).
+pub async fn serve(server: Server, events: mpsc::UnboundedReceiver<Event>) -> TestServer {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind 127.0.0.1:0");
     let addr = listener.local_addr().expect("local address");
-    let (events_tx, events) = mpsc::unbounded_channel();
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = Server::builder()
-        .config(config)
-        .add_service(EchoServer::new(EchoService { events: events_tx }));
     let task = tokio::spawn(server.serve_with_listener(listener, async {
         let _ = stopped.await;
     }));
@@ -222,4 +233,30 @@ pub async fn bounded<F: std::future::Future>(future: F) -> F::Output {
     tokio::time::timeout(Duration::from_secs(10), future)
         .await
         .expect("the step finished within 10 s")
+}
+
+/// What the raw HTTP/2 peer (`tests/raw_h2_peer.py`, Python `h2`) printed for `case`
+/// against `addr`: one line per header, trailer, reset; "end" last. The peer is
+/// killed if it has not finished in 15 s.
+pub async fn raw_h2_peer(addr: SocketAddr, case: &str) -> Vec<String> {
+    let child = tokio::process::Command::new("python3")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/raw_h2_peer.py"))
+        .arg(addr.to_string())
+        .arg(case)
+        .kill_on_drop(true)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::inherit())
+        .spawn()
+        .expect("python3 runs (h2: scripts/requirements.txt)");
+    let output = tokio::time::timeout(Duration::from_secs(15), child.wait_with_output())
+        .await
+        .expect("the raw peer finished within 15 s")
+        .expect("the raw peer's output");
+    assert!(output.status.success(), "raw peer failed for {case}");
+    let lines: Vec<String> = String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(str::to_owned)
+        .collect();
+    assert_eq!(lines.last().map(String::as_str), Some("end"), "{lines:?}");
+    lines
 }
