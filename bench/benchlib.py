@@ -1,0 +1,25 @@
+"""Helpers the benchmark scripts in this directory share."""
+
+import socket
+import time
+
+
+def free_port():
+    """A free port on 127.0.0.1 (for servers that cannot report the one they bind)."""
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+def wait_listening(port, timeout=20):
+    """Waits (bounded) until something accepts connections on 127.0.0.1:port."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+            return
+        except OSError:
+            time.sleep(0.02)
+    raise RuntimeError(f"nothing listens on {port}")
