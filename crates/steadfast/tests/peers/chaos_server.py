@@ -20,8 +20,6 @@ and none may be in it twice.
 import random
 import sys
 
-from hyperframe.frame import GoAwayFrame
-
 from h2peer import ErrorCodes, Peer, main
 
 SEED = int(sys.argv[2]) if len(sys.argv) > 2 else 1
@@ -36,15 +34,6 @@ class ChaosPeer(Peer):
         self.rng = random.Random(SEED * 1000 + conn_no)
         self.max_processed = 0
         self.goaway_last = None
-
-    def raw_goaway(self, last, code, debug):
-        # h2 refuses to send anything after its own GOAWAY; this frame goes out
-        # through hyperframe, after what h2 has queued.
-        self.flush()
-        frame = GoAwayFrame(
-            stream_id=0, last_stream_id=last, error_code=code, additional_data=debug
-        )
-        self.sock.sendall(frame.serialize())
 
     def on_request(self, req):
         sid = req.stream_id
@@ -69,11 +58,11 @@ class ChaosPeer(Peer):
         elif move < 0.86:
             if self.goaway_last is None:
                 self.goaway_last = self.max_processed + 2 * self.rng.randrange(3)
-                self.raw_goaway(self.goaway_last, 0, b"chaos drain")
+                self.send_goaway(self.goaway_last, 0, b"chaos drain")
             self.respond(sid, [], req.request_id.encode())
         elif move < 0.93:
             code = self.rng.choice([ErrorCodes.INTERNAL_ERROR, ErrorCodes.ENHANCE_YOUR_CALM])
-            self.raw_goaway(self.max_processed, code, b"chaos error")
+            self.send_goaway(self.max_processed, code, b"chaos error")
             self.close_gracefully()
         else:
             self.close_abruptly()

@@ -17,8 +17,6 @@ Modes, each acting once a request is complete (HEADERS, body, END_STREAM):
 
 import sys
 
-from hyperframe.frame import GoAwayFrame
-
 from h2peer import ErrorCodes, Peer, main
 
 MODE = sys.argv[2] if len(sys.argv) > 2 else "silent"
@@ -32,18 +30,12 @@ class FaultPeer(Peer):
             return
         if MODE == "goaway":
             code, debug = int(ARGS[0], 0), ARGS[1].encode()
-            self.flush()
-            frame = GoAwayFrame(
-                stream_id=0, last_stream_id=req.stream_id, error_code=code, additional_data=debug
-            )
-            self.sock.sendall(frame.serialize())
+            self.send_goaway(req.stream_id, code, debug)
             self.close_gracefully()
         elif MODE == "refuse":
             self.reset(req.stream_id, ErrorCodes.REFUSED_STREAM)
         elif MODE == "drain":
-            self.flush()
-            frame = GoAwayFrame(stream_id=0, last_stream_id=0, error_code=0, additional_data=b"max_age")
-            self.sock.sendall(frame.serialize())
+            self.send_goaway(0, 0, b"max_age")
             self.close_gracefully()
         elif MODE == "reset":
             self.close_abruptly()

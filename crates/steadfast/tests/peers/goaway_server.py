@@ -17,8 +17,6 @@ normally. Each answer says where and how the request arrived:
 
 import sys
 
-from hyperframe.frame import GoAwayFrame
-
 from h2peer import Peer, crc32, main
 
 SEEN = {}
@@ -67,14 +65,8 @@ class GoAwayPeer(Peer):
         if len(self.complete) < self.n:
             return
         last = self.order[self.k - 1]
-        # h2 moves to CLOSED once it sends GOAWAY and would refuse the responses
-        # that must follow, so this one frame is serialized with hyperframe (h2's
-        # frame layer), after everything h2 has queued.
-        self.flush()
-        goaway = GoAwayFrame(
-            stream_id=0, last_stream_id=last, error_code=0, additional_data=b"test-drain"
-        )
-        self.sock.sendall(goaway.serialize())
+        # A raw GOAWAY: the streams at or below `last` are still answered below.
+        self.send_goaway(last, 0, b"test-drain")
         for r in sorted(self.complete, key=lambda r: r.stream_id):
             if r.stream_id <= last:
                 self.answer(r)

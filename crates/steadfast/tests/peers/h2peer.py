@@ -7,7 +7,8 @@ first and only line of its stdout, and serves until killed. Diagnostics go to st
 
 A peer subclasses `Peer` and overrides `on_headers` (a request's HEADERS arrived) and
 `on_request` (the request is complete: HEADERS, body, END_STREAM). It answers with
-`respond`, refuses with `reset`, and may end the connection itself.
+`respond`, refuses with `reset`, drains with `send_goaway`, and may end the
+connection itself.
 """
 
 import socket
@@ -18,6 +19,7 @@ import zlib
 from h2.config import H2Configuration
 from h2.connection import H2Connection
 from h2.errors import ErrorCodes
+from hyperframe.frame import GoAwayFrame
 from h2.events import (
     ConnectionTerminated,
     DataReceived,
@@ -103,6 +105,16 @@ class Peer:
         self.h2.reset_stream(stream_id, error_code=code)
         self.requests.pop(stream_id, None)
         self.flush()
+
+    def send_goaway(self, last_stream_id, code=0, debug=b""):
+        """Sends GOAWAY after everything h2 has queued, serialized with hyperframe (h2's
+        frame layer): h2 itself moves to CLOSED once it sends a GOAWAY and would refuse
+        the responses a server may still owe streams at or below last_stream_id."""
+        self.flush()
+        frame = GoAwayFrame(
+            stream_id=0, last_stream_id=last_stream_id, error_code=code, additional_data=debug
+        )
+        self.sock.sendall(frame.serialize())
 
     def close_gracefully(self):
         """Sends what is pending, half-closes, and waits (bounded) for the client to
