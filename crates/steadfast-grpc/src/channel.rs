@@ -12,7 +12,7 @@ use http::uri::{PathAndQuery, Scheme};
 use http::{HeaderValue, Request, Response, Uri};
 use http_body::{Body, Frame, SizeHint};
 use steadfast::{Fate, PoolConfig, RecvBody, RetryPolicy};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 use tonic::Status;
 
 use crate::status::{status_for_error, status_for_http, Side};
@@ -320,19 +320,22 @@ impl Shared {
         let body = ResponseBody {
             stream: Some(body.stream_id()),
             inner: Some(body),
-            sleep: budget.map(|b| (Box::pin(tokio::time::sleep_until(b.deadline)), b)),
+            budget,
         };
         Ok(Response::from_parts(parts, body))
     }
 }
 
 /// The body of a response on a [`Channel`]: the stream's data and trailers, with every
-/// failure a [`Status`] and the call's deadline enforced to its end.
+/// failure a [`Status`]. The call's deadline holds to its end: the connection's driver
+/// resets the stream when it passes (read or not), and the body then fails with
+/// DEADLINE_EXCEEDED.
 pub struct ResponseBody {
-    /// `None` once finished or cancelled.
+    /// `None` once finished or failed.
     inner: Option<RecvBody>,
     stream: Option<steadfast::StreamId>,
-    sleep: Option<(Pin<Box<Sleep>>, Budget)>,
+    /// The call's deadline, to say how it was set when it passes.
+    budget: Option<Budget>,
 }
 
 /// An empty body (what tonic's interceptors answer with when they refuse a call).
@@ -341,7 +344,7 @@ impl Default for ResponseBody {
         Self {
             inner: None,
             stream: None,
-            sleep: None,
+            budget: None,
         }
     }
 }
@@ -367,21 +370,17 @@ impl Body for ResponseBody {
         let Some(inner) = this.inner.as_mut() else {
             return Poll::Ready(None);
         };
-        if let Some((sleep, budget)) = this.sleep.as_mut() {
-            if sleep.as_mut().poll(cx).is_ready() {
-                // Dropping the body sends RST_STREAM(CANCEL).
-                this.inner = None;
-                return Poll::Ready(Some(Err(
-                    budget.exceeded(Some(Fate::Processed), this.stream)
-                )));
-            }
-        }
         match Pin::new(inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
             Poll::Ready(Some(Err(error))) => {
                 this.inner = None;
-                Poll::Ready(Some(Err(status_for_error(error, Side::Client))))
+                Poll::Ready(Some(Err(match &this.budget {
+                    Some(b) if error.is_deadline_exceeded() => {
+                        b.exceeded(error.fate(), error.stream_id().or(this.stream))
+                    }
+                    _ => status_for_error(error, Side::Client),
+                })))
             }
             Poll::Ready(None) => {
                 this.inner = None;

@@ -270,6 +270,10 @@ async fn the_channel_default_timeout_covers_the_response_head() {
         "{}",
         status.message()
     );
+    // The request was written and the stream reset at the deadline: the server may
+    // have processed it.
+    assert_eq!(status.fate(), Some(Fate::MaybeProcessed), "{status:?}");
+    assert!(!status.is_retry_safe());
     assert!(status
         .steadfast_error()
         .is_some_and(steadfast::Error::is_deadline_exceeded));

@@ -109,6 +109,13 @@ pub enum Error {
         /// How long this endpoint waited after the PING.
         timeout: Duration,
     },
+    /// The deadline the application set on a stream
+    /// ([`Connection::set_deadline`](crate::Connection::set_deadline)) passed: the
+    /// stream was reset with CANCEL, or dropped if its HEADERS had not been sent.
+    DeadlineExceeded {
+        /// The stream.
+        stream_id: StreamId,
+    },
 }
 
 impl Error {
@@ -117,7 +124,10 @@ impl Error {
         match self {
             Self::GoAway { goaway, .. } => Some(goaway.code),
             Self::Reset { code, .. } => Some(*code),
-            Self::TransportClosed { .. } | Self::User(_) | Self::KeepaliveTimeout { .. } => None,
+            Self::TransportClosed { .. }
+            | Self::User(_)
+            | Self::KeepaliveTimeout { .. }
+            | Self::DeadlineExceeded { .. } => None,
         }
     }
 
@@ -126,7 +136,7 @@ impl Error {
         match self {
             Self::GoAway { initiator, .. } | Self::Reset { initiator, .. } => *initiator,
             Self::TransportClosed { .. } => Initiator::Remote,
-            Self::User(_) => Initiator::Application,
+            Self::User(_) | Self::DeadlineExceeded { .. } => Initiator::Application,
             Self::KeepaliveTimeout { .. } => Initiator::Library,
         }
     }
@@ -202,6 +212,9 @@ impl fmt::Display for Error {
                 f,
                 "no response to a keepalive PING within {timeout:?}: the connection is presumed dead"
             ),
+            Self::DeadlineExceeded { stream_id } => {
+                write!(f, "stream {stream_id} reached its deadline")
+            }
         }
     }
 }

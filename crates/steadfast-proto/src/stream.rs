@@ -106,6 +106,8 @@ pub(crate) struct Stream {
     /// Since when queued DATA has not moved, and how much had been written then (for
     /// `Config::stream_send_timeout`); `None` while nothing waits or it moves.
     pub(crate) send_stalled: Option<(std::time::Instant, u64)>,
+    /// The application's deadline for the stream (`Connection::set_deadline`).
+    pub(crate) deadline: Option<std::time::Instant>,
 }
 
 impl Stream {
@@ -135,6 +137,7 @@ impl Stream {
             recv_window_reopened: false,
             send_queued_total: 0,
             send_stalled: None,
+            deadline: None,
         }
     }
 

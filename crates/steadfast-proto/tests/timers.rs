@@ -769,3 +769,132 @@ fn timers_beyond_the_clock_are_never_armed() {
     peer.expect_silence();
     assert!(!peer.conn.is_closed());
 }
+
+// ---- Stream deadlines (Connection::set_deadline) ----
+
+fn deadline_errors(events: &[Event]) -> Vec<(StreamId, Option<Fate>)> {
+    stream_errors(events)
+        .into_iter()
+        .map(|(id, error, fate)| {
+            assert_eq!(error, Error::DeadlineExceeded { stream_id: id });
+            (id, fate)
+        })
+        .collect()
+}
+
+#[test]
+fn a_deadline_resets_a_stream_awaiting_its_response_and_says_it_may_have_been_processed() {
+    let mut peer = client(Config::default());
+    let id = peer.client_open(&request("GET", "/slow"), true);
+    peer.conn.set_deadline(id, peer.now + secs(2)).unwrap();
+    assert_eq!(peer.conn.poll_timeout(), Some(peer.now + secs(2)));
+    peer.run_for(Duration::from_millis(1999));
+    peer.expect_silence();
+    assert!(peer.take_events().is_empty());
+    peer.run_for(Duration::from_millis(1));
+    peer.expect_rst(id.get(), ErrorCode::CANCEL);
+    let events = peer.take_events();
+    assert_eq!(deadline_errors(&events), [(id, Some(Fate::MaybeProcessed))]);
+    assert_eq!(peer.conn.stream_state(id), None);
+    // A late response is ignored (we reset the stream), and the connection lives on.
+    peer.send_headers(id.get(), &[(":status", "200")], true);
+    assert!(peer.take_stream_events().is_empty());
+    peer.client_roundtrip();
+}
+
+#[test]
+fn a_deadline_covers_the_response_body_even_while_nobody_reads_it() {
+    let mut peer = client(Config::default());
+    let id = peer.client_open(&request("GET", "/stream"), true);
+    peer.conn.set_deadline(id, peer.now + secs(5)).unwrap();
+    peer.send_headers(id.get(), &[(":status", "200")], false);
+    peer.send_data(id.get(), b"part", false);
+    let events = peer.take_stream_events();
+    assert!(matches!(
+        events.as_slice(),
+        [Event::Response { .. }, Event::Data { .. }]
+    ));
+    peer.run_for(secs(5));
+    peer.expect_rst(id.get(), ErrorCode::CANCEL);
+    let events = peer.take_events();
+    assert_eq!(deadline_errors(&events), [(id, Some(Fate::Processed))]);
+}
+
+#[test]
+fn a_deadline_drops_a_stream_still_waiting_for_a_slot_and_proves_it_never_sent() {
+    let settings = Settings {
+        max_concurrent_streams: Some(1),
+        ..Settings::default()
+    };
+    let mut peer = Peer::client_with(Config::default(), settings);
+    let first = peer.client_open(&request("GET", "/one"), true);
+    let queued = peer
+        .conn
+        .send_request(&request("GET", "/two"), true)
+        .unwrap();
+    peer.expect_silence();
+    peer.conn.set_deadline(queued, peer.now + secs(1)).unwrap();
+    peer.run_for(secs(1));
+    // Nothing is written for a stream the server never heard of.
+    peer.expect_silence();
+    let events = peer.take_events();
+    assert_eq!(deadline_errors(&events), [(queued, Some(Fate::NotSent))]);
+    // The slot it waited for opens for the next request, not for the expired one.
+    peer.send_headers(first.get(), &[(":status", "200")], true);
+    peer.take_events();
+    let next = peer.client_open(&request("GET", "/three"), true);
+    assert!(next > queued);
+}
+
+#[test]
+fn a_deadline_on_headers_encoded_but_not_yet_handed_over_is_not_called_never_sent() {
+    let mut peer = client(Config::default());
+    let id = peer.conn.send_request(&request("GET", "/"), true).unwrap();
+    assert_eq!(peer.conn.fate(id), Some(Fate::NotSent));
+    peer.conn.set_deadline(id, peer.now).unwrap();
+    peer.conn.handle_timeout(peer.now);
+    let events = peer.take_events();
+    // The HEADERS are written (the HPACK state depends on them): the server may see
+    // them, then our RST_STREAM.
+    assert_eq!(deadline_errors(&events), [(id, Some(Fate::MaybeProcessed))]);
+    let frames = peer.frames();
+    assert!(
+        matches!(frames.as_slice(), [Frame::Headers(h), Frame::RstStream(r)]
+            if h.stream_id == id && r.stream_id == id && r.code == ErrorCode::CANCEL),
+        "{frames:?}"
+    );
+}
+
+#[test]
+fn a_stream_that_finished_before_its_deadline_is_left_alone_and_the_timer_store_stays_bounded() {
+    let mut peer = client(Config::default());
+    let far = peer.now + secs(3600);
+    for _ in 0..10_000 {
+        let id = peer.client_open(&request("GET", "/"), true);
+        peer.conn.set_deadline(id, far).unwrap();
+        peer.send_headers(id.get(), &[(":status", "200")], true);
+        peer.take_events();
+    }
+    // A later deadline replaces an earlier one.
+    let id = peer.client_open(&request("GET", "/"), true);
+    peer.conn.set_deadline(id, peer.now + secs(1)).unwrap();
+    peer.conn.set_deadline(id, peer.now + secs(10)).unwrap();
+    peer.run_for(secs(9));
+    peer.expect_silence();
+    assert!(peer.take_events().is_empty());
+    peer.run_for(secs(1));
+    peer.expect_rst(id.get(), ErrorCode::CANCEL);
+    assert_eq!(
+        deadline_errors(&peer.take_events()),
+        [(id, Some(Fate::MaybeProcessed))]
+    );
+    // The 10,000 finished streams' deadlines fire nothing.
+    peer.run_for(secs(3600));
+    peer.expect_silence();
+    assert!(peer.take_events().is_empty());
+    assert_eq!(peer.conn.poll_timeout(), None);
+    assert_eq!(
+        peer.conn.set_deadline(sid(99_999), far),
+        Err(Error::User(UserError::UnknownStream(sid(99_999))))
+    );
+}

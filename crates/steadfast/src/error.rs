@@ -155,9 +155,13 @@ impl Error {
         stream_id: Option<StreamId>,
     ) -> Self {
         let stream_id = stream_id.or(match &error {
-            steadfast_proto::Error::Reset { stream_id, .. } => Some(*stream_id),
+            steadfast_proto::Error::Reset { stream_id, .. }
+            | steadfast_proto::Error::DeadlineExceeded { stream_id } => Some(*stream_id),
             _ => None,
         });
+        if let steadfast_proto::Error::DeadlineExceeded { .. } = error {
+            return Self::with_fate(Kind::DeadlineExceeded, fate, stream_id);
+        }
         Self::with_fate(Kind::Proto(error), fate, stream_id)
     }
 

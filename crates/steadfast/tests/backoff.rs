@@ -82,11 +82,9 @@ async fn reconnects_follow_the_grpc_backoff_and_reset_on_success() {
     }
     assert_eq!(client.stats().connects, 0);
     assert!(client.stats().connect_failures >= 5);
-    assert_eq!(
-        client.stats().failed_other,
-        1,
-        "DEADLINE_EXCEEDED has no fate"
-    );
+    // No connection ever had the request: the deadline error proves it never left.
+    assert_eq!(err.fate(), Some(steadfast::Fate::NotSent), "{err}");
+    assert_eq!(client.stats().failed_not_sent, 1);
 
     // The target comes back: the next request waits out the backoff, then connects.
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

@@ -158,6 +158,29 @@ impl Connection {
         Ok(())
     }
 
+    /// Ends the stream `id` at `at` unless it ended before: at the first
+    /// [`handle_timeout`](Self::handle_timeout) at or after `at`, a stream whose
+    /// HEADERS were sent is reset with CANCEL, one still waiting for a concurrency
+    /// slot is dropped without a frame, and either is reported as
+    /// [`Event::StreamError`] with [`Error::DeadlineExceeded`] and its fate: `NotSent`
+    /// only for a stream whose HEADERS were never encoded (once encoded they will be
+    /// written, so the fate is at least `MaybeProcessed`). A later call replaces the
+    /// deadline. [`poll_timeout`](Self::poll_timeout) reports it.
+    ///
+    /// This is how a caller's deadline covers the whole exchange — the wait for a
+    /// slot, the response head, and the body to its last byte — whether or not the
+    /// application is reading the stream when the time comes.
+    pub fn set_deadline(&mut self, id: StreamId, at: Instant) -> Result<(), Error> {
+        self.check_open()?;
+        let stream = self
+            .streams
+            .get_mut(&id)
+            .ok_or(UserError::UnknownStream(id))?;
+        stream.deadline = Some(at);
+        self.timers_on_deadline_set(id, at);
+        Ok(())
+    }
+
     /// Resets a stream on the application's behalf (e.g. CANCEL). A locally opened
     /// stream that was never sent is simply dropped. No event is reported for it.
     pub fn reset(&mut self, id: StreamId, code: ErrorCode) -> Result<(), Error> {

@@ -97,3 +97,25 @@ fn connection_window_update_visits_only_blocked_streams() {
     }
     assert_eq!(out, expected);
 }
+
+#[test]
+fn deadlines_of_finished_streams_do_not_pile_up() {
+    let now = Instant::now();
+    let mut conn = Connection::new(Role::Client, Config::default(), now).expect("a valid config");
+    conn.handle_read(
+        &encode(Frame::Settings(SettingsFrame::Values(Settings::default()))),
+        now,
+    );
+    let request = http::Request::get("http://example.test/").body(()).unwrap();
+    let far = now + std::time::Duration::from_secs(3600);
+    let mut most = 0;
+    for _ in 0..10_000 {
+        let id = conn.send_request(&request, true).unwrap();
+        conn.set_deadline(id, far).unwrap();
+        // The stream ends without its deadline (as a reset would end it).
+        conn.reset(id, ErrorCode::CANCEL).unwrap();
+        most = most.max(conn.timers.deadlines.len());
+    }
+    // At most twice the open streams (one at a time here) plus 32, not 10,000.
+    assert!(most <= 2 + 32, "{most} entries kept");
+}

@@ -14,13 +14,17 @@
 //! that fired is disarmed (or the connection closed), so none stays due. A deadline too
 //! far away for `Instant` (say `Duration::MAX` for "never") is never armed.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
 use super::Connection;
+use super::Event;
+use crate::error::Fate;
 use crate::error::{Error, ErrorCode};
-use crate::frame::{Frame, Ping, StreamId};
+use crate::frame::{Frame, Ping, RstStream, StreamId};
 
 /// Why a stream was reset by `stream_recv_timeout` (in its `Event::StreamError`).
 const RECV_TIMEOUT_REASON: &str = "no DATA from the peer within stream_recv_timeout";
@@ -69,6 +73,11 @@ pub(super) struct Timers {
     /// We reopened the connection window after the peer had exhausted it: every
     /// stream's receive clock restarts at the next sweep.
     pub(super) recv_connection_reopened: bool,
+    /// Deadlines set by the application, earliest first. An entry is current only
+    /// while its stream exists with that deadline; stale ones (the stream ended, or
+    /// its deadline was replaced) are skipped when they come due and purged when they
+    /// outnumber the streams, so the heap stays proportional to the open streams.
+    pub(super) deadlines: BinaryHeap<Reverse<(Instant, StreamId)>>,
 }
 
 impl Timers {
@@ -84,6 +93,7 @@ impl Timers {
             sweep_at: None,
             send_watch_wanted: false,
             recv_connection_reopened: false,
+            deadlines: BinaryHeap::new(),
         }
     }
 }
@@ -129,6 +139,18 @@ impl Connection {
         };
         stream.recv_activity = Some(now);
         self.arm_sweep(now.checked_add(timeout));
+    }
+
+    /// The application set a deadline on a stream.
+    pub(super) fn timers_on_deadline_set(&mut self, id: StreamId, at: Instant) {
+        let deadlines = &mut self.timers.deadlines;
+        if deadlines.len() >= 2 * self.streams.len() + 32 {
+            let streams = &self.streams;
+            deadlines.retain(|Reverse((at, id))| {
+                streams.get(id).is_some_and(|s| s.deadline == Some(*at))
+            });
+        }
+        deadlines.push(Reverse((at, id)));
     }
 
     /// Makes the stream sweep due at `at` at the latest. (A sweep that finds nothing
@@ -225,6 +247,7 @@ impl Connection {
             self.idle_deadline(),
             self.handshake_deadline(),
             self.timers.sweep_at,
+            self.timers.deadlines.peek().map(|Reverse((at, _))| *at),
             self.age_deadline(),
             self.grace_deadline(),
         ]
@@ -254,6 +277,10 @@ impl Connection {
         }
         if self.grace_deadline().is_some_and(|d| now >= d) {
             self.connection_error(ErrorCode::NO_ERROR, "max_age_grace");
+            return;
+        }
+        self.expire_deadlines(now);
+        if self.is_closed() {
             return;
         }
         if self.timers.sweep_at.is_some_and(|d| now >= d) {
@@ -374,6 +401,49 @@ impl Connection {
             // (not PROTOCOL_ERROR), and nothing failed here (not INTERNAL_ERROR, which
             // nghttpd sends); a server may have begun processing, so not REFUSED_STREAM.
             self.stream_error(id, ErrorCode::CANCEL, reason);
+            if self.is_closed() {
+                return;
+            }
+        }
+    }
+
+    /// Ends every stream whose deadline ([`Connection::set_deadline`]) is due.
+    fn expire_deadlines(&mut self, now: Instant) {
+        while let Some(&Reverse((at, id))) = self.timers.deadlines.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.deadlines.pop();
+            let Some(stream) = self.streams.get(&id) else {
+                continue;
+            };
+            if stream.deadline != Some(at) {
+                continue;
+            }
+            let fate = if stream.pending_open.is_some() {
+                // Never encoded: nothing of it will ever be written.
+                self.pending_open.retain(|p| *p != id);
+                self.remove_stream(id);
+                Fate::NotSent
+            } else {
+                // Encoded HEADERS are written even if not handed over yet (the HPACK
+                // state depends on them), so from here on the server may see them.
+                let fate = match stream.fate {
+                    Fate::NotSent => Fate::MaybeProcessed,
+                    fate => fate,
+                };
+                tracing::debug!(stream = %id, "stream deadline passed");
+                self.write_frame(&Frame::RstStream(RstStream::new(id, ErrorCode::CANCEL)));
+                self.remove_stream(id);
+                self.remember_reset(id);
+                fate
+            };
+            self.events.push_back(Event::StreamError {
+                id,
+                error: Error::DeadlineExceeded { stream_id: id },
+                fate: Some(fate),
+            });
+            self.maybe_finish();
             if self.is_closed() {
                 return;
             }

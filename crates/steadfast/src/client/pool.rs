@@ -32,7 +32,18 @@ use super::replay::Replay;
 use crate::body::{boxed, RecvBody};
 use crate::error::{BoxError, Error, Kind};
 
+/// How long after a request's deadline the pool stops waiting for a connection's
+/// driver to report it (which it does at the deadline itself unless it stopped).
+const DRIVER_SLACK: Duration = Duration::from_secs(1);
+
 /// A request extension: the request must complete by this instant, retries included.
+///
+/// It bounds the whole exchange: getting a connection, the wait for a stream slot,
+/// the response head, and the response body to its last byte. The connection's driver
+/// enforces it per stream, whether or not anyone is reading the body: at the deadline
+/// the stream is reset with RST_STREAM(CANCEL) (or, never sent, dropped), and the
+/// request — or its body, once the response head has arrived — fails with
+/// [`Error::is_deadline_exceeded`] and the fate the stream had by then.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Deadline(pub Instant);
 
@@ -449,34 +460,53 @@ impl Client {
                 // Only after an overflow, which ends the loop below: kept for safety.
                 return Err(last_error.unwrap_or_else(|| Error::new(Kind::ConnectionGone)));
             };
-            let attempt = async {
-                let conn = match self.connection(&authority, avoid.as_ref()).await {
-                    Ok(conn) => conn,
-                    Err(e) => return (None, Err(e)),
-                };
-                let mut request = rebuild(&parts, body);
-                if let (Some(header), Some(d)) = (&timeout_header, deadline) {
-                    let left = d.saturating_duration_since(tokio::time::Instant::now());
-                    request
-                        .headers_mut()
-                        .insert(header.name.clone(), (header.format)(left));
-                }
-                let result = conn.send(request).await;
-                (Some(conn), result)
-            };
-            let (conn, result) = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, attempt).await {
-                    Ok(o) => o,
-                    // Dropping the attempt cancels its stream (RST_STREAM CANCEL).
-                    Err(_) => return Err(Error::new(Kind::DeadlineExceeded)),
+            let connection = self.connection(&authority, avoid.as_ref());
+            let connection = match deadline {
+                Some(d) => match tokio::time::timeout_at(d, connection).await {
+                    Ok(connection) => connection,
+                    // No connection ever had the request.
+                    Err(_) => {
+                        return Err(Error::deadline_exceeded(Some(Fate::NotSent), None)
+                            .context("the deadline passed while connecting"))
+                    }
                 },
-                None => attempt.await,
+                None => connection.await,
+            };
+            let (conn, result) = match connection {
+                Err(e) => (None, Err(e)),
+                Ok(conn) => {
+                    let mut request = rebuild(&parts, body);
+                    if let Some(d) = deadline {
+                        if let Some(header) = &timeout_header {
+                            let left = d.saturating_duration_since(tokio::time::Instant::now());
+                            request
+                                .headers_mut()
+                                .insert(header.name.clone(), (header.format)(left));
+                        }
+                        // The driver enforces it on the stream, to the body's end, and
+                        // answers with the stream's fate at that moment.
+                        request.extensions_mut().insert(Deadline(d.into_std()));
+                    }
+                    let send = conn.send(request);
+                    let result = match deadline {
+                        // Only if the driver does not answer by then (it stopped
+                        // running): the request may have been written.
+                        Some(d) => tokio::time::timeout_at(d + DRIVER_SLACK, send)
+                            .await
+                            .unwrap_or_else(|_| {
+                                Err(Error::deadline_exceeded(Some(Fate::MaybeProcessed), None))
+                            }),
+                        None => send.await,
+                    };
+                    (Some(conn), result)
+                }
             };
             let error = match result {
                 Ok(response) => return Ok(response),
                 Err(e) => e,
             };
-            if !policy.enabled {
+            if !policy.enabled || error.is_deadline_exceeded() {
+                // A deadline error is final whatever its fate: the time is up.
                 return Err(error);
             }
             let cause = match error.fate() {

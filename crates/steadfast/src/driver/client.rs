@@ -28,6 +28,10 @@ where
             Ok(id) => {
                 tracing::trace!(stream = %id, method = %request.method(), uri = %request.uri(), "request");
                 self.shared.in_flight.fetch_add(1, Ordering::AcqRel);
+                if let Some(deadline) = request.extensions().get::<crate::Deadline>() {
+                    // The engine resets the stream at the deadline, body included.
+                    let _ = self.conn.set_deadline(id, deadline.0);
+                }
                 self.tokens.insert(token, id);
                 if !end_stream {
                     self.sending.push(id);
