@@ -83,6 +83,27 @@ pub struct ChannelBuilder {
     pool: PoolConfig,
     default_timeout: Option<Duration>,
     user_agent: Option<String>,
+    resolver: Option<SharedResolver>,
+}
+
+/// A resolver shared by the builder and the client it builds.
+#[derive(Clone)]
+struct SharedResolver(Arc<dyn steadfast::client::Resolve>);
+
+impl fmt::Debug for SharedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedResolver")
+    }
+}
+
+impl steadfast::client::Resolve for SharedResolver {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<std::net::SocketAddr>>> + Send>> {
+        self.0.resolve(host, port)
+    }
 }
 
 const USER_AGENT: &str = concat!("steadfast-grpc/", env!("CARGO_PKG_VERSION"));
@@ -118,7 +139,33 @@ impl Channel {
             pool: PoolConfig::default(),
             default_timeout: None,
             user_agent: None,
+            resolver: None,
         })
+    }
+
+    /// A builder for a channel to a fixed list of addresses, named `authority` (the
+    /// `:authority` of each call, and the TLS server name for `https`): e.g.
+    /// `Channel::balance_list("http", "greeter.internal:50051", addrs)`. One
+    /// connection is kept to each address and calls go to the least loaded; a
+    /// connection that fails is replaced by one to the next address that answers.
+    /// (Load-balancing policies proper are the service config's business.)
+    pub fn balance_list(
+        scheme: &str,
+        authority: &str,
+        addrs: Vec<std::net::SocketAddr>,
+    ) -> Result<ChannelBuilder, InvalidTarget> {
+        if addrs.is_empty() {
+            return Err(InvalidTarget(format!(
+                "no addresses given for {authority:?}"
+            )));
+        }
+        let mut builder = Self::builder(&format!("{scheme}://{authority}"))?;
+        builder.pool.min_connections = addrs.len();
+        builder.pool.max_connections = builder.pool.max_connections.max(addrs.len());
+        builder.resolver = Some(SharedResolver(Arc::new(
+            steadfast::client::StaticResolver::new(addrs),
+        )));
+        Ok(builder)
     }
 
     /// A channel to `target` with the default settings.
@@ -148,6 +195,55 @@ impl ChannelBuilder {
         self
     }
 
+    /// Trust these roots for an `https` target, and present no client certificate
+    /// (ALPN `h2`). Replaces [`tls_config`](Self::tls_config).
+    pub fn tls_roots(self, roots: steadfast::tls::Roots) -> Result<Self, InvalidTarget> {
+        let config = steadfast::tls::client_config(roots).map_err(InvalidTarget)?;
+        Ok(self.tls_config(config))
+    }
+
+    /// Trust these roots and present this certificate chain and key to the server
+    /// (mutual TLS). Replaces [`tls_config`](Self::tls_config).
+    pub fn tls_identity(
+        self,
+        roots: steadfast::tls::Roots,
+        chain: Vec<rustls::pki_types::CertificateDer<'static>>,
+        key: rustls::pki_types::PrivateKeyDer<'static>,
+    ) -> Result<Self, InvalidTarget> {
+        let config = steadfast::tls::client_config_with_identity(roots, chain, key)
+            .map_err(InvalidTarget)?;
+        Ok(self.tls_config(config))
+    }
+
+    /// Keepalive PINGs (gRFC A8): after `time` without reading anything, a PING; no
+    /// answer within `timeout` and the connection is declared dead (its calls fail
+    /// with UNAVAILABLE and the fate each had). `without_calls` keeps pinging while
+    /// no call is open (servers must permit it, or they answer with GOAWAY
+    /// ENHANCE_YOUR_CALM "too_many_pings"). Default: off, as in grpc-go.
+    pub fn keepalive(mut self, time: Duration, timeout: Duration, without_calls: bool) -> Self {
+        let mut keepalive = steadfast_proto::Keepalive::new(time);
+        keepalive.timeout = timeout;
+        keepalive.without_calls = without_calls;
+        self.pool.connection.proto.keepalive = Some(keepalive);
+        self
+    }
+
+    /// The HTTP/2 receive windows this client announces: per stream and for the whole
+    /// connection. Default: 1 MiB and 2 MiB (`steadfast_proto::Config`).
+    pub fn windows(mut self, stream: u32, connection: u32) -> Self {
+        self.pool.connection.proto.initial_stream_window = stream;
+        self.pool.connection.proto.initial_connection_window = connection;
+        self
+    }
+
+    /// The largest response header list (or trailer section) accepted, as RFC 9113
+    /// §6.5.2 counts it; it is announced in SETTINGS_MAX_HEADER_LIST_SIZE, and a
+    /// larger one resets the call's stream, which fails with INTERNAL. Default: 64 KiB.
+    pub fn max_header_list_size(mut self, bytes: u32) -> Self {
+        self.pool.connection.proto.max_header_list_size = bytes;
+        self
+    }
+
     /// The deadline of calls that set none (and inherit none). Default: none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
@@ -157,6 +253,13 @@ impl ChannelBuilder {
     /// Put before `steadfast-grpc/VERSION` in the `user-agent` header.
     pub fn user_agent(mut self, user_agent: impl Into<String>) -> Self {
         self.user_agent = Some(user_agent.into());
+        self
+    }
+
+    /// Resolves the target's host with `resolver` instead of the system's DNS, each
+    /// time a connection is opened.
+    pub fn resolver(mut self, resolver: impl steadfast::client::Resolve) -> Self {
+        self.resolver = Some(SharedResolver(Arc::new(resolver)));
         self
     }
 
@@ -181,9 +284,13 @@ impl ChannelBuilder {
                 .unwrap_or(HeaderValue::from_static(USER_AGENT)),
             None => HeaderValue::from_static(USER_AGENT),
         };
+        let client = match self.resolver {
+            Some(resolver) => steadfast::Client::with_resolver(self.pool, resolver),
+            None => steadfast::Client::new(self.pool),
+        };
         Channel {
             shared: Arc::new(Shared {
-                client: steadfast::Client::new(self.pool),
+                client,
                 scheme: self.scheme,
                 authority: self.authority,
                 default_timeout: self.default_timeout,

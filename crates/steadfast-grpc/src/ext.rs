@@ -54,3 +54,20 @@ impl StatusExt for Status {
         None
     }
 }
+
+/// The connection a call arrived on, for handlers on a [`Server`](crate::Server):
+/// remote and local address, and the client's TLS certificates.
+///
+/// tonic's own `Request::remote_addr()` and `peer_certs()` read extensions of
+/// tonic's transport, which this crate replaces; read [`steadfast::ConnectionInfo`]
+/// instead: `request.peer().and_then(|p| p.remote_addr())`.
+pub trait PeerExt {
+    /// The connection's information; `None` outside a steadfast server.
+    fn peer(&self) -> Option<&steadfast::ConnectionInfo>;
+}
+
+impl<T> PeerExt for tonic::Request<T> {
+    fn peer(&self) -> Option<&steadfast::ConnectionInfo> {
+        self.extensions().get()
+    }
+}

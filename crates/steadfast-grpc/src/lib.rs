@@ -20,5 +20,5 @@ pub mod status;
 pub mod timeout;
 
 pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};
-pub use ext::StatusExt;
+pub use ext::{PeerExt, StatusExt};
 pub use server::{GrpcService, Server, ServerBody};

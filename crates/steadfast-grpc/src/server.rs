@@ -110,6 +110,24 @@ impl Server {
         self.serve_with_listener(listener, signal).await
     }
 
+    /// Serves on every transport `incoming` yields (TLS is still added per
+    /// [`ServerConfig::tls`]) until it ends or `signal` completes, then shuts down
+    /// gracefully. An item that is an error is logged and skipped. Handlers see no
+    /// remote address for these connections ([`PeerExt`](crate::PeerExt)).
+    pub async fn serve_with_incoming<I, IO, E>(
+        self,
+        incoming: I,
+        signal: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()>
+    where
+        I: tokio_stream::Stream<Item = Result<IO, E>> + Send + 'static,
+        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        E: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        self.serve_with_shutdown_on(Incoming(Box::pin(incoming)), signal)
+            .await
+    }
+
     /// Serves on connections from `listener` until `signal` completes, then shuts down
     /// gracefully.
     pub async fn serve_with_listener(
@@ -117,17 +135,49 @@ impl Server {
         listener: TcpListener,
         signal: impl Future<Output = ()> + Send,
     ) -> std::io::Result<()> {
+        self.serve_with_shutdown_on(listener, signal).await
+    }
+
+    async fn serve_with_shutdown_on(
+        self,
+        listener: impl steadfast::Listener,
+        signal: impl Future<Output = ()> + Send,
+    ) -> std::io::Result<()> {
         let config = self.config.clone();
         let service = self.into_service();
         let server = steadfast::Server::new(config);
         let shutdown = server.shutdown_handle();
-        let serving = server.serve(listener, service);
+        let serving = server.serve_with(listener, service);
         tokio::pin!(serving);
         tokio::select! {
             result = &mut serving => return result,
             () = signal => shutdown.graceful(),
         }
         serving.await
+    }
+}
+
+/// A stream of transports as a [`steadfast::Listener`].
+struct Incoming<I>(Pin<Box<I>>);
+
+impl<I, IO, E> steadfast::Listener for Incoming<I>
+where
+    I: tokio_stream::Stream<Item = Result<IO, E>> + Send + 'static,
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    E: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Io = IO;
+
+    async fn accept(&mut self) -> std::io::Result<Option<(IO, Option<SocketAddr>)>> {
+        match poll_fn(|cx| self.0.as_mut().poll_next(cx)).await {
+            Some(Ok(io)) => Ok(Some((io, None))),
+            Some(Err(e)) => Err(std::io::Error::other(e)),
+            None => Ok(None),
+        }
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        None
     }
 }
 

@@ -199,6 +199,8 @@ pub(crate) struct DriverConfig {
     /// (Server) Load shedding: requests over these limits are refused with
     /// REFUSED_STREAM before the service sees them.
     pub(crate) shed: Option<Arc<Shedding>>,
+    /// (Server) Put in the extensions of every request.
+    pub(crate) connection_info: Option<crate::server::ConnectionInfo>,
 }
 
 /// Server-side admission limits and counters, shared by a server's connections.
@@ -247,6 +249,7 @@ pub(crate) struct Driver<IO> {
     /// Streams whose bodies are being sent.
     sending: Vec<StreamId>,
     shed: Option<Arc<Shedding>>,
+    connection_info: Option<crate::server::ConnectionInfo>,
     /// Told to drop the transport at once.
     aborted: bool,
     /// Reused by `poll_bodies`, to avoid allocating on every turn.
@@ -313,6 +316,7 @@ where
             preface_written: false,
             next_body: 0,
             shed: config.shed.clone(),
+            connection_info: config.connection_info,
             aborted: false,
         };
         Ok((driver, commands_tx, shared, ready_rx))

@@ -24,7 +24,8 @@ pub use client::{
 };
 pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{
-    bind_reuseport, service_fn, Server, ServerConfig, ServerStats, ShutdownHandle, StatsHandle,
+    bind_reuseport, service_fn, ConnectionInfo, Listener, Server, ServerConfig, ServerStats,
+    ShutdownHandle, StatsHandle,
 };
 pub use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};
 

@@ -12,6 +12,7 @@ use bytes::Bytes;
 use http::{Request, Response};
 use http_body::Body;
 use steadfast_proto::Role;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
@@ -211,6 +212,20 @@ impl Server {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<BoxError>,
     {
+        self.serve_with(listener, service).await
+    }
+
+    /// Like [`serve`](Self::serve), on the connections of any [`Listener`] (a Unix
+    /// socket, connections handed over by another task, a test's in-memory pipes).
+    pub async fn serve_with<L, S, B>(self, mut listener: L, service: S) -> std::io::Result<()>
+    where
+        L: Listener,
+        S: Service<Request<RecvBody>, Response = Response<B>> + Clone + Send + 'static,
+        S::Future: Send + 'static,
+        S::Error: Into<BoxError>,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<BoxError>,
+    {
         // A value no client could live with fails here, before anything is accepted.
         self.config
             .proto
@@ -222,7 +237,7 @@ impl Server {
         let connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>> = Arc::default();
         let next_id = AtomicU64::new(0);
         let mut tasks = JoinSet::new();
-        let local = listener.local_addr().ok();
+        let local = listener.local_addr();
         tracing::info!(addr = ?local, tls = acceptor.is_some(), "serving HTTP/2");
         loop {
             let permit = tokio::select! {
@@ -231,7 +246,9 @@ impl Server {
             };
             let (tcp, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
+                    Ok(Some(a)) => a,
+                    // No more connections will come: drain the ones there are.
+                    Ok(None) => break,
                     Err(e) => {
                         // Per-connection accept errors (e.g. EMFILE, ECONNABORTED) must
                         // not stop the server.
@@ -242,20 +259,22 @@ impl Server {
                 },
                 _ = signal.changed() => break,
             };
-            let _ = tcp.set_nodelay(true);
             let id = next_id.fetch_add(1, Ordering::Relaxed);
             let config = self.config.clone();
             let acceptor = acceptor.clone();
             let dispatch = make_dispatch(service.clone());
             let connections = connections.clone();
-            let span = tracing::debug_span!("h2", role = "server", %peer);
+            let span = match peer {
+                Some(peer) => tracing::debug_span!("h2", role = "server", %peer),
+                None => tracing::debug_span!("h2", role = "server"),
+            };
             let signal_now = signal.clone();
             let shed = self.shed.clone();
             tasks.spawn(
                 async move {
                     serve_connection(
                         tcp,
-                        peer,
+                        (peer, local),
                         id,
                         config,
                         shed,
@@ -292,9 +311,9 @@ impl Server {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn serve_connection(
-    tcp: tokio::net::TcpStream,
-    peer: SocketAddr,
+async fn serve_connection<IO>(
+    tcp: IO,
+    (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
     id: u64,
     config: ServerConfig,
     shed: Arc<Shedding>,
@@ -302,7 +321,9 @@ async fn serve_connection(
     dispatch: Dispatch,
     connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>>,
     signal: watch::Receiver<Signal>,
-) {
+) where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
     let mut proto = config.proto.clone();
     if let Some(age) = proto.max_connection_age {
         // gRFC A9: ±10% per connection, so connections opened together do not all
@@ -310,10 +331,11 @@ async fn serve_connection(
         let mut rng = crate::client::SplitMix64(crate::client::SplitMix64::seed() ^ id);
         proto.max_connection_age = Some(age.mul_f64(0.9 + 0.2 * rng.next_f64()));
     }
-    let driver_config = DriverConfig {
+    let mut driver_config = DriverConfig {
         proto,
         shutdown_grace: config.shutdown_grace,
         shed: Some(shed),
+        connection_info: None,
     };
     let run = |commands: mpsc::UnboundedSender<Command>| {
         if let Ok(mut c) = connections.lock() {
@@ -333,14 +355,23 @@ async fn serve_connection(
             let stream = match handshake {
                 Ok(Ok(s)) => s,
                 Ok(Err(why)) => {
-                    tracing::debug!(%peer, %why, "TLS handshake failed");
+                    tracing::debug!(?peer, %why, "TLS handshake failed");
                     return;
                 }
                 Err(_) => {
-                    tracing::debug!(%peer, "TLS handshake timed out");
+                    tracing::debug!(?peer, "TLS handshake timed out");
                     return;
                 }
             };
+            let session = stream.get_ref().1;
+            let tls = TlsInfo {
+                peer_certificates: session
+                    .peer_certificates()
+                    .map(|c| c.to_vec())
+                    .unwrap_or_default(),
+                server_name: session.server_name().map(str::to_owned),
+            };
+            driver_config.connection_info = Some(ConnectionInfo::new(peer, local, Some(tls)));
             // `serve` checked the configuration before accepting anything.
             let Ok((driver, commands, _, _)) =
                 Driver::new(stream, Role::Server, driver_config, Some(dispatch))
@@ -351,6 +382,7 @@ async fn serve_connection(
             driver.await;
         }
         None => {
+            driver_config.connection_info = Some(ConnectionInfo::new(peer, local, None));
             // `serve` checked the configuration before accepting anything.
             let Ok((driver, commands, _, _)) =
                 Driver::new(tcp, Role::Server, driver_config, Some(dispatch))
@@ -364,7 +396,101 @@ async fn serve_connection(
     if let Ok(mut c) = connections.lock() {
         c.remove(&id);
     }
-    tracing::debug!(%peer, "connection closed");
+    tracing::debug!(?peer, "connection closed");
+}
+
+/// A source of connections for [`Server::serve_with`].
+pub trait Listener: Send + 'static {
+    /// The transport of one connection.
+    type Io: AsyncRead + AsyncWrite + Unpin + Send + 'static;
+
+    /// The next connection, with the peer's address if it has one; `None` when no
+    /// more will come (the server then shuts down gracefully, as if told to). An
+    /// error is logged and the server goes on accepting (after 10 ms, so a
+    /// persistent one such as EMFILE does not spin).
+    #[allow(clippy::type_complexity)]
+    fn accept(
+        &mut self,
+    ) -> impl Future<Output = std::io::Result<Option<(Self::Io, Option<SocketAddr>)>>> + Send;
+
+    /// The address connections arrive at, if there is one.
+    fn local_addr(&self) -> Option<SocketAddr>;
+}
+
+impl Listener for TcpListener {
+    type Io = tokio::net::TcpStream;
+
+    async fn accept(&mut self) -> std::io::Result<Option<(Self::Io, Option<SocketAddr>)>> {
+        let (tcp, peer) = TcpListener::accept(self).await?;
+        // Small frames (HEADERS, WINDOW_UPDATE, PING ACKs) must not wait for Nagle.
+        let _ = tcp.set_nodelay(true);
+        Ok(Some((tcp, Some(peer))))
+    }
+
+    fn local_addr(&self) -> Option<SocketAddr> {
+        TcpListener::local_addr(self).ok()
+    }
+}
+
+/// What the server knows of the connection a request arrived on: in the extensions
+/// of every request it hands to the service (`request.extensions().get::<ConnectionInfo>()`).
+#[derive(Clone, Debug)]
+pub struct ConnectionInfo(Arc<ConnectionInfoInner>);
+
+#[derive(Debug)]
+struct ConnectionInfoInner {
+    remote_addr: Option<SocketAddr>,
+    local_addr: Option<SocketAddr>,
+    tls: Option<TlsInfo>,
+}
+
+#[derive(Debug)]
+struct TlsInfo {
+    peer_certificates: Vec<rustls::pki_types::CertificateDer<'static>>,
+    server_name: Option<String>,
+}
+
+impl ConnectionInfo {
+    fn new(
+        remote_addr: Option<SocketAddr>,
+        local_addr: Option<SocketAddr>,
+        tls: Option<TlsInfo>,
+    ) -> Self {
+        Self(Arc::new(ConnectionInfoInner {
+            remote_addr,
+            local_addr,
+            tls,
+        }))
+    }
+
+    /// The client's address (`None` for transports without one).
+    pub fn remote_addr(&self) -> Option<SocketAddr> {
+        self.0.remote_addr
+    }
+
+    /// The server's address the client connected to.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.0.local_addr
+    }
+
+    /// True when the connection is TLS.
+    pub fn is_tls(&self) -> bool {
+        self.0.tls.is_some()
+    }
+
+    /// The certificate chain the client presented (mutual TLS), leaf first; empty
+    /// without TLS or when the client presented none.
+    pub fn peer_certificates(&self) -> &[rustls::pki_types::CertificateDer<'static>] {
+        self.0
+            .tls
+            .as_ref()
+            .map_or(&[], |t| t.peer_certificates.as_slice())
+    }
+
+    /// The server name the client asked for (TLS SNI), if any.
+    pub fn server_name(&self) -> Option<&str> {
+        self.0.tls.as_ref().and_then(|t| t.server_name.as_deref())
+    }
 }
 
 fn signal_command(signal: &Signal) -> Command {

@@ -67,6 +67,72 @@ pub fn client_config(roots: Roots) -> Result<Arc<rustls::ClientConfig>, String> 
     Ok(Arc::new(config))
 }
 
+/// A client configuration offering only `h2` over ALPN that presents `chain` and
+/// `key` to servers asking for a client certificate (mutual TLS).
+pub fn client_config_with_identity(
+    roots: Roots,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+) -> Result<Arc<rustls::ClientConfig>, String> {
+    let base = client_config(roots)?;
+    let resolver = rustls::crypto::ring::sign::any_supported_type(&key)
+        .map_err(|e| format!("client key: {e}"))?;
+    let certified = rustls::sign::CertifiedKey::new(chain, resolver);
+    let mut config = (*base).clone();
+    config.client_auth_cert_resolver = Arc::new(AlwaysPresent(Arc::new(certified)));
+    Ok(Arc::new(config))
+}
+
+/// Presents one certificate to every server that asks for one.
+#[derive(Debug)]
+struct AlwaysPresent(Arc<rustls::sign::CertifiedKey>);
+
+impl rustls::client::ResolvesClientCert for AlwaysPresent {
+    fn resolve(
+        &self,
+        _root_hint_subjects: &[&[u8]],
+        _sigschemes: &[rustls::SignatureScheme],
+    ) -> Option<Arc<rustls::sign::CertifiedKey>> {
+        Some(self.0.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        true
+    }
+}
+
+/// A server configuration offering `h2` that asks clients for a certificate signed
+/// by one of `client_roots`: required when `required`, otherwise optional (a client
+/// without one is still served; [`ConnectionInfo`](crate::ConnectionInfo) tells the
+/// handler which it was).
+pub fn server_config_with_client_auth(
+    certs: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+    client_roots: Vec<CertificateDer<'static>>,
+    required: bool,
+) -> Result<Arc<rustls::ServerConfig>, String> {
+    let mut store = rustls::RootCertStore::empty();
+    for cert in client_roots {
+        store.add(cert).map_err(|e| format!("client root: {e}"))?;
+    }
+    let builder =
+        rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(store), provider());
+    let builder = if required {
+        builder
+    } else {
+        builder.allow_unauthenticated()
+    };
+    let verifier = builder.build().map_err(|e| e.to_string())?;
+    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(certs, key)
+        .map_err(|e| e.to_string())?;
+    config.alpn_protocols = vec![ALPN_H2.to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A server configuration from a PEM certificate chain and key, offering `h2`.
 pub fn server_config_from_pem(
     cert: &Path,

@@ -57,7 +57,10 @@ where
             (Some(tx), Some(rx))
         };
         let body = RecvBody::new(id, rx, self.commands_tx.clone(), content_length);
-        let (parts, ()) = request.into_parts();
+        let (mut parts, ()) = request.into_parts();
+        if let Some(info) = &self.connection_info {
+            parts.extensions.insert(info.clone());
+        }
         tracing::trace!(stream = %id, method = %parts.method, uri = %parts.uri, "request");
         let future = dispatch(Request::from_parts(parts, body));
         let commands = self.commands_tx.clone();
