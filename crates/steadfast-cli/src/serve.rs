@@ -16,6 +16,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use steadfast::body::{self, BoxBody};
 use steadfast::{service_fn, RecvBody, Server, ServerConfig};
+use steadfast_grpc::GrpcService;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -134,13 +135,27 @@ pub(crate) async fn run(args: Args) -> u8 {
     println!("steadfast serve: listening on {scheme}://{addr}");
     let server = Server::new(config);
     let shutdown = server.shutdown_handle();
+    let (signalled, shutting_down) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
         wait_for_signal().await;
         tracing::info!("signal received: shutting down gracefully");
+        let _ = signalled.send(());
         shutdown.graceful();
     });
     let root: Option<Arc<Path>> = args.root.map(Into::into);
-    let service = service_fn(move |req| handle(req, root.clone()));
+    let (health, grpc) = grpc_services().await;
+    tokio::spawn(async move {
+        if shutting_down.await.is_err() {
+            return;
+        }
+        // Health checkers see the drain coming before the GOAWAY does.
+        for name in ["", TEST_SERVICE] {
+            health
+                .set_service_status(name, tonic_health::ServingStatus::NotServing)
+                .await;
+        }
+    });
+    let service = service_fn(move |req| handle(req, root.clone(), grpc.clone()));
     match server.serve(listener, service).await {
         Ok(()) => 0,
         Err(e) => {
@@ -174,10 +189,53 @@ async fn wait_for_signal() {
 /// protocol errors in it deterministic; beyond this much, answering wins.
 const DRAIN_LIMIT: usize = 1 << 20;
 
+/// The gRPC service `serve` hosts beside its HTTP routes.
+const TEST_SERVICE: &str = "grpc.testing.TestService";
+
+/// gRPC's interop `grpc.testing.TestService`, `grpc.health.v1.Health` (SERVING for
+/// the server and TestService), and server reflection v1 and v1alpha describing
+/// both: what `grpcurl list`, `describe` and calls need.
+async fn grpc_services() -> (tonic_health::server::HealthReporter, GrpcService) {
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health
+        .set_service_status(TEST_SERVICE, tonic_health::ServingStatus::Serving)
+        .await;
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(steadfast_interop::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let mut server = steadfast_grpc::Server::builder()
+        .add_service(steadfast_interop::server::service())
+        .add_service(health_service);
+    // The descriptors are compiled in: building reflection from them cannot fail
+    // unless the build is broken, and then serving without it says so.
+    match reflection().build_v1() {
+        Ok(v1) => server = server.add_service(v1),
+        Err(e) => tracing::warn!(error = %e, "gRPC reflection v1 unavailable"),
+    }
+    match reflection().build_v1alpha() {
+        Ok(v1alpha) => server = server.add_service(v1alpha),
+        Err(e) => tracing::warn!(error = %e, "gRPC reflection v1alpha unavailable"),
+    }
+    (health, server.into_service())
+}
+
+fn is_grpc(req: &Request<RecvBody>) -> bool {
+    req.headers()
+        .get(CONTENT_TYPE)
+        .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
+}
+
 async fn handle(
     req: Request<RecvBody>,
     root: Option<Arc<Path>>,
+    mut grpc: GrpcService,
 ) -> Result<Response<BoxBody>, Infallible> {
+    if is_grpc(&req) {
+        let Ok(response) = tower_service::Service::call(&mut grpc, req).await;
+        return Ok(response.map(body::boxed));
+    }
     let routed_with_body =
         req.method() == Method::POST && matches!(req.uri().path(), "/echo" | "/discard");
     let (parts, body) = req.into_parts();

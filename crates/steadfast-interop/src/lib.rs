@@ -26,3 +26,6 @@ pub mod pb {
 
 /// The directory of the `.proto` files (the peers compile them at test time).
 pub const PROTO_DIR: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/proto");
+
+/// The encoded `FileDescriptorSet` of the testing protos, for gRPC reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!(concat!(env!("OUT_DIR"), "/descriptors.bin"));
