@@ -368,6 +368,7 @@ impl Shared {
         parts
             .headers
             .insert(http::header::TE, HeaderValue::from_static("trailers"));
+        crate::status::unpad_binary_metadata(&mut parts.headers);
 
         let mut candidates: Vec<(Instant, BudgetSource)> = Vec::with_capacity(4);
         if let Some(value) = parts.headers.remove(timeout::GRPC_TIMEOUT) {

@@ -64,17 +64,22 @@ impl Server {
 
     /// Hosts a tonic generated service (`GreeterServer::new(impl)`), or any service
     /// with a [`NamedService`] name.
-    pub fn add_service<S>(mut self, service: S) -> Self
+    ///
+    /// The service may answer with any body of `Bytes` (tonic's interceptors wrap
+    /// it: `GreeterServer::with_interceptor(greeter, check)` is hosted as is).
+    pub fn add_service<S, B>(mut self, service: S) -> Self
     where
-        S: Service<Request<TonicBody>, Response = Response<TonicBody>, Error = Infallible>
+        S: Service<Request<TonicBody>, Response = Response<B>, Error = Infallible>
             + NamedService
             + Clone
             + Send
             + Sync
             + 'static,
         S::Future: Send + 'static,
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<tonic::codegen::StdError>,
     {
-        self.routes.add_service(service);
+        self.routes.add_service(AnyBody(service));
         self
     }
 
@@ -154,6 +159,38 @@ impl Server {
             () = signal => shutdown.graceful(),
         }
         serving.await
+    }
+}
+
+/// A service whose response body becomes tonic's, as tonic's routes need.
+#[derive(Clone)]
+struct AnyBody<S>(S);
+
+impl<S: NamedService> NamedService for AnyBody<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S, B> Service<Request<TonicBody>> for AnyBody<S>
+where
+    S: Service<Request<TonicBody>, Response = Response<B>, Error = Infallible>,
+    S::Future: Send + 'static,
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<tonic::codegen::StdError>,
+{
+    type Response = Response<TonicBody>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<TonicBody>, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<TonicBody>) -> Self::Future {
+        let future = self.0.call(request);
+        Box::pin(async move {
+            let Ok(response) = future.await;
+            Ok(response.map(TonicBody::new))
+        })
     }
 }
 
@@ -271,6 +308,7 @@ impl Service<Request<RecvBody>> for GrpcService {
             };
             let mut response = response.map(|body| ServerBody::new(body, deadline));
             status::fix_size_limit_code(response.headers_mut());
+            status::unpad_binary_metadata(response.headers_mut());
             Ok(response)
         })
     }
@@ -369,6 +407,7 @@ impl Body for ServerBody {
             Poll::Ready(Some(Ok(ref mut frame))) => {
                 if let Some(trailers) = frame.trailers_mut() {
                     status::fix_size_limit_code(trailers);
+                    status::unpad_binary_metadata(trailers);
                 }
             }
             _ => {}

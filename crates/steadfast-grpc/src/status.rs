@@ -207,5 +207,31 @@ pub fn fix_size_limit_code(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Emits `-bin` metadata unpadded, as PROTOCOL-HTTP2.md asks of senders ("Implementations
+/// MUST accept padded and un-padded values and should emit un-padded values"): a
+/// handler that echoes a value it received padded, as it came, is corrected here.
+pub fn unpad_binary_metadata(headers: &mut http::HeaderMap) {
+    let padded: Vec<http::HeaderName> = headers
+        .iter()
+        .filter(|(name, value)| name.as_str().ends_with("-bin") && value.as_bytes().ends_with(b"="))
+        .map(|(name, _)| name.clone())
+        .collect();
+    for name in padded {
+        let values: Vec<http::HeaderValue> = headers
+            .get_all(&name)
+            .iter()
+            .map(|v| {
+                let bytes = v.as_bytes();
+                let end = bytes.len() - bytes.iter().rev().take_while(|b| **b == b'=').count();
+                http::HeaderValue::from_bytes(&bytes[..end]).unwrap_or_else(|_| v.clone())
+            })
+            .collect();
+        headers.remove(&name);
+        for value in values {
+            headers.append(name.clone(), value);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests;

@@ -94,3 +94,18 @@ fn tonic_size_limit_errors_become_resource_exhausted() {
     fix_size_limit_code(&mut headers);
     assert_eq!(headers["grpc-status"], "11");
 }
+
+#[test]
+fn binary_metadata_is_emitted_unpadded_and_nothing_else_changes() {
+    let mut headers = http::HeaderMap::new();
+    headers.append("x-trace-bin", "AP8H".parse().unwrap());
+    headers.append("x-two-bin", "AA==".parse().unwrap());
+    headers.append("x-two-bin", "AAE=".parse().unwrap());
+    headers.append("x-text", "a==".parse().unwrap());
+    unpad_binary_metadata(&mut headers);
+    assert_eq!(headers["x-trace-bin"], "AP8H");
+    let two: Vec<_> = headers.get_all("x-two-bin").iter().collect();
+    assert_eq!(two, ["AA", "AAE"]);
+    // Not binary metadata: '=' is just a character.
+    assert_eq!(headers["x-text"], "a==");
+}
