@@ -83,6 +83,26 @@ pub struct ChannelBuilder {
     pool: PoolConfig,
     default_timeout: Option<Duration>,
     user_agent: Option<String>,
+    resolver: Option<SharedResolver>,
+}
+
+/// A resolver given to the builder, handed on to the `steadfast::Client`.
+struct SharedResolver(Box<dyn steadfast::client::Resolve>);
+
+impl fmt::Debug for SharedResolver {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("SharedResolver(..)")
+    }
+}
+
+impl steadfast::client::Resolve for SharedResolver {
+    fn resolve(
+        &self,
+        host: &str,
+        port: u16,
+    ) -> Pin<Box<dyn Future<Output = std::io::Result<Vec<std::net::SocketAddr>>> + Send>> {
+        self.0.resolve(host, port)
+    }
 }
 
 const USER_AGENT: &str = concat!("steadfast-grpc/", env!("CARGO_PKG_VERSION"));
@@ -118,6 +138,7 @@ impl Channel {
             pool: PoolConfig::default(),
             default_timeout: None,
             user_agent: None,
+            resolver: None,
         })
     }
 
@@ -174,6 +195,15 @@ impl ChannelBuilder {
         self
     }
 
+    /// How the target's host is turned into addresses. Default: the system resolver.
+    /// With another resolver the target's host still names the server in TLS (SNI,
+    /// certificate check) and in `:authority` — what grpc's interop clients call
+    /// `--server_host_override`.
+    pub fn resolver(mut self, resolver: impl steadfast::client::Resolve) -> Self {
+        self.resolver = Some(SharedResolver(Box::new(resolver)));
+        self
+    }
+
     /// The channel. No connection is made until the first call.
     pub fn build(self) -> Channel {
         let user_agent = match self.user_agent {
@@ -183,7 +213,10 @@ impl ChannelBuilder {
         };
         Channel {
             shared: Arc::new(Shared {
-                client: steadfast::Client::new(self.pool),
+                client: match self.resolver {
+                    Some(resolver) => steadfast::Client::with_resolver(self.pool, resolver),
+                    None => steadfast::Client::new(self.pool),
+                },
                 scheme: self.scheme,
                 authority: self.authority,
                 default_timeout: self.default_timeout,
