@@ -21,6 +21,10 @@ use crate::pb::{
 };
 use crate::server::{ECHO_INITIAL, ECHO_TRAILING};
 
+mod compression;
+
+pub use compression::WireChannel;
+
 /// Every case this client implements, in the order `--test_case=all` runs them.
 pub const CASES: &[&str] = &[
     "empty_unary",
@@ -37,6 +41,10 @@ pub const CASES: &[&str] = &[
     "unimplemented_method",
     "unimplemented_service",
     "custom_metadata",
+    "client_compressed_unary",
+    "server_compressed_unary",
+    "client_compressed_streaming",
+    "server_compressed_streaming",
 ];
 
 /// Why a case failed.
@@ -60,6 +68,10 @@ pub async fn run(name: &str, channel: Channel) -> Result<(), Failure> {
         "unimplemented_method" => unimplemented_method(&mut client).await,
         "unimplemented_service" => unimplemented_service(channel).await,
         "custom_metadata" => custom_metadata(&mut client).await,
+        "client_compressed_unary" => compression::client_compressed_unary(channel).await,
+        "server_compressed_unary" => compression::server_compressed_unary(channel).await,
+        "client_compressed_streaming" => compression::client_compressed_streaming(channel).await,
+        "server_compressed_streaming" => compression::server_compressed_streaming(channel).await,
         other => Err(format!("unknown test case {other:?}")),
     }
 }
@@ -73,6 +85,7 @@ macro_rules! ensure {
         }
     };
 }
+use ensure;
 
 fn failed(what: &str) -> impl FnOnce(Status) -> Failure + '_ {
     move |status| format!("{what}: {:?} {:?}", status.code(), status.message())

@@ -11,6 +11,7 @@
 
 pub mod cases;
 pub mod flags;
+pub mod framing;
 pub mod server;
 
 /// The code generated from `proto/grpc/testing/*.proto` (see `build.rs`).

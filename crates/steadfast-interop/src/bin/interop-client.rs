@@ -1,12 +1,18 @@
 //! `interop-client --server_host=H --server_port=P --test_case=CASE[,CASE...|all]`:
 //! runs grpc's interop test cases against a TestService server, one line per case
 //! (`PASS case` or `FAIL case: why`); the exit status is 1 when any case failed.
-//! `--use_tls`, `--use_test_ca` and `--server_host_override` are accepted; TLS is not
-//! implemented yet.
+//!
+//! `--use_tls` connects with TLS (ALPN h2), trusting the Web PKI roots, or with
+//! `--use_test_ca` the CA in `--ca_file` (grpc-go's interop client's name: grpc's test
+//! `ca.pem` is not bundled here). `--server_host_override=NAME` connects to
+//! `--server_host` but names the server NAME in TLS (SNI, certificate check) and in
+//! `:authority`.
 
 use std::process::ExitCode;
 use std::time::Duration;
 
+use steadfast::client::StaticResolver;
+use steadfast::tls::Roots;
 use steadfast_grpc::Channel;
 use steadfast_interop::cases::{self, CASES};
 use steadfast_interop::flags::Flags;
@@ -35,12 +41,10 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
             "test_case",
             "use_tls",
             "use_test_ca",
+            "ca_file",
             "server_host_override",
         ],
     )?;
-    if flags.boolean("use_tls")? || flags.boolean("use_test_ca")? {
-        return Err("--use_tls / --use_test_ca are not implemented yet (h2c only)".into());
-    }
     let host = flags.string("server_host", "localhost");
     let port = flags.port("server_port", 8080)?;
     let test_case = flags.string("test_case", "large_unary");
@@ -49,10 +53,7 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
     } else {
         test_case.split(',').collect()
     };
-    let channel = Channel::builder(&format!("http://{host}:{port}"))?
-        .connect_timeout(Duration::from_secs(5))
-        .user_agent("steadfast-interop-client")
-        .build();
+    let channel = channel(&flags, &host, port).await?;
     let mut all_passed = true;
     for name in names {
         let result =
@@ -69,4 +70,44 @@ async fn run() -> Result<bool, Box<dyn std::error::Error>> {
         }
     }
     Ok(all_passed)
+}
+
+/// `host` as the host part of an authority (IPv6 addresses in brackets).
+fn authority(host: &str, port: u16) -> String {
+    if host.contains(':') && !host.starts_with('[') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    }
+}
+
+async fn channel(
+    flags: &Flags,
+    host: &str,
+    port: u16,
+) -> Result<Channel, Box<dyn std::error::Error>> {
+    let use_tls = flags.boolean("use_tls")?;
+    let name = flags.get("server_host_override").unwrap_or(host);
+    let scheme = if use_tls { "https" } else { "http" };
+    let mut builder = Channel::builder(&format!("{scheme}://{}", authority(name, port)))?
+        .connect_timeout(Duration::from_secs(5))
+        .user_agent("steadfast-interop-client");
+    if name != host {
+        let addrs: Vec<_> = tokio::net::lookup_host(authority(host, port))
+            .await?
+            .collect();
+        builder = builder.resolver(StaticResolver::new(addrs));
+    }
+    if use_tls {
+        let roots = if flags.boolean("use_test_ca")? {
+            let ca = flags
+                .get("ca_file")
+                .ok_or("--use_test_ca needs --ca_file (PEM): grpc's ca.pem is not bundled")?;
+            Roots::PemFile(ca.into())
+        } else {
+            Roots::WebPki
+        };
+        builder = builder.tls_config(steadfast::tls::client_config(roots)?);
+    }
+    Ok(builder.build())
 }
