@@ -87,7 +87,7 @@ macro_rules! ensure {
 }
 use ensure;
 
-fn failed(what: &str) -> impl FnOnce(Status) -> Failure + '_ {
+pub(crate) fn failed(what: &str) -> impl FnOnce(Status) -> Failure + '_ {
     move |status| format!("{what}: {:?} {:?}", status.code(), status.message())
 }
 
@@ -98,7 +98,11 @@ fn zeros(size: usize) -> Option<Payload> {
     })
 }
 
-fn check_payload(what: &str, payload: Option<&Payload>, size: usize) -> Result<(), Failure> {
+pub(crate) fn check_payload(
+    what: &str,
+    payload: Option<&Payload>,
+    size: usize,
+) -> Result<(), Failure> {
     let body = payload.map_or(&[][..], |p| &p.body[..]);
     ensure!(
         body.len() == size && body.iter().all(|&b| b == 0),
@@ -149,7 +153,7 @@ async fn empty_unary(client: &mut Client) -> Result<(), Failure> {
     Ok(())
 }
 
-fn large_request() -> SimpleRequest {
+pub(crate) fn large_request() -> SimpleRequest {
     SimpleRequest {
         response_size: 314_159,
         payload: zeros(271_828),

@@ -80,6 +80,11 @@ impl Process {
         }
     }
 
+    /// Closes the process's stdin (the peer servers finish at EOF).
+    pub(crate) fn close_stdin(&mut self) {
+        drop(self.child.stdin.take());
+    }
+
     /// The next line, waiting at most `timeout`.
     pub(crate) fn line(&self, timeout: Duration) -> Option<String> {
         self.lines.recv_timeout(timeout).ok()
