@@ -282,7 +282,7 @@ fn every_case_both_ways_over_h2c_and_tls_against_grpcio_and_grpc_js() {
     }
     table += "\n";
     for (i, note) in notes.0.iter().enumerate() {
-        table += &format!("[{}] {note}\n", i + 1);
+        table += &format!("- [{}] {note}\n", i + 1);
     }
     println!("{table}");
     println!("({:.1} s)", started.elapsed().as_secs_f64());
