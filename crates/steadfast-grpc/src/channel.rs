@@ -136,7 +136,14 @@ impl Channel {
         Ok(ChannelBuilder {
             scheme,
             authority,
-            pool: PoolConfig::default(),
+            pool: {
+                let mut pool = PoolConfig::default();
+                // gRPC calls carry larger bodies than most HTTP requests, and a refused
+                // call whose body outgrew the buffer cannot be replayed: keep as much
+                // as grpc-java does per call (1 MiB; 16 MiB in all, the default).
+                pool.retry.buffer_per_request = 1 << 20;
+                pool
+            },
             default_timeout: None,
             user_agent: None,
             resolver: None,
@@ -256,13 +263,6 @@ impl ChannelBuilder {
         self
     }
 
-    /// Resolves the target's host with `resolver` instead of the system's DNS, each
-    /// time a connection is opened.
-    pub fn resolver(mut self, resolver: impl steadfast::client::Resolve) -> Self {
-        self.resolver = Some(SharedResolver(Arc::new(resolver)));
-        self
-    }
-
     /// The transparent retry policy. Default: never-sent and refused calls are sent
     /// again; calls the server may have processed are not.
     pub fn retry_policy(mut self, policy: RetryPolicy) -> Self {
@@ -274,6 +274,15 @@ impl ChannelBuilder {
     /// backoff), for what the builder has no method for.
     pub fn pool_config(mut self, config: PoolConfig) -> Self {
         self.pool = config;
+        self
+    }
+
+    /// How the target's host is turned into addresses. Default: the system resolver.
+    /// With another resolver the target's host still names the server in TLS (SNI,
+    /// certificate check) and in `:authority` — what grpc's interop clients call
+    /// `--server_host_override`. Asked again each time a connection is opened.
+    pub fn resolver(mut self, resolver: impl steadfast::client::Resolve) -> Self {
+        self.resolver = Some(SharedResolver(Arc::new(resolver)));
         self
     }
 

@@ -223,3 +223,20 @@ async fn a_shed_call_without_retry_is_unavailable_and_retry_safe() {
     );
     bounded(slow).await.expect("joined").expect("slow call");
 }
+
+#[tokio::test]
+async fn a_resolver_sends_the_calls_of_a_named_target_to_its_addresses() {
+    let server = serve_echo().await;
+    // `.invalid` never resolves (RFC 6761): only the channel's resolver can reach it.
+    let target = format!("http://server.invalid:{}", server.addr.port());
+    let channel = Channel::builder(&target)
+        .expect("target")
+        .connect_timeout(Duration::from_secs(5))
+        .resolver(steadfast::client::StaticResolver::new(vec![server.addr]))
+        .build();
+    let reply = bounded(EchoClient::new(channel).unary(echo("named")))
+        .await
+        .expect("the resolver's address answers")
+        .into_inner();
+    assert_eq!(reply.message, "named");
+}

@@ -21,6 +21,10 @@ use crate::pb::{
 };
 use crate::server::{ECHO_INITIAL, ECHO_TRAILING};
 
+mod compression;
+
+pub use compression::WireChannel;
+
 /// Every case this client implements, in the order `--test_case=all` runs them.
 pub const CASES: &[&str] = &[
     "empty_unary",
@@ -37,6 +41,10 @@ pub const CASES: &[&str] = &[
     "unimplemented_method",
     "unimplemented_service",
     "custom_metadata",
+    "client_compressed_unary",
+    "server_compressed_unary",
+    "client_compressed_streaming",
+    "server_compressed_streaming",
 ];
 
 /// Why a case failed.
@@ -60,6 +68,10 @@ pub async fn run(name: &str, channel: Channel) -> Result<(), Failure> {
         "unimplemented_method" => unimplemented_method(&mut client).await,
         "unimplemented_service" => unimplemented_service(channel).await,
         "custom_metadata" => custom_metadata(&mut client).await,
+        "client_compressed_unary" => compression::client_compressed_unary(channel).await,
+        "server_compressed_unary" => compression::server_compressed_unary(channel).await,
+        "client_compressed_streaming" => compression::client_compressed_streaming(channel).await,
+        "server_compressed_streaming" => compression::server_compressed_streaming(channel).await,
         other => Err(format!("unknown test case {other:?}")),
     }
 }
@@ -73,8 +85,9 @@ macro_rules! ensure {
         }
     };
 }
+use ensure;
 
-fn failed(what: &str) -> impl FnOnce(Status) -> Failure + '_ {
+pub(crate) fn failed(what: &str) -> impl FnOnce(Status) -> Failure + '_ {
     move |status| format!("{what}: {:?} {:?}", status.code(), status.message())
 }
 
@@ -85,7 +98,11 @@ fn zeros(size: usize) -> Option<Payload> {
     })
 }
 
-fn check_payload(what: &str, payload: Option<&Payload>, size: usize) -> Result<(), Failure> {
+pub(crate) fn check_payload(
+    what: &str,
+    payload: Option<&Payload>,
+    size: usize,
+) -> Result<(), Failure> {
     let body = payload.map_or(&[][..], |p| &p.body[..]);
     ensure!(
         body.len() == size && body.iter().all(|&b| b == 0),
@@ -136,7 +153,7 @@ async fn empty_unary(client: &mut Client) -> Result<(), Failure> {
     Ok(())
 }
 
-fn large_request() -> SimpleRequest {
+pub(crate) fn large_request() -> SimpleRequest {
     SimpleRequest {
         response_size: 314_159,
         payload: zeros(271_828),

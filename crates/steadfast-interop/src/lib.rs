@@ -1,6 +1,7 @@
 //! grpc's interop tests (`doc/interop-test-descriptions.md`) over steadfast-grpc:
 //! [`server::TestServiceImpl`] is `grpc.testing.TestService` as the descriptions specify
-//! it, and [`cases`] are the client's test cases. The `interop-server` and
+//! it, and [`cases`] are the client's test cases; [`negative`] are the client's cases
+//! of `doc/negative-http2-interop-test-descriptions.md`. The `interop-server` and
 //! `interop-client` binaries take grpc's standard flags ([`flags`]).
 //!
 //! The tests run both against Python grpcio and Node grpc-js peers, written in this
@@ -11,6 +12,8 @@
 
 pub mod cases;
 pub mod flags;
+pub mod framing;
+pub mod negative;
 pub mod server;
 
 /// The code generated from `proto/grpc/testing/*.proto` (see `build.rs`).

@@ -1,5 +1,7 @@
 //! `grpc.testing.TestService` as `doc/interop-test-descriptions.md` ("Server") specifies
-//! it, and [`EchoMetadata`], the layer that echoes the test metadata.
+//! it, with [`EchoMetadata`], the layer that echoes the test metadata, and
+//! [`WireCompression`], the layer that shows the handlers each request message's
+//! compressed flag and sends each response message compressed or not as asked.
 
 use std::convert::Infallible;
 use std::pin::Pin;
@@ -17,9 +19,10 @@ use tonic::server::NamedService;
 use tonic::{Code, Request, Response, Status, Streaming};
 use tower_service::Service;
 
+use crate::framing::{CompressionPlan, MessageFlags, PlannedBody, TapBody};
 use crate::pb::test_service_server::{TestService, TestServiceServer};
 use crate::pb::{
-    EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
+    BoolValue, EchoStatus, Empty, Payload, ResponseParameters, SimpleRequest, SimpleResponse,
     StreamingInputCallRequest, StreamingInputCallResponse, StreamingOutputCallRequest,
     StreamingOutputCallResponse,
 };
@@ -33,14 +36,16 @@ pub const ECHO_TRAILING: &str = "x-grpc-test-echo-trailing-bin";
 /// server allocate without bound (the interop cases ask for at most 314159 bytes).
 const MAX_RESPONSE_SIZE: usize = 4 << 20;
 
-/// TestService, wrapped in [`EchoMetadata`], ready for `steadfast_grpc::Server`; it
-/// accepts and (when asked) sends gzip.
-pub fn service() -> EchoMetadata<TestServiceServer<TestServiceImpl>> {
-    EchoMetadata(
+/// TestService, wrapped in [`WireCompression`] and [`EchoMetadata`], ready for
+/// `steadfast_grpc::Server`. It accepts gzip, and sends it when a request asks for
+/// it (`response_compressed`, `ResponseParameters.compressed`) and the client accepts
+/// it (`grpc-accept-encoding`).
+pub fn service() -> EchoMetadata<WireCompression<TestServiceServer<TestServiceImpl>>> {
+    EchoMetadata(WireCompression(
         TestServiceServer::new(TestServiceImpl)
             .accept_compressed(CompressionEncoding::Gzip)
             .send_compressed(CompressionEncoding::Gzip),
-    )
+    ))
 }
 
 /// The test server's TestService. `UnimplementedCall` is left unimplemented, as the
@@ -72,19 +77,53 @@ fn requested_status(status: Option<&EchoStatus>) -> Option<Status> {
 }
 
 /// Whether a response may be compressed: only when the request asked for it.
-fn compression(
-    compressed: Option<&crate::pb::BoolValue>,
-) -> tonic::codec::SingleMessageCompressionOverride {
-    match compressed {
-        Some(flag) if flag.value => tonic::codec::SingleMessageCompressionOverride::Inherit,
-        _ => tonic::codec::SingleMessageCompressionOverride::Disable,
+fn compression(compressed: Option<&BoolValue>) -> tonic::codec::SingleMessageCompressionOverride {
+    if asked(compressed) {
+        tonic::codec::SingleMessageCompressionOverride::Inherit
+    } else {
+        tonic::codec::SingleMessageCompressionOverride::Disable
     }
 }
 
-/// Sends the responses that `parameters` ask for, each after its interval; `false`
-/// when the client went away.
+fn asked(flag: Option<&BoolValue>) -> bool {
+    flag.is_some_and(|flag| flag.value)
+}
+
+/// CompressedRequest: a request message with `expect_compressed` set must have come
+/// with the compressed flag as it says, or the call fails with INVALID_ARGUMENT (the
+/// description asks it of `true`; like grpc's C++ server, `false` is checked too).
+/// `index` is the message's place in the request stream.
+fn check_expect_compressed(
+    expect: Option<&BoolValue>,
+    flags: Option<&MessageFlags>,
+    index: usize,
+) -> Result<(), Status> {
+    let Some(expect) = expect else {
+        return Ok(());
+    };
+    match flags.and_then(|flags| flags.get(index)) {
+        Some(compressed) if compressed == expect.value => Ok(()),
+        Some(compressed) => Err(Status::invalid_argument(format!(
+            "request message {index} has expect_compressed={} but came {}",
+            expect.value,
+            if compressed {
+                "compressed"
+            } else {
+                "uncompressed"
+            }
+        ))),
+        None => Err(Status::internal(format!(
+            "the compressed flag of request message {index} was not seen (no WireCompression layer?)"
+        ))),
+    }
+}
+
+/// Sends the responses that `parameters` ask for, each after its interval, each
+/// compressed only when its parameters ask (entered in `plan` before it is sent);
+/// `false` when the client went away.
 async fn send_responses(
     parameters: &[ResponseParameters],
+    plan: &CompressionPlan,
     tx: &mpsc::Sender<Result<StreamingOutputCallResponse, Status>>,
 ) -> bool {
     for parameter in parameters {
@@ -98,11 +137,25 @@ async fn send_responses(
             payload: Some(payload),
         });
         let failed = response.is_err();
+        if !failed {
+            plan.push(asked(parameter.compressed.as_ref()));
+        }
         if tx.send(response).await.is_err() || failed {
             return false;
         }
     }
     true
+}
+
+/// The response of a streaming call, whose messages go compressed or not as `plan`
+/// (filled by [`send_responses`]) says.
+fn planned(
+    rx: mpsc::Receiver<Result<StreamingOutputCallResponse, Status>>,
+) -> (Response<ResponseStream>, CompressionPlan) {
+    let plan = CompressionPlan::default();
+    let mut response = Response::new(Box::pin(ReceiverStream::new(rx)) as ResponseStream);
+    response.extensions_mut().insert(plan.clone());
+    (response, plan)
 }
 
 #[tonic::async_trait]
@@ -115,7 +168,9 @@ impl TestService for TestServiceImpl {
         &self,
         request: Request<SimpleRequest>,
     ) -> Result<Response<SimpleResponse>, Status> {
+        let flags = request.extensions().get::<MessageFlags>().cloned();
         let request = request.into_inner();
+        check_expect_compressed(request.expect_compressed.as_ref(), flags.as_ref(), 0)?;
         if let Some(status) = requested_status(request.response_status.as_ref()) {
             return Err(status);
         }
@@ -144,24 +199,29 @@ impl TestService for TestServiceImpl {
     ) -> Result<Response<Self::StreamingOutputCallStream>, Status> {
         let request = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
+        let (response, plan) = planned(rx);
         tokio::spawn(async move {
-            if send_responses(&request.response_parameters, &tx).await {
+            if send_responses(&request.response_parameters, &plan, &tx).await {
                 if let Some(status) = requested_status(request.response_status.as_ref()) {
                     let _ = tx.send(Err(status)).await;
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(response)
     }
 
     async fn streaming_input_call(
         &self,
         request: Request<Streaming<StreamingInputCallRequest>>,
     ) -> Result<Response<StreamingInputCallResponse>, Status> {
+        let flags = request.extensions().get::<MessageFlags>().cloned();
         let mut requests = request.into_inner();
         let mut size = 0usize;
+        let mut index = 0;
         while let Some(request) = requests.message().await? {
+            check_expect_compressed(request.expect_compressed.as_ref(), flags.as_ref(), index)?;
             size += request.payload.map_or(0, |p| p.body.len());
+            index += 1;
         }
         let aggregated_payload_size = i32::try_from(size)
             .map_err(|_| Status::invalid_argument("aggregated payload size over 2^31"))?;
@@ -178,6 +238,7 @@ impl TestService for TestServiceImpl {
     ) -> Result<Response<Self::FullDuplexCallStream>, Status> {
         let mut requests = request.into_inner();
         let (tx, rx) = mpsc::channel(4);
+        let (response, plan) = planned(rx);
         tokio::spawn(async move {
             loop {
                 let request = match requests.message().await {
@@ -192,12 +253,12 @@ impl TestService for TestServiceImpl {
                     let _ = tx.send(Err(status)).await;
                     return;
                 }
-                if !send_responses(&request.response_parameters, &tx).await {
+                if !send_responses(&request.response_parameters, &plan, &tx).await {
                     return;
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(response)
     }
 
     type HalfDuplexCallStream = ResponseStream;
@@ -208,14 +269,15 @@ impl TestService for TestServiceImpl {
     ) -> Result<Response<Self::HalfDuplexCallStream>, Status> {
         let requests: Vec<_> = request.into_inner().collect::<Result<_, _>>().await?;
         let (tx, rx) = mpsc::channel(4);
+        let (response, plan) = planned(rx);
         tokio::spawn(async move {
             for request in requests {
-                if !send_responses(&request.response_parameters, &tx).await {
+                if !send_responses(&request.response_parameters, &plan, &tx).await {
                     return;
                 }
             }
         });
-        Ok(Response::new(Box::pin(ReceiverStream::new(rx))))
+        Ok(response)
     }
 
     async fn unimplemented_call(&self, _: Request<Empty>) -> Result<Response<Empty>, Status> {
@@ -269,6 +331,49 @@ where
                 trailer: trailing,
             });
             Ok(http::Response::from_parts(parts, body))
+        })
+    }
+}
+
+/// Shows the handlers the compressed flag of each request message (a [`MessageFlags`]
+/// request extension), and sends a streaming response's messages compressed or not as
+/// the handler's [`CompressionPlan`] (a response extension) says: tonic hides the
+/// first and compresses all of a stream's messages or none.
+#[derive(Clone, Debug)]
+pub struct WireCompression<S>(pub S);
+
+impl<S: NamedService> NamedService for WireCompression<S> {
+    const NAME: &'static str = S::NAME;
+}
+
+impl<S> Service<http::Request<TonicBody>> for WireCompression<S>
+where
+    S: Service<http::Request<TonicBody>, Response = http::Response<TonicBody>, Error = Infallible>,
+    S::Future: Send + 'static,
+{
+    type Response = http::Response<TonicBody>;
+    type Error = Infallible;
+    type Future =
+        Pin<Box<dyn std::future::Future<Output = Result<Self::Response, Infallible>> + Send>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<TonicBody>) -> Self::Future {
+        let flags = MessageFlags::default();
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(flags.clone());
+        let request = http::Request::from_parts(parts, TonicBody::new(TapBody::new(body, flags)));
+        let response = self.0.call(request);
+        Box::pin(async move {
+            let mut response = response.await?;
+            Ok(
+                match response.extensions_mut().remove::<CompressionPlan>() {
+                    Some(plan) => response.map(|body| TonicBody::new(PlannedBody::new(body, plan))),
+                    None => response,
+                },
+            )
         })
     }
 }

@@ -2,15 +2,26 @@
 grpc.testing.TestService interop server and client per grpc's
 doc/interop-test-descriptions.md, written here from those descriptions.
 
-    python3 interop_grpcio.py server PROTO_DIR OUT_DIR
-        serves TestService on 127.0.0.1, prints "listening on 127.0.0.1:PORT",
+    python3 interop_grpcio.py server PROTO_DIR OUT_DIR [--tls_dir=DIR]
+        serves TestService on 127.0.0.1, prints a "SKIP case: why" line for each
+        case it cannot serve as described, then "listening on 127.0.0.1:PORT";
         stops at EOF on stdin
-    python3 interop_grpcio.py client PROTO_DIR OUT_DIR PORT
-        runs every case against 127.0.0.1:PORT, prints "PASS case" or
-        "FAIL case: why" per case
+    python3 interop_grpcio.py client PROTO_DIR OUT_DIR PORT [--tls_dir=DIR
+            --server_host_override=NAME]
+        runs every case against 127.0.0.1:PORT, prints one line per case:
+        "PASS case", "FAIL case: why", "PARTIAL case: what was not checked" or
+        "SKIP case: why"
+
+With --tls_dir, TLS: the server uses DIR/server.pem and DIR/server.key, the client
+trusts DIR/ca.pem and expects the server to be NAME.
 
 Stubs are generated at run time from the same .proto files as the Rust side, with
 grpcio-tools (pinned in scripts/requirements.txt), into OUT_DIR.
+
+What grpcio's API cannot do, for the compression cases: a server cannot see whether
+a request message was compressed (CompressedRequest), and a client can neither see
+a response message's compressed flag nor send one message of a compressed call
+uncompressed.
 """
 
 import os
@@ -37,6 +48,10 @@ CASES = [
     "unimplemented_method",
     "unimplemented_service",
     "custom_metadata",
+    "client_compressed_unary",
+    "server_compressed_unary",
+    "client_compressed_streaming",
+    "server_compressed_streaming",
 ]
 ECHO_INITIAL = "x-grpc-test-echo-initial"
 ECHO_TRAILING = "x-grpc-test-echo-trailing-bin"
@@ -74,7 +89,16 @@ def _payload(size):
     return messages_pb2.Payload(body=b"\0" * size)
 
 
-def serve():
+# What this server cannot do as the descriptions say (printed before it listens).
+SERVER_SKIPS = {
+    "client_compressed_unary": "grpcio's server API does not say whether a request "
+    "message was compressed, so it cannot check expect_compressed (CompressedRequest)",
+    "client_compressed_streaming": "grpcio's server API does not say whether a request "
+    "message was compressed, so it cannot check expect_compressed (CompressedRequest)",
+}
+
+
+def serve(tls_dir):
     class TestService(test_pb2_grpc.TestServiceServicer):
         def _echo_metadata(self, context):
             metadata = dict(context.invocation_metadata())
@@ -96,12 +120,25 @@ def serve():
         def UnaryCall(self, request, context):
             self._echo_metadata(context)
             self._status(request, context)
+            if request.response_compressed.value:
+                context.set_compression(grpc.Compression.Gzip)
             return messages_pb2.SimpleResponse(payload=_payload(request.response_size))
 
-        def StreamingOutputCall(self, request, context):
-            for parameters in request.response_parameters:
+        def _respond(self, parameters_list, context):
+            """The responses of ResponseParameters, each compressed only if it asks."""
+            for parameters in parameters_list:
                 time.sleep(parameters.interval_us / 1e6)
+                if not parameters.compressed.value:
+                    context.disable_next_message_compression()
                 yield messages_pb2.StreamingOutputCallResponse(payload=_payload(parameters.size))
+
+        def _compress_if_asked(self, parameters_list, context):
+            if any(p.compressed.value for p in parameters_list):
+                context.set_compression(grpc.Compression.Gzip)
+
+        def StreamingOutputCall(self, request, context):
+            self._compress_if_asked(request.response_parameters, context)
+            yield from self._respond(request.response_parameters, context)
             self._status(request, context)
 
         def StreamingInputCall(self, request_iterator, context):
@@ -112,11 +149,8 @@ def serve():
             self._echo_metadata(context)
             for request in request_iterator:
                 self._status(request, context)
-                for parameters in request.response_parameters:
-                    time.sleep(parameters.interval_us / 1e6)
-                    yield messages_pb2.StreamingOutputCallResponse(
-                        payload=_payload(parameters.size)
-                    )
+                self._compress_if_asked(request.response_parameters, context)
+                yield from self._respond(request.response_parameters, context)
 
         def HalfDuplexCall(self, request_iterator, context):
             requests = list(request_iterator)
@@ -130,11 +164,24 @@ def serve():
 
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=8))
     test_pb2_grpc.add_TestServiceServicer_to_server(TestService(), server)
-    port = server.add_insecure_port("127.0.0.1:0")
+    if tls_dir:
+        credentials = grpc.ssl_server_credentials(
+            [(_read(tls_dir, "server.key"), _read(tls_dir, "server.pem"))]
+        )
+        port = server.add_secure_port("127.0.0.1:0", credentials)
+    else:
+        port = server.add_insecure_port("127.0.0.1:0")
     server.start()
+    for case, why in SERVER_SKIPS.items():
+        print(f"SKIP {case}: {why}", flush=True)
     print(f"listening on 127.0.0.1:{port}", flush=True)
     sys.stdin.read()
     server.stop(0)
+
+
+def _read(directory, name):
+    with open(os.path.join(directory, name), "rb") as f:
+        return f.read()
 
 
 class Pipe:
@@ -161,6 +208,14 @@ class Pipe:
 
 class Failed(Exception):
     pass
+
+
+class Partial(Exception):
+    """The case passed what it could check; the message says what it could not."""
+
+
+class Skipped(Exception):
+    """The case cannot be run as described with grpcio's API."""
 
 
 def check(condition, message):
@@ -326,25 +381,104 @@ def custom_metadata(stub, channel):
     check_metadata("FullDuplexCall", responses.initial_metadata(), responses.trailing_metadata())
 
 
-def run_client(port):
-    with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+def _compressed_unary_request(expect_compressed):
+    return messages_pb2.SimpleRequest(
+        expect_compressed=messages_pb2.BoolValue(value=expect_compressed),
+        response_size=314159,
+        payload=_payload(271828),
+    )
+
+
+def client_compressed_unary(stub, channel):
+    expect_code(
+        lambda: stub.UnaryCall(_compressed_unary_request(True), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    response = stub.UnaryCall(
+        _compressed_unary_request(True), compression=grpc.Compression.Gzip, timeout=10
+    )
+    check_payload(response.payload, 314159)
+    response = stub.UnaryCall(_compressed_unary_request(False), timeout=10)
+    check_payload(response.payload, 314159)
+
+
+UNSEEN_FLAGS = "grpcio's client API does not show a response message's compressed flag"
+
+
+def server_compressed_unary(stub, channel):
+    for compressed in (True, False):
+        request = messages_pb2.SimpleRequest(
+            response_compressed=messages_pb2.BoolValue(value=compressed),
+            response_size=314159,
+            payload=_payload(271828),
+        )
+        check_payload(stub.UnaryCall(request, timeout=10).payload, 314159)
+    raise Partial(f"{UNSEEN_FLAGS}: the calls and their payload sizes were checked")
+
+
+def client_compressed_streaming(stub, channel):
+    probe = messages_pb2.StreamingInputCallRequest(
+        expect_compressed=messages_pb2.BoolValue(value=True), payload=_payload(27182)
+    )
+    expect_code(
+        lambda: stub.StreamingInputCall(iter([probe]), timeout=10),
+        grpc.StatusCode.INVALID_ARGUMENT,
+    )
+    raise Skipped(
+        "grpcio's client API cannot send one message of a compressed call uncompressed "
+        "(the uncompressed probe did fail with INVALID_ARGUMENT)"
+    )
+
+
+def server_compressed_streaming(stub, channel):
+    sizes = ((True, 31415), (False, 92653))
+    request = messages_pb2.StreamingOutputCallRequest(
+        response_parameters=[
+            messages_pb2.ResponseParameters(
+                size=size, compressed=messages_pb2.BoolValue(value=compressed)
+            )
+            for compressed, size in sizes
+        ]
+    )
+    responses = list(stub.StreamingOutputCall(request, timeout=10))
+    check(len(responses) == len(sizes), f"{len(responses)} responses")
+    for response, (_, size) in zip(responses, sizes):
+        check_payload(response.payload, size)
+    raise Partial(f"{UNSEEN_FLAGS}: the responses and their payload sizes were checked")
+
+
+def run_client(port, tls_dir, host_override):
+    if tls_dir:
+        credentials = grpc.ssl_channel_credentials(root_certificates=_read(tls_dir, "ca.pem"))
+        options = [("grpc.ssl_target_name_override", host_override)]
+        channel = grpc.secure_channel(f"127.0.0.1:{port}", credentials, options)
+    else:
+        channel = grpc.insecure_channel(f"127.0.0.1:{port}")
+    with channel:
         stub = test_pb2_grpc.TestServiceStub(channel)
         for case in CASES:
             try:
                 globals()[case](stub, channel)
                 print(f"PASS {case}", flush=True)
+            except Partial as partial:
+                print(f"PARTIAL {case}: {partial}", flush=True)
+            except Skipped as skipped:
+                print(f"SKIP {case}: {skipped}", flush=True)
             except (Failed, grpc.RpcError, StopIteration) as error:
                 why = str(error).replace("\n", " ")
                 print(f"FAIL {case}: {type(error).__name__} {why}", flush=True)
 
 
 def main():
-    mode, proto_dir, out_dir = sys.argv[1:4]
+    positional = [arg for arg in sys.argv[1:] if not arg.startswith("--")]
+    flags = dict(arg[2:].split("=", 1) for arg in sys.argv[1:] if arg.startswith("--"))
+    mode, proto_dir, out_dir = positional[:3]
+    tls_dir = flags.get("tls_dir")
     generate(proto_dir, out_dir)
     if mode == "server":
-        serve()
+        serve(tls_dir)
     elif mode == "client":
-        run_client(sys.argv[4])
+        run_client(positional[3], tls_dir, flags.get("server_host_override"))
     else:
         raise SystemExit(f"unknown mode {mode}")
 

@@ -108,6 +108,48 @@ pub fn self_signed(names: &[&str]) -> SelfSigned {
     }
 }
 
+/// A test certificate authority and a server certificate it signed, as grpc's
+/// interop tests have (`ca.pem`, `server1.pem`, `server1.key`), made fresh each time
+/// so that no private key is committed.
+#[derive(Debug)]
+pub struct TestCa {
+    /// The CA's certificate (CA:TRUE), PEM: what a client trusts.
+    pub ca_pem: String,
+    /// The server's certificate, signed by the CA, PEM.
+    pub server_cert_pem: String,
+    /// The server's private key, PEM (PKCS#8).
+    pub server_key_pem: String,
+}
+
+/// A fresh CA and a server certificate for `names` (DNS names or IP addresses)
+/// signed by it.
+pub fn test_ca(names: &[&str]) -> TestCa {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair, KeyUsagePurpose};
+
+    let ca_key = KeyPair::generate().expect("rcgen makes a key");
+    let mut ca = CertificateParams::new(Vec::<String>::new()).expect("no names is valid");
+    ca.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca.distinguished_name
+        .push(DnType::CommonName, "steadfast test CA");
+    ca.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    let ca_cert = ca.self_signed(&ca_key).expect("rcgen signs the CA");
+
+    let names: Vec<String> = names.iter().map(|n| (*n).to_owned()).collect();
+    let server_key = KeyPair::generate().expect("rcgen makes a key");
+    let mut server = CertificateParams::new(names).expect("valid names");
+    server
+        .distinguished_name
+        .push(DnType::CommonName, "steadfast test server");
+    let server_cert = server
+        .signed_by(&server_key, &ca_cert, &ca_key)
+        .expect("rcgen signs the server certificate");
+    TestCa {
+        ca_pem: ca_cert.pem(),
+        server_cert_pem: server_cert.pem(),
+        server_key_pem: server_key.serialize_pem(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,19 +2,106 @@
 // grpc.testing.TestService interop server and client per grpc's
 // doc/interop-test-descriptions.md, written here from those descriptions.
 //
-//   node interop.js server PROTO_DIR
-//       serves TestService on 127.0.0.1, prints "listening on 127.0.0.1:PORT",
+//   node interop.js server PROTO_DIR [--tls_dir=DIR]
+//       serves TestService on 127.0.0.1, prints a "SKIP case: why" line for each
+//       case it cannot serve as described, then "listening on 127.0.0.1:PORT";
 //       stops at EOF on stdin
-//   node interop.js client PROTO_DIR PORT
-//       runs every case against 127.0.0.1:PORT, prints "PASS case" or
-//       "FAIL case: why" per case
+//   node interop.js client PROTO_DIR PORT [--tls_dir=DIR --server_host_override=NAME]
+//       runs every case against 127.0.0.1:PORT, prints one line per case:
+//       "PASS case" or "FAIL case: why"
+//
+// With --tls_dir, TLS: the server uses DIR/server.pem and DIR/server.key, the client
+// trusts DIR/ca.pem and expects the server to be NAME.
 //
 // @grpc/proto-loader loads the same .proto files as the Rust side at run time.
 // Versions are pinned in package.json / package-lock.json (`npm ci`).
+//
+// The compression cases need what grpc-js's API does not show: the compressed flag
+// of each message received. `wireTap` reads it off the HTTP/2 streams under grpc-js
+// (Node's http2 module), without changing what grpc-js sends or receives. grpc-js's
+// server never compresses a response (server-interceptors.js: "the compressed bit is
+// always 0"), so it cannot serve the server_compressed cases.
 'use strict';
+
+const fs = require('fs');
+const http2 = require('http2');
+const path = require('path');
+
+// The metadata key by which a handler finds the tap of its own request stream.
+const TAP_KEY = 'x-interop-wire-tap';
+
+// Records the compressed flag of each length-prefixed gRPC message (1 flag byte,
+// 4 length bytes, the message) of `stream`'s data into `flags`, in order.
+function tapFlags(stream, flags) {
+  let pending = Buffer.alloc(0);
+  stream.on('data', (chunk) => {
+    pending = Buffer.concat([pending, chunk]);
+    while (pending.length >= 5) {
+      const length = pending.readUInt32BE(1);
+      if (pending.length < 5 + length) break;
+      flags.push(pending[0] !== 0);
+      pending = pending.subarray(5 + length);
+    }
+  });
+}
+
+// Taps every HTTP/2 stream that grpc-js opens or accepts, from here on (installed
+// before grpc-js is loaded; grpc-js looks up http2.connect and http2.createServer
+// when it uses them). A client's taps are `wireTap.client`, one flag list per call
+// in the order the calls began; a server handler finds its request's flags with
+// `wireTap.server(call)`.
+const wireTap = (() => {
+  const client = [];
+  const server = new Map();
+  let next = 0;
+  const connect = http2.connect;
+  http2.connect = function (...args) {
+    const session = connect.apply(this, args);
+    const request = session.request;
+    session.request = function (...requestArgs) {
+      const stream = request.apply(this, requestArgs);
+      const flags = [];
+      client.push(flags);
+      tapFlags(stream, flags);
+      return stream;
+    };
+    return session;
+  };
+  for (const name of ['createServer', 'createSecureServer']) {
+    const create = http2[name];
+    http2[name] = function (...args) {
+      const http2Server = create.apply(this, args);
+      // Registered before grpc-js's own listener, so it runs first: the key it adds
+      // to the headers reaches the handler as metadata, and its data listener sees
+      // each chunk before grpc-js decodes it.
+      http2Server.on('stream', (stream, headers) => {
+        const key = String(next++);
+        const flags = [];
+        server.set(key, flags);
+        stream.on('close', () => server.delete(key));
+        headers[TAP_KEY] = key;
+        tapFlags(stream, flags);
+      });
+      return http2Server;
+    };
+  }
+  return {
+    client,
+    server(call) {
+      const key = call.metadata.get(TAP_KEY)[0];
+      return server.get(key);
+    },
+  };
+})();
 
 const grpc = require('@grpc/grpc-js');
 const protoLoader = require('@grpc/proto-loader');
+
+// grpc-js's write flag that sends one message of a compressed call uncompressed
+// (WriteFlags.NoCompress in compression-filter.js).
+const NO_COMPRESS = 2;
+// grpc-js's channel option value for gzip (compression-algorithms.js).
+const GZIP = 2;
 
 const CASES = [
   'empty_unary',
@@ -31,7 +118,17 @@ const CASES = [
   'unimplemented_method',
   'unimplemented_service',
   'custom_metadata',
+  'client_compressed_unary',
+  'server_compressed_unary',
+  'client_compressed_streaming',
+  'server_compressed_streaming',
 ];
+
+// What this server cannot do as the descriptions say (printed before it listens).
+const SERVER_SKIPS = {
+  server_compressed_unary: "grpc-js's server never compresses a response message",
+  server_compressed_streaming: "grpc-js's server never compresses a response message",
+};
 const ECHO_INITIAL = 'x-grpc-test-echo-initial';
 const ECHO_TRAILING = 'x-grpc-test-echo-trailing-bin';
 
@@ -57,7 +154,24 @@ function requestedStatus(request) {
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms));
 
-function serve(testing) {
+// CompressedRequest: a request with expect_compressed set must have come with the
+// compressed flag it says, or INVALID_ARGUMENT.
+function compressionError(request, flags, index) {
+  const expect = request.expect_compressed;
+  if (!expect) return null;
+  const compressed = flags ? flags[index] : undefined;
+  if (compressed === undefined) {
+    return { code: grpc.status.INTERNAL, details: `no wire tap saw request message ${index}` };
+  }
+  if (compressed === expect.value) return null;
+  return {
+    code: grpc.status.INVALID_ARGUMENT,
+    details: `request message ${index} has expect_compressed=${expect.value} but came ${
+      compressed ? 'compressed' : 'uncompressed'}`,
+  };
+}
+
+function serve(testing, tlsDir) {
   function echoInitial(call) {
     const value = call.metadata.get(ECHO_INITIAL);
     if (value.length) {
@@ -85,6 +199,8 @@ function serve(testing) {
     UnaryCall(call, callback) {
       echoInitial(call);
       const trailing = echoTrailing(call);
+      const wrong = compressionError(call.request, wireTap.server(call), 0);
+      if (wrong) return callback(wrong);
       const status = requestedStatus(call.request);
       if (status) return callback({ ...status, metadata: trailing });
       callback(null, { payload: payload(call.request.response_size) }, trailing);
@@ -99,9 +215,19 @@ function serve(testing) {
       call.end();
     },
     StreamingInputCall(call, callback) {
+      const flags = wireTap.server(call);
       let size = 0;
-      call.on('data', (request) => { size += request.payload ? request.payload.body.length : 0; });
-      call.on('end', () => callback(null, { aggregated_payload_size: size }));
+      let index = 0;
+      let failed = false;
+      call.on('data', (request) => {
+        const wrong = compressionError(request, flags, index++);
+        if (wrong && !failed) {
+          failed = true;
+          callback(wrong);
+        }
+        size += request.payload ? request.payload.body.length : 0;
+      });
+      call.on('end', () => { if (!failed) callback(null, { aggregated_payload_size: size }); });
       call.on('error', () => {});
     },
     FullDuplexCall(call) {
@@ -135,8 +261,15 @@ function serve(testing) {
   };
   const server = new grpc.Server();
   server.addService(testing.TestService.service, service);
-  server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, port) => {
+  const credentials = tlsDir
+    ? grpc.ServerCredentials.createSsl(null, [{
+      private_key: fs.readFileSync(path.join(tlsDir, 'server.key')),
+      cert_chain: fs.readFileSync(path.join(tlsDir, 'server.pem')),
+    }])
+    : grpc.ServerCredentials.createInsecure();
+  server.bindAsync('127.0.0.1:0', credentials, (err, port) => {
     if (err) throw err;
+    for (const [name, why] of Object.entries(SERVER_SKIPS)) console.log(`SKIP ${name}: ${why}`);
     console.log(`listening on 127.0.0.1:${port}`);
   });
   process.stdin.resume();
@@ -290,8 +423,8 @@ const cases = {
     const { error } = await unary(client, 'UnimplementedCall', {});
     expectCode(error, grpc.status.UNIMPLEMENTED);
   },
-  async unimplemented_service(client, testing, address) {
-    const other = new testing.UnimplementedService(address, grpc.credentials.createInsecure());
+  async unimplemented_service(client, context) {
+    const other = context.newClient(context.testing.UnimplementedService);
     const { error } = await unary(other, 'UnimplementedCall', {});
     other.close();
     expectCode(error, grpc.status.UNIMPLEMENTED);
@@ -325,14 +458,89 @@ const cases = {
     checkPayload(d.responses[0].payload, 314159);
     checkMetadata('FullDuplexCall', d.initial, d.trailing);
   },
+  async client_compressed_unary(client, context) {
+    const request = (expect) => ({ expect_compressed: { value: expect }, ...largeRequest() });
+    const probe = await unary(client, 'UnaryCall', request(true));
+    expectCode(probe.error, grpc.status.INVALID_ARGUMENT);
+    const compressing = context.newClient(context.testing.TestService, {
+      'grpc.default_compression_algorithm': GZIP,
+    });
+    const compressed = await unary(compressing, 'UnaryCall', request(true));
+    compressing.close();
+    check(!compressed.error, `compressed UnaryCall: ${compressed.error && compressed.error.message}`);
+    checkPayload(compressed.response.payload, 314159);
+    const plain = await unary(client, 'UnaryCall', request(false));
+    check(!plain.error, `uncompressed UnaryCall: ${plain.error && plain.error.message}`);
+    checkPayload(plain.response.payload, 314159);
+  },
+  async server_compressed_unary(client) {
+    for (const compressed of [true, false]) {
+      const what = `UnaryCall with response_compressed=${compressed}`;
+      const request = { response_compressed: { value: compressed }, ...largeRequest() };
+      const { error, response } = await unary(client, 'UnaryCall', request);
+      const flags = wireTap.client[wireTap.client.length - 1];
+      check(!error, `${what}: ${error && error.message}`);
+      checkPayload(response.payload, 314159);
+      check(flags.length === 1 && flags[0] === compressed,
+        `${what}: the response's compressed flags were ${JSON.stringify(flags)}`);
+    }
+  },
+  async client_compressed_streaming(client, context) {
+    const probe = await new Promise((resolve) => {
+      const call = client.StreamingInputCall(deadline(), (error) => resolve({ error }));
+      call.write({ expect_compressed: { value: true }, payload: payload(27182) });
+      call.end();
+    });
+    expectCode(probe.error, grpc.status.INVALID_ARGUMENT);
+    const compressing = context.newClient(context.testing.TestService, {
+      'grpc.default_compression_algorithm': GZIP,
+    });
+    const result = await new Promise((resolve) => {
+      const call = compressing.StreamingInputCall(deadline(), (error, response) => resolve({ error, response }));
+      call.write({ expect_compressed: { value: true }, payload: payload(27182) });
+      call.write({ expect_compressed: { value: false }, payload: payload(45904) }, NO_COMPRESS);
+      call.end();
+    });
+    compressing.close();
+    check(!result.error, `StreamingInputCall: ${result.error && result.error.message}`);
+    check(result.response.aggregated_payload_size === 73086,
+      `aggregated_payload_size ${result.response.aggregated_payload_size}`);
+  },
+  async server_compressed_streaming(client) {
+    const parameters = [[true, 31415], [false, 92653]];
+    const call = client.StreamingOutputCall({
+      response_parameters: parameters.map(([compressed, size]) => ({ compressed: { value: compressed }, size })),
+    }, deadline());
+    const { responses, error } = await drain(call);
+    const flags = wireTap.client[wireTap.client.length - 1];
+    check(!error, `StreamingOutputCall: ${error && error.message}`);
+    check(responses.length === parameters.length, `${responses.length} responses`);
+    responses.forEach((r, i) => checkPayload(r.payload, parameters[i][1]));
+    const expected = parameters.map(([compressed]) => compressed);
+    check(JSON.stringify(flags) === JSON.stringify(expected),
+      `the responses' compressed flags were ${JSON.stringify(flags)}, expected ${JSON.stringify(expected)}`);
+  },
 };
 
-async function runClient(testing, port) {
+async function runClient(testing, port, tlsDir, hostOverride) {
   const address = `127.0.0.1:${port}`;
-  const client = new testing.TestService(address, grpc.credentials.createInsecure());
+  const context = {
+    testing,
+    // A client of `Service` on its own channel, with these channel options.
+    newClient(Service, options = {}) {
+      if (!tlsDir) return new Service(address, grpc.credentials.createInsecure(), options);
+      const ca = fs.readFileSync(path.join(tlsDir, 'ca.pem'));
+      return new Service(address, grpc.credentials.createSsl(ca), {
+        'grpc.ssl_target_name_override': hostOverride,
+        'grpc.default_authority': hostOverride,
+        ...options,
+      });
+    },
+  };
+  const client = context.newClient(testing.TestService);
   for (const name of CASES) {
     try {
-      await cases[name](client, testing, address);
+      await cases[name](client, context);
       console.log(`PASS ${name}`);
     } catch (error) {
       console.log(`FAIL ${name}: ${String(error.message || error).replace(/\n/g, ' ')}`);
@@ -342,10 +550,16 @@ async function runClient(testing, port) {
 }
 
 function main() {
-  const [mode, protoDir, port] = process.argv.slice(2);
+  const args = process.argv.slice(2);
+  const [mode, protoDir, port] = args.filter((a) => !a.startsWith('--'));
+  const flags = Object.fromEntries(args.filter((a) => a.startsWith('--'))
+    .map((a) => a.slice(2).split(/=(.*)/s).slice(0, 2)));
   const testing = load(protoDir);
-  if (mode === 'server') serve(testing);
-  else if (mode === 'client') runClient(testing, port).then(() => process.exit(0));
+  if (mode === 'server') serve(testing, flags.tls_dir);
+  else if (mode === 'client') {
+    runClient(testing, port, flags.tls_dir, flags.server_host_override)
+      .then(() => process.exit(0));
+  }
   else throw new Error(`unknown mode ${mode}`);
 }
 
