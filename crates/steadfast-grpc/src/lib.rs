@@ -16,9 +16,11 @@ mod channel;
 pub mod deadline;
 mod ext;
 mod server;
+pub mod service_config;
 pub mod status;
 pub mod timeout;
 
 pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};
 pub use ext::{PeerExt, StatusExt};
 pub use server::{GrpcService, Server, ServerBody};
+pub use service_config::{ServiceConfig, ServiceConfigError};
