@@ -15,6 +15,8 @@ use steadfast::{Fate, PoolConfig, RecvBody, RetryPolicy};
 use tokio::time::Instant;
 use tonic::Status;
 
+use crate::retry;
+use crate::service_config::ServiceConfig;
 use crate::status::{status_for_error, status_for_http, Side};
 use crate::timeout;
 
@@ -44,6 +46,15 @@ pub struct Channel {
 
 struct Shared {
     client: steadfast::Client,
+    /// Per-method timeouts, wait-for-ready and A6 policies.
+    service_config: Option<Arc<ServiceConfig>>,
+    /// `retryThrottling`, for the channel's server.
+    throttle: Option<Arc<retry::Throttle>>,
+    retry_counters: Arc<retry::Counters>,
+    /// What is left of the channel's buffer for replaying request bodies.
+    replay_buffer: Arc<std::sync::atomic::AtomicUsize>,
+    /// Calls without a method config saying otherwise wait for a connection.
+    wait_for_ready: bool,
     /// `scheme://authority` of the target, given to path-only request URIs.
     scheme: Scheme,
     authority: http::uri::Authority,
@@ -84,6 +95,8 @@ pub struct ChannelBuilder {
     default_timeout: Option<Duration>,
     user_agent: Option<String>,
     resolver: Option<SharedResolver>,
+    service_config: Option<ServiceConfig>,
+    wait_for_ready: bool,
 }
 
 /// A resolver shared by the builder and the client it builds.
@@ -147,6 +160,8 @@ impl Channel {
             default_timeout: None,
             user_agent: None,
             resolver: None,
+            service_config: None,
+            wait_for_ready: false,
         })
     }
 
@@ -183,6 +198,12 @@ impl Channel {
     /// The HTTP/2 client under the channel (its counters count retries by cause).
     pub fn client(&self) -> &steadfast::Client {
         &self.shared.client
+    }
+
+    /// The counters of the service config's retries and hedges (gRFC A6); the
+    /// transparent retries underneath are in [`client`](Self::client)'s stats.
+    pub fn retry_stats(&self) -> retry::RetryStats {
+        self.shared.retry_counters.snapshot()
     }
 }
 
@@ -251,6 +272,23 @@ impl ChannelBuilder {
         self
     }
 
+    /// The service config: per-method timeouts, wait-for-ready, and the retry or
+    /// hedging policies of gRFC A6 with retry throttling
+    /// ([`ServiceConfig::from_json`]). Default: none (no retries beyond the
+    /// transparent ones of calls never processed).
+    pub fn service_config(mut self, config: ServiceConfig) -> Self {
+        self.service_config = Some(config);
+        self
+    }
+
+    /// Whether calls wait for a connection (until their deadline) when none can be
+    /// made, rather than fail at once with UNAVAILABLE; a method's `waitForReady`
+    /// in the service config takes precedence. Default: false, as in gRPC.
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = wait;
+        self
+    }
+
     /// The deadline of calls that set none (and inherit none). Default: none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
@@ -297,9 +335,19 @@ impl ChannelBuilder {
             Some(resolver) => steadfast::Client::with_resolver(self.pool, resolver),
             None => steadfast::Client::new(self.pool),
         };
+        let throttle = self
+            .service_config
+            .as_ref()
+            .and_then(ServiceConfig::retry_throttling)
+            .map(|t| Arc::new(retry::Throttle::new(t)));
         Channel {
             shared: Arc::new(Shared {
                 client,
+                service_config: self.service_config.map(Arc::new),
+                throttle,
+                retry_counters: Arc::default(),
+                replay_buffer: Arc::new(std::sync::atomic::AtomicUsize::new(retry::CHANNEL_BUFFER)),
+                wait_for_ready: self.wait_for_ready,
                 scheme: self.scheme,
                 authority: self.authority,
                 default_timeout: self.default_timeout,
@@ -320,6 +368,8 @@ enum BudgetSource {
     Channel,
     /// The call being handled on a `steadfast_grpc::Server`.
     Inherited,
+    /// The method's `timeout` in the service config.
+    ServiceConfig,
 }
 
 /// A call's deadline and how it was set.
@@ -338,6 +388,7 @@ impl Budget {
             BudgetSource::Extension => "set by a steadfast::Deadline extension",
             BudgetSource::Channel => "the channel's default timeout",
             BudgetSource::Inherited => "inherited from the call being handled",
+            BudgetSource::ServiceConfig => "the method's timeout in the service config",
         };
         format!("the call's budget of {:?} ({how}) ran out", self.total)
     }
@@ -379,7 +430,20 @@ impl Shared {
             .insert(http::header::TE, HeaderValue::from_static("trailers"));
         crate::status::unpad_binary_metadata(&mut parts.headers);
 
-        let mut candidates: Vec<(Instant, BudgetSource)> = Vec::with_capacity(4);
+        let method_config = self.service_config.as_deref().and_then(|config| {
+            let (service, method) = method_of(&parts);
+            config.method(service, method)
+        });
+        if !method_config
+            .and_then(|m| m.wait_for_ready)
+            .unwrap_or(self.wait_for_ready)
+        {
+            parts.extensions.insert(steadfast::FailFast);
+        }
+        let mut candidates: Vec<(Instant, BudgetSource)> = Vec::with_capacity(5);
+        if let Some(t) = method_config.and_then(|m| m.timeout) {
+            candidates.push((now + t, BudgetSource::ServiceConfig));
+        }
         if let Some(value) = parts.headers.remove(timeout::GRPC_TIMEOUT) {
             let timeout = timeout::parse(value.as_bytes())
                 .map_err(|e| Status::invalid_argument(format!("the request's {e}")))?;
@@ -416,16 +480,27 @@ impl Shared {
             });
         }
 
-        let request = Request::from_parts(parts, body);
-        let response = match self.client.send(request).await {
-            Ok(response) => response,
-            Err(error) if error.is_deadline_exceeded() => {
-                return Err(match &budget {
-                    Some(b) => b.exceeded(error.fate(), error.stream_id()),
-                    None => status_for_error(error, Side::Client),
-                });
+        let failure = |error: steadfast::Error| match &budget {
+            Some(b) if error.is_deadline_exceeded() => b.exceeded(error.fate(), error.stream_id()),
+            _ => status_for_error(error, Side::Client),
+        };
+        let response = match method_config.and_then(|m| m.policy.as_ref()) {
+            Some(policy) => {
+                let cx = retry::CallContext {
+                    client: &self.client,
+                    throttle: self.throttle.as_ref(),
+                    counters: &self.retry_counters,
+                    buffer: &self.replay_buffer,
+                    deadline: budget.map(|b| b.deadline),
+                    failure: &failure,
+                };
+                retry::call(cx, parts, body, policy).await?
             }
-            Err(error) => return Err(status_for_error(error, Side::Client)),
+            None => self
+                .client
+                .send(Request::from_parts(parts, body))
+                .await
+                .map_err(failure)?,
         };
         let (parts, body) = response.into_parts();
         if parts.status != http::StatusCode::OK
@@ -441,6 +516,16 @@ impl Shared {
         };
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The service and method a call is for: tonic's `GrpcMethod` extension, else the
+/// `:path` (`/package.Service/Method`).
+fn method_of(parts: &http::request::Parts) -> (&str, &str) {
+    if let Some(m) = parts.extensions.get::<tonic::GrpcMethod<'static>>() {
+        return (m.service(), m.method());
+    }
+    let path = parts.uri.path().trim_start_matches('/');
+    path.split_once('/').unwrap_or((path, ""))
 }
 
 /// The body of a response on a [`Channel`]: the stream's data and trailers, with every

@@ -15,6 +15,7 @@
 mod channel;
 pub mod deadline;
 mod ext;
+mod retry;
 mod server;
 pub mod service_config;
 pub mod status;
@@ -22,5 +23,6 @@ pub mod timeout;
 
 pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};
 pub use ext::{PeerExt, StatusExt};
+pub use retry::RetryStats;
 pub use server::{GrpcService, Server, ServerBody};
 pub use service_config::{ServiceConfig, ServiceConfigError};

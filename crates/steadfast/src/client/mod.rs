@@ -13,6 +13,6 @@ pub use self::connection::{
 mod pool;
 
 pub use self::pool::{
-    Client, ClientStats, Deadline, DnsResolver, Idempotent, PoolConfig, Resolve, RetryPolicy,
-    StaticResolver, TimeoutHeader,
+    Client, ClientStats, Deadline, DnsResolver, FailFast, Idempotent, PoolConfig, Resolve,
+    RetryPolicy, StaticResolver, TimeoutHeader,
 };

@@ -66,6 +66,13 @@ pub struct TimeoutHeader {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Idempotent;
 
+/// A request extension: when no connection to the target can be made, fail at once
+/// (fate `NotSent`) rather than keep trying to connect until the request's deadline.
+/// gRPC calls without `waitForReady` behave so ("fail fast"); without a deadline a
+/// request fails fast anyway.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct FailFast;
+
 /// Which failed requests are sent again.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -431,6 +438,7 @@ impl Client {
                     .map(|t| tokio::time::Instant::now() + t)
             });
         let idempotent = parts.extensions.get::<Idempotent>().is_some();
+        let fail_fast = parts.extensions.get::<FailFast>().is_some();
         let timeout_header = parts.extensions.get::<TimeoutHeader>().cloned();
         let authority = self.authority(&parts.uri)?;
         let policy = &self.inner.config.retry;
@@ -512,7 +520,9 @@ impl Client {
             let cause = match error.fate() {
                 // No connection could be had: without a deadline, fail fast rather than
                 // wait for a target that may never come back.
-                Some(Fate::NotSent) if conn.is_none() && deadline.is_none() => return Err(error),
+                Some(Fate::NotSent) if conn.is_none() && (deadline.is_none() || fail_fast) => {
+                    return Err(error)
+                }
                 Some(Fate::NotSent) if deadline.is_none() && not_sent_left == 0 => {
                     return Err(error.context(format!(
                         "not retried again: the request has no deadline and was resent \
