@@ -502,7 +502,8 @@ impl Shared {
                 .await
                 .map_err(failure)?,
         };
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        crate::status::drop_malformed_details(&mut parts.headers);
         if parts.status != http::StatusCode::OK
             && !parts.headers.contains_key(tonic::Status::GRPC_STATUS)
         {
@@ -574,7 +575,12 @@ impl Body for ResponseBody {
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    crate::status::drop_malformed_details(trailers);
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
             Poll::Ready(Some(Err(error))) => {
                 this.inner = None;
                 Poll::Ready(Some(Err(match &this.budget {

@@ -196,7 +196,8 @@ fn classify(
                 final_,
             }
         }
-        Ok(response) => {
+        Ok(mut response) => {
+            crate::status::drop_malformed_details(response.headers_mut());
             let headers = response.headers();
             if let Some(status) = Status::from_header_map(headers) {
                 if status.code() == Code::Ok {

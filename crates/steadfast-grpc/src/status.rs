@@ -233,5 +233,32 @@ pub fn unpad_binary_metadata(headers: &mut http::HeaderMap) {
     }
 }
 
+/// Removes a `grpc-status-details-bin` that is not base64, and says whether it did.
+///
+/// tonic's `Status::from_header_map` — which its generated clients run on every
+/// Trailers-Only response and trailer section — panics on such a value
+/// ("Invalid status header, expected base64 encoded value"): a peer must not be able
+/// to crash the caller. The status code and message are kept; only the details,
+/// which cannot be read, are dropped. Checked with tonic's own decoder settings
+/// (standard alphabet, padding optional).
+pub fn drop_malformed_details(headers: &mut http::HeaderMap) -> bool {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::Engine as _;
+    const TONIC_STANDARD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let Some(value) = headers.get(Status::GRPC_STATUS_DETAILS) else {
+        return false;
+    };
+    if TONIC_STANDARD.decode(value.as_bytes()).is_ok() {
+        return false;
+    }
+    tracing::debug!("dropped a grpc-status-details-bin that is not base64");
+    headers.remove(Status::GRPC_STATUS_DETAILS);
+    true
+}
+
 #[cfg(test)]
 mod tests;
