@@ -480,6 +480,11 @@ impl Shared {
             });
         }
 
+        let body = match method_config.and_then(|m| m.max_request_message_bytes) {
+            Some(limit) => tonic::body::Body::new(crate::limits::LimitedRequest::new(body, limit)),
+            None => body,
+        };
+        let response_limit = method_config.and_then(|m| m.max_response_message_bytes);
         let failure = |error: steadfast::Error| match &budget {
             Some(b) if error.is_deadline_exceeded() => b.exceeded(error.fate(), error.stream_id()),
             _ => status_for_error(error, Side::Client),
@@ -514,6 +519,7 @@ impl Shared {
             stream: Some(body.stream_id()),
             inner: Some(body),
             budget,
+            limit: response_limit.map(|l| (crate::limits::MessageScanner::default(), l)),
         };
         Ok(Response::from_parts(parts, body))
     }
@@ -539,6 +545,8 @@ pub struct ResponseBody {
     stream: Option<steadfast::StreamId>,
     /// The call's deadline, to say how it was set when it passes.
     budget: Option<Budget>,
+    /// `maxResponseMessageBytes`, with the boundaries of the messages so far.
+    limit: Option<(crate::limits::MessageScanner, usize)>,
 }
 
 /// An empty body (what tonic's interceptors answer with when they refuse a call).
@@ -548,6 +556,7 @@ impl Default for ResponseBody {
             inner: None,
             stream: None,
             budget: None,
+            limit: None,
         }
     }
 }
@@ -578,6 +587,18 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(mut frame))) => {
                 if let Some(trailers) = frame.trailers_mut() {
                     crate::status::drop_malformed_details(trailers);
+                }
+                if let (Some(data), Some((scanner, limit))) = (frame.data_ref(), &mut this.limit) {
+                    if let Err(len) = scanner.scan(data, *limit) {
+                        // Dropping the body resets the stream (CANCEL).
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(crate::limits::too_large(
+                            "the response",
+                            len,
+                            *limit,
+                            "maxResponseMessageBytes",
+                        ))));
+                    }
                 }
                 Poll::Ready(Some(Ok(frame)))
             }

@@ -15,6 +15,7 @@
 mod channel;
 pub mod deadline;
 mod ext;
+mod limits;
 mod retry;
 mod server;
 pub mod service_config;
