@@ -292,7 +292,7 @@ struct Inner {
     resolver: Arc<dyn Resolve>,
     authorities: Mutex<HashMap<String, Arc<Authority>>>,
     counters: Counters,
-    buffer_available: AtomicUsize,
+    buffer_available: Arc<AtomicUsize>,
 }
 
 struct Authority {
@@ -354,7 +354,7 @@ impl Client {
     pub fn with_resolver(config: PoolConfig, resolver: impl Resolve) -> Self {
         Self {
             inner: Arc::new(Inner {
-                buffer_available: AtomicUsize::new(config.retry.buffer_total),
+                buffer_available: Arc::new(AtomicUsize::new(config.retry.buffer_total)),
                 config,
                 resolver: Arc::new(resolver),
                 authorities: Mutex::new(HashMap::new()),
@@ -442,16 +442,15 @@ impl Client {
         let timeout_header = parts.extensions.get::<TimeoutHeader>().cloned();
         let authority = self.authority(&parts.uri)?;
         let policy = &self.inner.config.retry;
-        let reserve = if policy.enabled {
-            self.reserve_buffer(policy.buffer_per_request)
+        // The retry buffer is taken as the body is kept, not reserved up front: a
+        // request holds what its body really is, up to `buffer_per_request`, and
+        // gives it back when its body is done with.
+        let limit = if policy.enabled {
+            policy.buffer_per_request
         } else {
             0
         };
-        let _release = BufferGuard {
-            inner: &self.inner,
-            amount: reserve,
-        };
-        let replay = Replay::new(boxed(body), reserve);
+        let replay = Replay::new(boxed(body), limit, self.inner.buffer_available.clone());
         let mut refused_left = policy.refused_retries;
         let mut not_sent_left = policy.not_sent_retries;
         let mut maybe_left = if idempotent {
@@ -577,23 +576,6 @@ impl Client {
             tracing::debug!(cause = cause.name(), %error, "transparent retry");
             avoid = conn;
             last_error = Some(error);
-        }
-    }
-
-    fn reserve_buffer(&self, want: usize) -> usize {
-        let available = &self.inner.buffer_available;
-        let mut current = available.load(Ordering::Relaxed);
-        loop {
-            let take = want.min(current);
-            match available.compare_exchange_weak(
-                current,
-                current - take,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return take,
-                Err(now) => current = now,
-            }
         }
     }
 
@@ -816,17 +798,4 @@ fn rebuild(
     *request.uri_mut() = parts.uri.clone();
     *request.headers_mut() = parts.headers.clone();
     request
-}
-
-struct BufferGuard<'a> {
-    inner: &'a Inner,
-    amount: usize,
-}
-
-impl Drop for BufferGuard<'_> {
-    fn drop(&mut self) {
-        self.inner
-            .buffer_available
-            .fetch_add(self.amount, Ordering::AcqRel);
-    }
 }
