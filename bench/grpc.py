@@ -28,12 +28,14 @@ Usage: bench/grpc.py [--rounds R] [--requests N] [--clients C] [--streams M]
 import argparse
 import os
 import re
+import resource
 import shutil
 import socket
 import statistics
 import subprocess
 import sys
 import tempfile
+import time
 
 from benchlib import free_port, wait_listening
 
@@ -57,6 +59,38 @@ def cpu_seconds(pid):
     with open(f"/proc/{pid}/stat") as f:
         fields = f.read().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / TICKS
+
+
+def machine_cpu_seconds():
+    """Busy time (user, nice, system, irq, softirq, steal) of CPUs 0 and 1, in seconds."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            cols = line.split()
+            if cols[0] in ("cpu0", "cpu1"):
+                total += sum(int(cols[i]) for i in (1, 2, 3, 6, 7, 8))
+    return total / TICKS
+
+
+def children_cpu_seconds():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+class OtherLoad:
+    """The CPU that processes other than this benchmark's took from its two CPUs over a
+    window (this machine is shared): the busy time of CPUs 0 and 1 less the server's and
+    the load generator's (a child that has been reaped), in CPUs."""
+
+    def __init__(self, server_pid):
+        self.pid = server_pid
+        self.t0 = time.monotonic()
+        self.m0, self.c0, self.s0 = machine_cpu_seconds(), children_cpu_seconds(), cpu_seconds(server_pid)
+
+    def cpus(self):
+        wall = time.monotonic() - self.t0
+        ours = (children_cpu_seconds() - self.c0) + (cpu_seconds(self.pid) - self.s0)
+        return max(0.0, (machine_cpu_seconds() - self.m0 - ours) / wall)
 
 
 class Server:
@@ -165,6 +199,7 @@ def median(values):
 
 def server_bench(args, bodies):
     res = {(c, s): {"rps": [], "cpu_us": []} for c in CALLS for s in SERVERS}
+    others = []
     for r in range(args.rounds):
         for call in CALLS:
             for impl in rotated(SERVERS, r):
@@ -175,17 +210,20 @@ def server_bench(args, bodies):
                         preflight(server.port, call, f.read())
                     h2load(server.port, args, call, bodies[call], min(args.requests, 20000))  # warm up
                     cpu0 = cpu_seconds(server.proc.pid)
+                    load = OtherLoad(server.proc.pid)
                     rps = h2load(server.port, args, call, bodies[call], args.requests)
                     cpu = cpu_seconds(server.proc.pid) - cpu0
+                    others.append(load.cpus())
                 finally:
                     server.stop()
                 res[(call, impl)]["rps"].append(rps)
                 res[(call, impl)]["cpu_us"].append(cpu * 1e6 / args.requests)
-                print(f"round {r + 1} server {call} {impl}: {rps:,.0f} req/s, {cpu * 1e6 / args.requests:.1f} µs CPU/call",
-                      file=sys.stderr)
+                print(f"round {r + 1} server {call} {impl}: {rps:,.0f} req/s, {cpu * 1e6 / args.requests:.1f} µs CPU/call "
+                      f"(other processes: {others[-1]:.2f} CPUs)", file=sys.stderr)
     print(f"\n**Server**: h2load -t 1 -n {args.requests} -c {args.clients} -m {args.streams}, gRPC POST "
           f"(`-d` body file, content-type application/grpc, te trailers), server pinned to CPU 0, h2load to CPU 1, "
-          f"median of {args.rounds} interleaved rounds\n")
+          f"median of {args.rounds} interleaved rounds; other processes took a median {median(others):.2f} "
+          f"of the 2 CPUs meanwhile\n")
     print("| call | server | req/s | CPU µs/call | steadfast ÷ this, req/s | steadfast ÷ this, CPU/call |")
     print("|---|---|---:|---:|---:|---:|")
     for call in CALLS:
@@ -200,30 +238,29 @@ def server_bench(args, bodies):
 
 
 def client_bench(args):
-    res = {(c, i): {"cps": [], "cpu_us": [], "busy": [], "server_us": []} for c in CALLS for i in CLIENTS}
+    res = {(c, i): {"cps": [], "cpu_us": [], "busy": []} for c in CALLS for i in CLIENTS}
+    others = []
     for r in range(args.rounds):
         for call in CALLS:
             server = Server(args.client_server)
             try:
                 server.start()
                 for impl in rotated(CLIENTS, r):
-                    s0 = cpu_seconds(server.proc.pid)
+                    load = OtherLoad(server.proc.pid)
                     calls, seconds, cpu = run_client(impl, server.port, args, call)
-                    s1 = cpu_seconds(server.proc.pid)
+                    others.append(load.cpus())
                     out = res[(call, impl)]
                     out["cps"].append(calls / seconds)
                     out["cpu_us"].append(cpu * 1e6 / calls)
                     out["busy"].append(100 * cpu / seconds)
-                    # The server's CPU over the whole client run (warm-up included) per
-                    # measured call: a rough figure, to show which side was saturated.
-                    out["server_us"].append((s1 - s0) * 1e6 / calls)
                     print(f"round {r + 1} client {call} {impl}: {calls / seconds:,.0f} calls/s, "
-                          f"{cpu * 1e6 / calls:.1f} µs CPU/call ({100 * cpu / seconds:.0f}% of a CPU)", file=sys.stderr)
+                          f"{cpu * 1e6 / calls:.1f} µs CPU/call ({100 * cpu / seconds:.0f}% of a CPU; other processes: {others[-1]:.2f} CPUs)", file=sys.stderr)
             finally:
                 server.stop()
     print(f"\n**Client**: one connection, {args.concurrency} calls in flight, current-thread runtime, "
           f"{args.duration} s measured after {args.warmup} s of warm-up, against `grpc-bench server --impl "
-          f"{args.client_server}`; server pinned to CPU 0, client to CPU 1, median of {args.rounds} interleaved rounds\n")
+          f"{args.client_server}`; server pinned to CPU 0, client to CPU 1, median of {args.rounds} interleaved rounds; other processes took a median "
+          f"{median(others):.2f} of the 2 CPUs meanwhile\n")
     print("| call | client | calls/s | client CPU µs/call | client CPU busy | ours ÷ tonic, calls/s | ours ÷ tonic, CPU/call |")
     print("|---|---|---:|---:|---:|---:|---:|")
     for call in CALLS:
