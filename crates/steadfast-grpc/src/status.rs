@@ -195,15 +195,17 @@ const TONIC_SIZE_LIMIT_MESSAGES: [&[u8]; 2] = [
 /// the message (`codec/decode.rs`), so only the code needs changing. The message is
 /// tonic's, which names the limit.
 pub fn fix_size_limit_code(headers: &mut http::HeaderMap) {
-    let is_tonic_size_limit = headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"11")
-        && headers.get("grpc-message").is_some_and(|m| {
+    // Looked up by `HeaderName` constants: a `&str` name is parsed again on every call,
+    // and this runs on every response of a `Server`.
+    let is_tonic_size_limit = headers.get(Status::GRPC_STATUS).map(|v| v.as_bytes()) == Some(b"11")
+        && headers.get(Status::GRPC_MESSAGE).is_some_and(|m| {
             TONIC_SIZE_LIMIT_MESSAGES
                 .iter()
                 .any(|prefix| m.as_bytes().starts_with(prefix))
         });
     if is_tonic_size_limit {
         let code = Code::ResourceExhausted as i32;
-        headers.insert("grpc-status", http::HeaderValue::from(code));
+        headers.insert(Status::GRPC_STATUS, http::HeaderValue::from(code));
     }
 }
 

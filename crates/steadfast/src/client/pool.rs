@@ -290,10 +290,14 @@ impl std::fmt::Debug for Client {
 struct Inner {
     config: PoolConfig,
     resolver: Arc<dyn Resolve>,
-    authorities: Mutex<HashMap<String, Arc<Authority>>>,
+    /// Keyed by scheme and authority (both compared case-insensitively): found
+    /// without formatting a string on every request.
+    authorities: Mutex<HashMap<AuthorityKey, Arc<Authority>>>,
     counters: Counters,
     buffer_available: Arc<AtomicUsize>,
 }
+
+type AuthorityKey = (http::uri::Scheme, http::uri::Authority);
 
 struct Authority {
     /// `scheme://authority`, for connecting and for TLS names.
@@ -389,7 +393,7 @@ impl Client {
     /// configured one, doubled after each GOAWAY "too_many_pings" (gRFC A8). `None`
     /// when keepalive is off or nothing was sent to that authority yet.
     pub fn keepalive_time(&self, uri: &Uri) -> Option<Duration> {
-        let key = format!("{}://{}", uri.scheme_str()?, uri.authority()?);
+        let key = (uri.scheme()?.clone(), uri.authority()?.clone());
         let map = self.inner.authorities.lock().ok()?;
         let time = *map.get(&key)?.keepalive_time.lock().ok()?;
         time
@@ -591,15 +595,19 @@ impl Client {
                 None,
             ));
         };
-        let key = format!("{scheme}://{authority}");
+        let key = (scheme.clone(), authority.clone());
         let mut map = self
             .inner
             .authorities
             .lock()
             .map_err(|_| Error::new(Kind::ConnectionGone))?;
-        let entry = map.entry(key.clone()).or_insert_with(|| {
+        if let Some(entry) = map.get(&key) {
+            return Ok(entry.clone());
+        }
+        let uri = format!("{scheme}://{authority}");
+        let entry = map.entry(key).or_insert_with(|| {
             Arc::new(Authority {
-                uri: key.parse().unwrap_or_default(),
+                uri: uri.parse().unwrap_or_default(),
                 keepalive_time: Mutex::new(
                     self.inner
                         .config
