@@ -39,8 +39,7 @@ pub(crate) const SERVICE_CONFIG: &str = r#"{
       "backoffMultiplier": 2,
       "retryableStatusCodes": ["UNAVAILABLE"]
     }
-  }],
-  "retryThrottling": {"maxTokens": 100, "tokenRatio": 1}
+  }]
 }"#;
 
 /// Without the mechanism: the deadline only.
