@@ -112,3 +112,26 @@ fn grpc_demo_without_retry_fails_calls_that_were_never_processed() {
     let by_status = v["failed_by_status"].as_object().expect("by status");
     assert!(by_status.contains_key("Unavailable"), "{v}");
 }
+
+/// `--against tonic` (a build with `--features against-tonic`; scripts/test runs it):
+/// the same workload and chaos through tonic's own transport as well.
+#[cfg(feature = "against-tonic")]
+#[test]
+fn grpc_demo_against_tonic_shows_both_clients_under_the_same_chaos() {
+    let v = grpc_demo(&["--seed", "2", "--against", "tonic"]);
+    let ours = &v["steadfast"];
+    let theirs = &v["tonic"];
+    assert_eq!(ours["guarantee_held"], Value::Bool(true), "{v}");
+    assert!(n(theirs, "calls") > 500, "tonic's workload ran: {v}");
+    // tonic's failures carry no fate: each is just a status.
+    let fates = theirs["failed_by_fate"].as_object().expect("by fate");
+    assert!(fates.keys().all(|k| k == "none"), "{v}");
+    // The chaos hurts a client without the mechanism.
+    let failed: u64 = theirs["failed_by_status"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert!(failed > 0, "{v}");
+}

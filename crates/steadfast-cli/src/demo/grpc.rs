@@ -143,8 +143,9 @@ fn start(slot: &Slot) -> std::io::Result<Instance> {
 }
 
 /// How the gRPC calls ended.
-#[derive(Debug, Default, Serialize)]
+#[derive(Debug, Serialize)]
 pub(crate) struct GrpcSummary {
+    pub(crate) client: Client,
     pub(crate) retry: bool,
     pub(crate) seconds: f64,
     pub(crate) backends: usize,
@@ -179,7 +180,17 @@ struct Tally {
     by_fate: Mutex<BTreeMap<String, u64>>,
 }
 
-pub(crate) async fn run(args: &Args) -> std::io::Result<GrpcSummary> {
+/// Which client the workload runs through.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+pub(crate) enum Client {
+    /// `steadfast_grpc::Channel` with the service config.
+    Steadfast,
+    /// tonic's own `tonic::transport::Channel` (`balance_list` over the same
+    /// backends, a 5 s timeout per call; tonic has no service config or retries).
+    Tonic,
+}
+
+pub(crate) async fn run(args: &Args, client: Client) -> std::io::Result<GrpcSummary> {
     let delay = Duration::from_micros(args.network_delay_us);
     let mut slots = Vec::new();
     let mut public = Vec::new();
@@ -226,7 +237,7 @@ pub(crate) async fn run(args: &Args) -> std::io::Result<GrpcSummary> {
     let channel = Channel::builder("http://demo.backends:50051")
         .map_err(std::io::Error::other)?
         .pool_config(pool)
-        .resolver(steadfast::client::StaticResolver::new(public))
+        .resolver(steadfast::client::StaticResolver::new(public.clone()))
         .service_config(config)
         .build();
 
@@ -235,18 +246,31 @@ pub(crate) async fn run(args: &Args) -> std::io::Result<GrpcSummary> {
     let end = start_at + Duration::from_secs_f64(args.duration);
     let burst = Arc::new(AtomicBool::new(false));
     let mut workers = tokio::task::JoinSet::new();
+    #[cfg(feature = "against-tonic")]
+    let tonic_channel = (client == Client::Tonic).then(|| tonic_channel(&public));
+    #[cfg(not(feature = "against-tonic"))]
+    if client == Client::Tonic {
+        return Err(std::io::Error::other(
+            "this steadfast was built without tonic's transport: build it with \
+             `--features against-tonic` for `--against tonic`",
+        ));
+    }
     for w in 0..args.concurrency * 4 {
         let bursty = w >= args.concurrency;
-        let client = TestServiceClient::new(channel.clone());
         let seed = args.seed.wrapping_mul(1_000_003).wrapping_add(w as u64);
-        workers.spawn(worker(
-            client,
-            tally.clone(),
-            burst.clone(),
+        let work = Work {
+            tally: tally.clone(),
+            burst: burst.clone(),
             bursty,
             end,
             seed,
-        ));
+        };
+        #[cfg(feature = "against-tonic")]
+        if let Some(tonic_channel) = &tonic_channel {
+            workers.spawn(worker(TestServiceClient::new(tonic_channel.clone()), work));
+            continue;
+        }
+        workers.spawn(worker(TestServiceClient::new(channel.clone()), work));
     }
     let mut rng = SplitMix64::new(args.seed ^ 0x6770_6331);
     let every = Duration::from_millis(args.chaos_every.max(50));
@@ -265,12 +289,29 @@ pub(crate) async fn run(args: &Args) -> std::io::Result<GrpcSummary> {
     while workers.join_next().await.is_some() {}
 
     let mut summary = GrpcSummary {
-        retry: !args.no_retry,
+        client,
+        retry: !args.no_retry && client == Client::Steadfast,
         seconds: start_at.elapsed().as_secs_f64(),
         backends: slots.len(),
         chaos: chaos_log,
-        service_config: config_text,
-        ..GrpcSummary::default()
+        service_config: if client == Client::Steadfast {
+            config_text
+        } else {
+            "(tonic: none; a 5 s timeout per call)"
+        },
+        calls: 0,
+        succeeded: 0,
+        failed_by_status: BTreeMap::new(),
+        failed_by_fate: BTreeMap::new(),
+        wrong_answers: 0,
+        a6_retries: 0,
+        a6_throttled: 0,
+        transparent_not_sent: 0,
+        transparent_refused_goaway: 0,
+        transparent_refused_stream: 0,
+        servers_refused: 0,
+        servers_processed: 0,
+        guarantee_held: false,
     };
     for slot in &mut slots {
         if let Some(instance) = slot.current.take() {
@@ -357,14 +398,39 @@ async fn strike(action: Chaos, slot: &mut Slot, burst: &AtomicBool) -> std::io::
     Ok(())
 }
 
-async fn worker(
-    mut client: TestServiceClient<Channel>,
+/// What one worker of the workload needs.
+struct Work {
     tally: Arc<Tally>,
     burst: Arc<AtomicBool>,
     bursty: bool,
     end: Instant,
     seed: u64,
-) {
+}
+
+#[cfg(feature = "against-tonic")]
+fn tonic_channel(public: &[SocketAddr]) -> tonic::transport::Channel {
+    let endpoints = public.iter().filter_map(|addr| {
+        tonic::transport::Endpoint::from_shared(format!("http://{addr}"))
+            .ok()
+            .map(|e| e.timeout(Duration::from_secs(5)))
+    });
+    tonic::transport::Channel::balance_list(endpoints)
+}
+
+async fn worker<T>(mut client: TestServiceClient<T>, work: Work)
+where
+    T: tonic::client::GrpcService<tonic::body::Body>,
+    T::Error: Into<tonic::codegen::StdError>,
+    T::ResponseBody: http_body::Body<Data = Bytes> + Send + 'static,
+    <T::ResponseBody as http_body::Body>::Error: Into<tonic::codegen::StdError> + Send,
+{
+    let Work {
+        tally,
+        burst,
+        bursty,
+        end,
+        seed,
+    } = work;
     let mut rng = SplitMix64::new(seed);
     while Instant::now() < end {
         if bursty && !burst.load(Ordering::Acquire) {
@@ -466,4 +532,69 @@ impl GrpcSummary {
             }
         );
     }
+}
+
+/// The two runs of `--against`, as one table.
+pub(crate) fn print_side_by_side(ours: &GrpcSummary, theirs: &GrpcSummary) {
+    println!(
+        "steadfast demo --grpc --against tonic: the same workload and chaos ({} backends, {:.0} s each), two clients",
+        ours.backends, ours.seconds
+    );
+    println!();
+    println!("steadfast's service config:\n{}", ours.service_config);
+    println!();
+    let mut codes: Vec<&String> = ours
+        .failed_by_status
+        .keys()
+        .chain(theirs.failed_by_status.keys())
+        .collect();
+    codes.sort();
+    codes.dedup();
+    let mut fates: Vec<&String> = ours
+        .failed_by_fate
+        .keys()
+        .chain(theirs.failed_by_fate.keys())
+        .collect();
+    fates.sort();
+    fates.dedup();
+    let get = |m: &BTreeMap<String, u64>, k: &String| m.get(k).copied().unwrap_or(0);
+    println!("| calls | steadfast_grpc::Channel | tonic::transport::Channel |");
+    println!("|---|---:|---:|");
+    println!("| made | {} | {} |", ours.calls, theirs.calls);
+    println!("| succeeded | {} | {} |", ours.succeeded, theirs.succeeded);
+    for code in codes {
+        println!(
+            "| failed with {code} | {} | {} |",
+            get(&ours.failed_by_status, code),
+            get(&theirs.failed_by_status, code)
+        );
+    }
+    for fate in fates {
+        let label = if fate == "none" {
+            "failed, fate unknown (tonic) / an answer of the server (steadfast)".to_owned()
+        } else {
+            format!("failed, fate {fate}")
+        };
+        println!(
+            "| {label} | {} | {} |",
+            get(&ours.failed_by_fate, fate),
+            get(&theirs.failed_by_fate, fate)
+        );
+    }
+    println!(
+        "| processed by the servers | {} | {} |",
+        ours.servers_processed, theirs.servers_processed
+    );
+    println!(
+        "| refused by the servers before processing | {} | {} |",
+        ours.servers_refused, theirs.servers_refused
+    );
+    println!();
+    println!(
+        "steadfast: {} A6 retries; transparent: {} never sent, {} refused by GOAWAY, {} by REFUSED_STREAM. tonic cannot tell which of its failures were never processed: every one is just a status.",
+        ours.a6_retries,
+        ours.transparent_not_sent,
+        ours.transparent_refused_goaway,
+        ours.transparent_refused_stream
+    );
 }

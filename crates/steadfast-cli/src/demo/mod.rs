@@ -55,6 +55,11 @@ pub(crate) struct Args {
     /// retry policy, backends that also answer UNAVAILABLE for a while.
     #[arg(long)]
     pub(crate) grpc: bool,
+    /// With --grpc: run the same workload and chaos through another client as well,
+    /// and show both side by side (`tonic`: tonic's own transport `Channel`; needs
+    /// a build with `--features against-tonic`).
+    #[arg(long, value_parser = ["tonic"])]
+    pub(crate) against: Option<String>,
 }
 
 /// What the chaos schedule does.
@@ -89,19 +94,9 @@ pub(crate) struct Outcomes {
 }
 
 pub(crate) async fn run(args: Args) -> u8 {
-    if args.grpc {
-        return match grpc::run(&args).await {
-            Ok(summary) => {
-                if args.json {
-                    println!(
-                        "{}",
-                        serde_json::to_string_pretty(&summary).unwrap_or_default()
-                    );
-                } else {
-                    summary.print_table();
-                }
-                0
-            }
+    if args.grpc || args.against.is_some() {
+        return match run_grpc(&args).await {
+            Ok(()) => 0,
             Err(e) => {
                 eprintln!("error: {e}");
                 1
@@ -122,6 +117,31 @@ pub(crate) async fn run(args: Args) -> u8 {
             1
         }
     }
+}
+
+/// `demo --grpc`, and `--against tonic` after it.
+async fn run_grpc(args: &Args) -> std::io::Result<()> {
+    let ours = grpc::run(args, grpc::Client::Steadfast).await?;
+    let theirs = match args.against.as_deref() {
+        Some("tonic") => Some(grpc::run(args, grpc::Client::Tonic).await?),
+        _ => None,
+    };
+    if args.json {
+        let value = match &theirs {
+            Some(t) => serde_json::json!({"steadfast": ours, "tonic": t}),
+            None => serde_json::to_value(&ours).map_err(std::io::Error::other)?,
+        };
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&value).unwrap_or_default()
+        );
+    } else {
+        match &theirs {
+            Some(t) => grpc::print_side_by_side(&ours, t),
+            None => ours.print_table(),
+        }
+    }
+    Ok(())
 }
 
 /// Runs the whole demo and returns its figures.
