@@ -20,7 +20,7 @@ pub mod tls;
 pub use body::RecvBody;
 pub use client::{
     connect, Client, ClientConfig, Deadline, Idempotent, PoolConfig, RetryPolicy, SendRequest,
-    TimeoutHeader,
+    TimeoutHeader, WaitForReady,
 };
 pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{
