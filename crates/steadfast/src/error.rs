@@ -196,6 +196,12 @@ impl Error {
         matches!(self.inner.kind, Kind::NoReadyAddress(_))
     }
 
+    /// The same failure, about no request (its sentence then says no more than what
+    /// failed: a subchannel's last error, which several requests may have met).
+    pub(crate) fn without_fate(self) -> Self {
+        self.modify(|inner| inner.fate = None)
+    }
+
     pub(crate) fn context(self, context: impl Into<String>) -> Self {
         let context = context.into();
         self.modify(|inner| inner.context = Some(context))

@@ -331,6 +331,8 @@ impl Subchannel {
 pub(crate) struct Balancer {
     weak: Weak<Balancer>,
     uri: Uri,
+    /// `scheme://host:port`, for messages.
+    target: String,
     host: String,
     port: u16,
     config: BalanceConfig,
@@ -396,6 +398,11 @@ impl Balancer {
         let port = parts.uri.port_u16().unwrap_or(if tls { 443 } else { 80 });
         Arc::new_cyclic(|weak| Self {
             weak: weak.clone(),
+            target: format!(
+                "{}://{}",
+                parts.uri.scheme_str().unwrap_or("http"),
+                parts.uri.authority().map_or("", |a| a.as_str())
+            ),
             uri: parts.uri,
             host,
             port,
@@ -488,7 +495,7 @@ impl Balancer {
             return Err(Some(Error::no_ready_address(format!(
                 "{} has no address for {}: {}",
                 self.config.policy,
-                self.uri,
+                self.target,
                 state
                     .resolution_error
                     .as_deref()
@@ -544,7 +551,7 @@ impl Balancer {
         let mut message = format!(
             "{} found no ready address for {} among {}: ",
             self.config.policy,
-            self.uri,
+            self.target,
             state.subchannels.len()
         );
         for (i, sub) in state.subchannels.iter().enumerate() {
@@ -739,7 +746,7 @@ impl Balancer {
                     let delay = s.backoff.next_delay();
                     tracing::debug!(address = %sub.addr, error = %e, ?delay, "subchannel connect failed");
                     s.state = ConnectivityState::TransientFailure;
-                    s.last_error = Some(e.to_string());
+                    s.last_error = Some(e.clone().without_fate().to_string());
                     s.next_attempt = Some(Instant::now() + delay);
                 }
                 if let Ok(mut state) = self.state.lock() {
@@ -781,9 +788,10 @@ impl Balancer {
     /// work, else TRANSIENT_FAILURE with a backoff; resolution is asked for.
     fn connection_ended(&self, sub: &Subchannel, conn: &SendRequest, opened_at: Instant) {
         note_too_many_pings(&self.keepalive_time, conn);
-        let reason = conn
-            .end_reason()
-            .map_or_else(|| "the connection ended".to_owned(), |e| e.to_string());
+        let reason = conn.end_reason().map_or_else(
+            || "the connection ended".to_owned(),
+            |e| e.without_fate().to_string(),
+        );
         tracing::debug!(address = %sub.addr, %reason, "subchannel connection ended");
         if let Ok(mut s) = sub.inner.lock() {
             s.conn = None;
