@@ -6,7 +6,10 @@
 //!   SERVING, TRANSIENT_FAILURE otherwise (NOT_SERVING, SERVICE_UNKNOWN, UNKNOWN);
 //! - a stream that fails or ends takes the subchannel out of the picker too, and is
 //!   started again after a backoff (gRPC's connection backoff), at once when the
-//!   failed stream had delivered an answer;
+//!   failed stream had delivered an answer; the subchannel stays TRANSIENT_FAILURE
+//!   until the new stream answers (A17 moves it to CONNECTING meanwhile: either way
+//!   it gets no calls, and a call that finds nothing else fails fast with the
+//!   reason rather than waiting);
 //! - UNIMPLEMENTED (the server has no health service) turns checking off for that
 //!   connection, which is then READY; it is logged once per address, at WARN.
 //!

@@ -374,3 +374,58 @@ fn dns_and_ip_targets_are_h2c_unless_tls_is_configured() {
         "{tls:?}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_call_is_retried_on_another_ready_subchannel() {
+    // A sheds every call with REFUSED_STREAM before its service sees it.
+    let mut shedding = steadfast::ServerConfig::default();
+    shedding.max_in_flight = Some(0);
+    let mut a = common::serve_echo_with(shedding).await;
+    let (mut b, _) = backend(false).await;
+    let channel = Channel::builder(&ipv4_target(&[&a, &b]))
+        .expect("target")
+        .load_balancing(LoadBalancing::RoundRobin)
+        .build();
+    until(&channel, "both READY", all_ready).await;
+    let mut client = EchoClient::new(channel.clone());
+    calls(&mut client, 20, "refused").await;
+    assert_eq!(finished(&mut [&mut a, &mut b]), [0, 20]);
+    // Each call's turn was A's (the retry to B moves the turn back to A); each was
+    // refused there, retried once on B — transparently, not as an attempt.
+    let stats = channel.client().stats();
+    assert_eq!(stats.retries_refused_stream, 20, "{stats:?}");
+    assert_eq!(stats.succeeded, 20, "{stats:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_health_stream_takes_the_backend_out_of_the_picker() {
+    // tonic-health fails Watch for a service it does not know with NOT_FOUND (grpc's
+    // health.proto says to answer SERVICE_UNKNOWN): a failed health stream.
+    let (mut a, _health) = backend(true).await;
+    let config = ServiceConfig::from_json(
+        r#"{"loadBalancingConfig": [{"round_robin": {}}],
+            "healthCheckConfig": {"serviceName": "no.such.Service"}}"#,
+    )
+    .expect("service config");
+    let channel = Channel::builder(&ipv4_target(&[&a]))
+        .expect("target")
+        .service_config(config)
+        .build();
+    until(&channel, "TRANSIENT_FAILURE", |subs| {
+        subs.len() == 1 && subs[0].state == ConnectivityState::TransientFailure
+    })
+    .await;
+    let status = bounded(EchoClient::new(channel.clone()).unary(echo("unhealthy")))
+        .await
+        .expect_err("no healthy backend");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert_eq!(status.fate(), Some(steadfast::Fate::NotSent));
+    assert!(
+        status.message().contains(&format!(
+            "{} TRANSIENT_FAILURE (health check: the health stream failed: NotFound",
+            a.addr
+        )),
+        "{status:?}"
+    );
+    assert_eq!(a.take_finished(), 0);
+}
