@@ -155,7 +155,8 @@ impl Channel {
     /// `Channel::balance_list("http", "greeter.internal:50051", addrs)`. One
     /// connection is kept to each address and calls go to the least loaded; a
     /// connection that fails is replaced by one to the next address that answers.
-    /// (Load-balancing policies proper are the service config's business.)
+    /// With [`load_balancing`](ChannelBuilder::load_balancing) or a service config,
+    /// pick_first or round_robin over these addresses instead.
     pub fn balance_list(
         scheme: &str,
         authority: &str,
