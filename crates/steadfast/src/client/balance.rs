@@ -41,11 +41,12 @@ use http::Uri;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::backoff::{Backoff, BackoffConfig, SplitMix64};
+use super::backoff::{BackoffConfig, SplitMix64};
 use super::connection::{connect_transport_to, handshake_for, ClientConfig, SendRequest};
 use super::picker::{self, Candidate, Decision};
 use super::pool::{note_too_many_pings, Counters};
 use super::resolve::Resolve;
+use super::subchannel::{run_pass, run_subchannel, Subchannel};
 use crate::error::Error;
 
 /// The connectivity state of a subchannel (grpc's `connectivity-semantics-and-api.md`).
@@ -245,88 +246,6 @@ pub struct SubchannelInfo {
     pub last_error: Option<String>,
 }
 
-pub(crate) struct Subchannel {
-    addr: SocketAddr,
-    /// Set to true when the subchannel is removed (or its balancer dropped): its
-    /// tasks end and its connection closes gracefully.
-    stop: watch::Sender<bool>,
-    inner: Mutex<SubState>,
-}
-
-struct SubState {
-    /// The state when there is no usable connection.
-    state: ConnectivityState,
-    conn: Option<SendRequest>,
-    /// Counts connections, so that a late health report about an old one is ignored.
-    generation: u64,
-    health: Option<Health>,
-    last_error: Option<String>,
-    backoff: Backoff,
-    next_attempt: Option<Instant>,
-    /// Its round_robin task is running.
-    task_running: bool,
-}
-
-impl Subchannel {
-    fn new(addr: SocketAddr, backoff: &BackoffConfig) -> Arc<Self> {
-        Arc::new(Self {
-            addr,
-            stop: watch::Sender::new(false),
-            inner: Mutex::new(SubState {
-                state: ConnectivityState::Idle,
-                conn: None,
-                generation: 0,
-                health: None,
-                last_error: None,
-                backoff: Backoff::new(backoff.clone(), SplitMix64::seed() ^ addr.port() as u64),
-                next_attempt: None,
-                task_running: false,
-            }),
-        })
-    }
-
-    /// The state a picker sees, and the connection when READY.
-    fn effective(&self) -> (ConnectivityState, Option<SendRequest>) {
-        let Ok(sub) = self.inner.lock() else {
-            return (ConnectivityState::TransientFailure, None);
-        };
-        match &sub.conn {
-            // Its task has not noticed yet: not usable, about to reconnect.
-            Some(conn) if conn.is_draining() || conn.is_closed() => (ConnectivityState::Idle, None),
-            Some(conn) => match &sub.health {
-                Some(Health::Unknown) => (ConnectivityState::Connecting, None),
-                Some(Health::NotServing(_)) => (ConnectivityState::TransientFailure, None),
-                _ => (ConnectivityState::Ready, Some(conn.clone())),
-            },
-            None => (sub.state, None),
-        }
-    }
-
-    fn info(&self) -> SubchannelInfo {
-        let (state, _) = self.effective();
-        let (health, last_error) = self
-            .inner
-            .lock()
-            .map(|s| (s.health.clone(), s.last_error.clone()))
-            .unwrap_or_default();
-        SubchannelInfo {
-            address: self.addr,
-            state,
-            health,
-            last_error,
-        }
-    }
-
-    async fn stopped(&self) {
-        let mut rx = self.stop.subscribe();
-        let _ = rx.wait_for(|stopped| *stopped).await;
-    }
-
-    fn is_stopped(&self) -> bool {
-        *self.stop.borrow()
-    }
-}
-
 /// The subchannels of one authority, and the picker over them.
 pub(crate) struct Balancer {
     weak: Weak<Balancer>,
@@ -341,15 +260,15 @@ pub(crate) struct Balancer {
     backoff: BackoffConfig,
     keepalive_time: Arc<Mutex<Option<Duration>>>,
     counters: Arc<Counters>,
-    state: Mutex<State>,
+    pub(super) state: Mutex<State>,
     /// Bumped on every change a waiting request may care about.
-    changed: watch::Sender<u64>,
+    pub(super) changed: watch::Sender<u64>,
     /// Set when the balancer is dropped: its resolution task ends.
-    stop: watch::Sender<bool>,
+    pub(super) stop: watch::Sender<bool>,
 }
 
-struct State {
-    subchannels: Vec<Arc<Subchannel>>,
+pub(super) struct State {
+    pub(super) subchannels: Vec<Arc<Subchannel>>,
     /// A resolution is running or scheduled.
     resolving: bool,
     resolved_once: bool,
@@ -359,7 +278,7 @@ struct State {
     /// pick_first's choice.
     selected: Option<SocketAddr>,
     /// pick_first's connection pass is running.
-    pass_running: bool,
+    pub(super) pass_running: bool,
     rng: SplitMix64,
 }
 
@@ -428,7 +347,7 @@ impl Balancer {
         })
     }
 
-    fn notify(&self) {
+    pub(super) fn notify(&self) {
         self.changed.send_modify(|v| *v = v.wrapping_add(1));
     }
 
@@ -702,7 +621,7 @@ impl Balancer {
     }
 
     /// One connection attempt of `sub`; its state follows the outcome.
-    async fn connect(&self, sub: &Arc<Subchannel>) -> Result<(SendRequest, u64), Error> {
+    pub(super) async fn connect(&self, sub: &Arc<Subchannel>) -> Result<(SendRequest, u64), Error> {
         let mut config = self.connection.clone();
         if let Ok(mut s) = sub.inner.lock() {
             s.state = ConnectivityState::Connecting;
@@ -760,7 +679,12 @@ impl Balancer {
     }
 
     /// Runs the health check on `conn` (round_robin with a check configured).
-    fn start_health_check(&self, sub: &Arc<Subchannel>, conn: &SendRequest, generation: u64) {
+    pub(super) fn start_health_check(
+        &self,
+        sub: &Arc<Subchannel>,
+        conn: &SendRequest,
+        generation: u64,
+    ) {
         let Some(check) = self.config.health_check.clone() else {
             return;
         };
@@ -786,7 +710,12 @@ impl Balancer {
 
     /// The connection of `sub` ended (GOAWAY or closed): back to IDLE when it did
     /// work, else TRANSIENT_FAILURE with a backoff; resolution is asked for.
-    fn connection_ended(&self, sub: &Subchannel, conn: &SendRequest, opened_at: Instant) {
+    pub(super) fn connection_ended(
+        &self,
+        sub: &Subchannel,
+        conn: &SendRequest,
+        opened_at: Instant,
+    ) {
         note_too_many_pings(&self.keepalive_time, conn);
         let reason = conn.end_reason().map_or_else(
             || "the connection ended".to_owned(),
@@ -818,158 +747,5 @@ impl Balancer {
             self.resolve(&mut state);
         }
         self.notify();
-    }
-}
-
-/// Waits until `at` (if any) unless `sub` stops first; false when it stopped.
-async fn wait_until(sub: &Subchannel, at: Option<Instant>) -> bool {
-    let Some(at) = at else {
-        return !sub.is_stopped();
-    };
-    tokio::select! {
-        _ = tokio::time::sleep_until(at) => !sub.is_stopped(),
-        _ = sub.stopped() => false,
-    }
-}
-
-/// How [`connect_and_serve`] ended.
-enum Served {
-    /// The attempt failed: the subchannel waits for its backoff.
-    Failed,
-    /// The connection was used until it drained or closed.
-    Ended,
-    /// The subchannel was removed, or its balancer dropped.
-    Stopped,
-}
-
-/// Connects `sub` and serves its connection until it ends.
-async fn connect_and_serve(weak: &Weak<Balancer>, sub: &Arc<Subchannel>) -> Served {
-    let Some(balancer) = weak.upgrade() else {
-        return Served::Stopped;
-    };
-    let attempt = tokio::select! {
-        result = balancer.connect(sub) => result,
-        _ = sub.stopped() => return Served::Stopped,
-    };
-    let Ok((conn, generation)) = attempt else {
-        return Served::Failed;
-    };
-    let opened_at = Instant::now();
-    balancer.start_health_check(sub, &conn, generation);
-    drop(balancer);
-    tokio::select! {
-        _ = conn.until_draining() => {}
-        _ = sub.stopped() => return Served::Stopped,
-    }
-    let Some(balancer) = weak.upgrade() else {
-        return Served::Stopped;
-    };
-    balancer.connection_ended(sub, &conn, opened_at);
-    Served::Ended
-}
-
-/// round_robin: keeps `sub` connected — reconnects when its connection ends, after
-/// its backoff when an attempt failed — until it is removed.
-async fn run_subchannel(weak: Weak<Balancer>, sub: Arc<Subchannel>) {
-    loop {
-        let at = sub.inner.lock().ok().and_then(|s| s.next_attempt);
-        if !wait_until(&sub, at).await {
-            break;
-        }
-        if let Served::Stopped = connect_and_serve(&weak, &sub).await {
-            break;
-        }
-    }
-    if let Ok(mut s) = sub.inner.lock() {
-        s.task_running = false;
-        s.conn = None;
-    }
-}
-
-/// pick_first: tries the addresses in order, each once its backoff allows, until one
-/// connects; serves that connection until it ends; then stops (the next request
-/// starts a new pass from the first address). While every address fails it keeps
-/// going, each address on its own backoff.
-async fn run_pass(weak: Weak<Balancer>) {
-    struct Running(Weak<Balancer>);
-    impl Drop for Running {
-        fn drop(&mut self) {
-            if let Some(balancer) = self.0.upgrade() {
-                if let Ok(mut state) = balancer.state.lock() {
-                    state.pass_running = false;
-                }
-                balancer.notify();
-            }
-        }
-    }
-    let _running = Running(weak.clone());
-    let mut stop = match weak.upgrade() {
-        Some(balancer) => balancer.stop.subscribe(),
-        None => return,
-    };
-    loop {
-        let Some(subs) = weak
-            .upgrade()
-            .and_then(|b| b.state.lock().ok().map(|s| s.subchannels.clone()))
-        else {
-            return;
-        };
-        let now = Instant::now();
-        for sub in &subs {
-            let due = sub
-                .inner
-                .lock()
-                .is_ok_and(|s| s.next_attempt.is_none_or(|t| t <= now));
-            if !due || sub.is_stopped() {
-                continue;
-            }
-            match connect_and_serve(&weak, sub).await {
-                Served::Failed => continue,
-                Served::Ended => return,
-                Served::Stopped => {
-                    if let Ok(mut s) = sub.inner.lock() {
-                        s.conn = None;
-                    }
-                    return;
-                }
-            }
-        }
-        // Every address failed (or waits for its backoff): wait for the first one
-        // due, or a new address list.
-        let next = subs
-            .iter()
-            .filter_map(|s| s.inner.lock().ok().and_then(|s| s.next_attempt))
-            .min();
-        let Some(balancer) = weak.upgrade() else {
-            return;
-        };
-        let mut changed = balancer.changed.subscribe();
-        drop(balancer);
-        let list_changed = async {
-            loop {
-                if changed.changed().await.is_err() {
-                    return;
-                }
-                let now_subs = weak
-                    .upgrade()
-                    .and_then(|b| b.state.lock().ok().map(|s| s.subchannels.clone()));
-                match now_subs {
-                    Some(now_subs)
-                        if now_subs.len() == subs.len()
-                            && now_subs.iter().zip(&subs).all(|(a, b)| Arc::ptr_eq(a, b)) => {}
-                    _ => return,
-                }
-            }
-        };
-        tokio::select! {
-            _ = async {
-                match next {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            } => {}
-            _ = list_changed => {}
-            _ = stop.wait_for(|s| *s) => return,
-        }
     }
 }

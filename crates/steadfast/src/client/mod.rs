@@ -7,6 +7,8 @@ mod connection;
 mod picker;
 mod replay;
 mod resolve;
+mod stats;
+mod subchannel;
 
 pub use self::backoff::{Backoff, BackoffConfig, SplitMix64};
 pub use self::connection::{
