@@ -144,7 +144,7 @@ mod tests {
         let mut set = [c(Ready), c(Ready), c(Ready)];
         set[0].avoided = true;
         assert_eq!(round_robin(&set, &mut cursor), Decision::Pick(1));
-        // The cursor would give 0 next; it is avoided, so 1 again is skipped too: 2.
+        // With 0 and 1 avoided, the first READY one that is not: 2.
         let mut cursor = 0;
         set[1].avoided = true;
         assert_eq!(round_robin(&set, &mut cursor), Decision::Pick(2));

@@ -70,9 +70,10 @@ pub struct TimeoutHeader {
 pub struct Idempotent;
 
 /// A request extension: when no address is ready (every subchannel of a
-/// `pick_first` or `round_robin` balancer failed), wait — until the request's
-/// deadline — for one to become ready, instead of failing at once with
-/// [`Error::is_no_ready_address`] (gRPC's `waitForReady`).
+/// `pick_first` or `round_robin` balancer failed), wait for one to become ready —
+/// until the request's deadline, or for good without one — instead of failing at
+/// once with [`Error::is_no_ready_address`] (gRPC's `waitForReady`). No effect under
+/// the least-loaded policy, whose requests with a deadline wait anyway.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WaitForReady;
 
