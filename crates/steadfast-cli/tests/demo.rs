@@ -72,3 +72,43 @@ fn without_retry_the_same_chaos_fails_requests_that_were_never_processed() {
         0
     );
 }
+
+fn grpc_demo(extra: &[&str]) -> Value {
+    demo(&[&["--grpc"], extra].concat())
+}
+
+#[test]
+fn grpc_demo_with_retry_loses_no_call_the_servers_never_processed() {
+    let v = grpc_demo(&["--seed", "2"]);
+    assert!(n(&v, "calls") > 500, "the workload ran: {v}");
+    assert_eq!(v["guarantee_held"], Value::Bool(true), "{v}");
+    assert_eq!(n(&v, "wrong_answers"), 0, "{v}");
+    let by_fate = v["failed_by_fate"].as_object().expect("by fate");
+    assert!(
+        !by_fate.contains_key("NotSent") && !by_fate.contains_key("Refused"),
+        "{v}"
+    );
+    // UNAVAILABLE spells were retried by the service config's policy, and the
+    // transparent retries ran underneath.
+    assert!(n(&v, "a6_retries") > 0, "{v}");
+    assert!(
+        n(&v, "transparent_refused_goaway") + n(&v, "transparent_refused_stream") > 0,
+        "{v}"
+    );
+    let failed: u64 = v["failed_by_status"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|x| x.as_u64().unwrap())
+        .sum();
+    assert_eq!(n(&v, "succeeded") + failed, n(&v, "calls"), "{v}");
+}
+
+#[test]
+fn grpc_demo_without_retry_fails_calls_that_were_never_processed() {
+    let v = grpc_demo(&["--seed", "2", "--no-retry"]);
+    assert_eq!(v["guarantee_held"], Value::Bool(false), "{v}");
+    assert_eq!(n(&v, "a6_retries"), 0, "{v}");
+    let by_status = v["failed_by_status"].as_object().expect("by status");
+    assert!(by_status.contains_key("Unavailable"), "{v}");
+}

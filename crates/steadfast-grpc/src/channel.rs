@@ -15,6 +15,7 @@ use steadfast::{Fate, PoolConfig, RecvBody, RetryPolicy};
 use tokio::time::Instant;
 use tonic::Status;
 
+use crate::retry;
 use crate::service_config::{LoadBalancing, ServiceConfig};
 use crate::status::{status_for_error, status_for_http, Side};
 use crate::timeout;
@@ -45,14 +46,20 @@ pub struct Channel {
 
 struct Shared {
     client: steadfast::Client,
+    /// Per-method timeouts, wait-for-ready and A6 policies.
+    service_config: Option<Arc<ServiceConfig>>,
+    /// `retryThrottling`, for the channel's server.
+    throttle: Option<Arc<retry::Throttle>>,
+    retry_counters: Arc<retry::Counters>,
+    /// What is left of the channel's buffer for replaying request bodies.
+    replay_buffer: Arc<std::sync::atomic::AtomicUsize>,
+    /// Calls without a method config saying otherwise wait for a connection.
+    wait_for_ready: bool,
     /// `scheme://authority` of the target, given to path-only request URIs.
     scheme: Scheme,
     authority: http::uri::Authority,
     default_timeout: Option<Duration>,
     user_agent: HeaderValue,
-    /// The service config the channel was built with (its load-balancing parts are
-    /// applied to `client` already).
-    service_config: Option<Arc<ServiceConfig>>,
 }
 
 impl fmt::Debug for Channel {
@@ -88,9 +95,10 @@ pub struct ChannelBuilder {
     default_timeout: Option<Duration>,
     user_agent: Option<String>,
     resolver: Option<SharedResolver>,
+    service_config: Option<ServiceConfig>,
+    wait_for_ready: bool,
     /// `dns:`/`ipv4:`/`ipv6:` targets: https when TLS settings are given, else http.
     scheme_follows_tls: bool,
-    service_config: Option<Arc<ServiceConfig>>,
     load_balancing: Option<LoadBalancing>,
     min_resolve_interval: Option<Duration>,
 }
@@ -142,8 +150,9 @@ impl Channel {
             default_timeout: None,
             user_agent: None,
             resolver: None,
-            scheme_follows_tls: parsed.scheme.is_none(),
             service_config: None,
+            wait_for_ready: false,
+            scheme_follows_tls: parsed.scheme.is_none(),
             load_balancing: None,
             min_resolve_interval: None,
         }
@@ -178,6 +187,12 @@ impl Channel {
     /// The HTTP/2 client under the channel (its counters count retries by cause).
     pub fn client(&self) -> &steadfast::Client {
         &self.shared.client
+    }
+
+    /// The counters of the service config's retries and hedges (gRFC A6); the
+    /// transparent retries underneath are in [`client`](Self::client)'s stats.
+    pub fn retry_stats(&self) -> retry::RetryStats {
+        self.shared.retry_counters.snapshot()
     }
 
     /// The service config given to the builder, if any.
@@ -225,15 +240,6 @@ impl ChannelBuilder {
                 steadfast::client::StaticResolver::new(addrs),
             )));
         }
-        self
-    }
-
-    /// A service config (parse it with [`ServiceConfig::from_json`]): the channel
-    /// applies its `loadBalancingConfig` (pick_first, round_robin) and
-    /// `healthCheckConfig` (gRFC A17, round_robin only), and keeps the whole of it
-    /// ([`Channel::service_config`]).
-    pub fn service_config(mut self, config: ServiceConfig) -> Self {
-        self.service_config = Some(Arc::new(config));
         self
     }
 
@@ -315,6 +321,26 @@ impl ChannelBuilder {
         self
     }
 
+    /// The service config: per-method timeouts, wait-for-ready, and the retry or
+    /// hedging policies of gRFC A6 with retry throttling, the load-balancing policy
+    /// (`loadBalancingConfig`: pick_first, round_robin) and client-side health
+    /// checking (`healthCheckConfig`, gRFC A17, round_robin only)
+    /// ([`ServiceConfig::from_json`]). Default: none (no retries beyond the
+    /// transparent ones of calls never processed; the pool's least-loaded
+    /// connections).
+    pub fn service_config(mut self, config: ServiceConfig) -> Self {
+        self.service_config = Some(config);
+        self
+    }
+
+    /// Whether calls wait for a connection (until their deadline) when none can be
+    /// made, rather than fail at once with UNAVAILABLE; a method's `waitForReady`
+    /// in the service config takes precedence. Default: false, as in gRPC.
+    pub fn wait_for_ready(mut self, wait: bool) -> Self {
+        self.wait_for_ready = wait;
+        self
+    }
+
     /// The deadline of calls that set none (and inherit none). Default: none.
     pub fn timeout(mut self, timeout: Duration) -> Self {
         self.default_timeout = Some(timeout);
@@ -366,21 +392,30 @@ impl ChannelBuilder {
         crate::balancing::apply(
             &mut pool,
             self.load_balancing,
-            self.service_config.as_deref(),
+            self.service_config.as_ref(),
             self.min_resolve_interval,
         );
         let client = match self.resolver {
             Some(resolver) => steadfast::Client::with_resolver(pool, resolver),
             None => steadfast::Client::new(pool),
         };
+        let throttle = self
+            .service_config
+            .as_ref()
+            .and_then(ServiceConfig::retry_throttling)
+            .map(|t| Arc::new(retry::Throttle::new(t)));
         Channel {
             shared: Arc::new(Shared {
                 client,
+                service_config: self.service_config.map(Arc::new),
+                throttle,
+                retry_counters: Arc::default(),
+                replay_buffer: Arc::new(std::sync::atomic::AtomicUsize::new(retry::CHANNEL_BUFFER)),
+                wait_for_ready: self.wait_for_ready,
                 scheme,
                 authority: self.authority,
                 default_timeout: self.default_timeout,
                 user_agent,
-                service_config: self.service_config,
             }),
         }
     }
@@ -397,6 +432,8 @@ enum BudgetSource {
     Channel,
     /// The call being handled on a `steadfast_grpc::Server`.
     Inherited,
+    /// The method's `timeout` in the service config.
+    ServiceConfig,
 }
 
 /// A call's deadline and how it was set.
@@ -415,6 +452,7 @@ impl Budget {
             BudgetSource::Extension => "set by a steadfast::Deadline extension",
             BudgetSource::Channel => "the channel's default timeout",
             BudgetSource::Inherited => "inherited from the call being handled",
+            BudgetSource::ServiceConfig => "the method's timeout in the service config",
         };
         format!("the call's budget of {:?} ({how}) ran out", self.total)
     }
@@ -456,7 +494,20 @@ impl Shared {
             .insert(http::header::TE, HeaderValue::from_static("trailers"));
         crate::status::unpad_binary_metadata(&mut parts.headers);
 
-        let mut candidates: Vec<(Instant, BudgetSource)> = Vec::with_capacity(4);
+        let method_config = self.service_config.as_deref().and_then(|config| {
+            let (service, method) = method_of(&parts);
+            config.method(service, method)
+        });
+        if !method_config
+            .and_then(|m| m.wait_for_ready)
+            .unwrap_or(self.wait_for_ready)
+        {
+            parts.extensions.insert(steadfast::FailFast);
+        }
+        let mut candidates: Vec<(Instant, BudgetSource)> = Vec::with_capacity(5);
+        if let Some(t) = method_config.and_then(|m| m.timeout) {
+            candidates.push((now + t, BudgetSource::ServiceConfig));
+        }
         if let Some(value) = parts.headers.remove(timeout::GRPC_TIMEOUT) {
             let timeout = timeout::parse(value.as_bytes())
                 .map_err(|e| Status::invalid_argument(format!("the request's {e}")))?;
@@ -493,18 +544,35 @@ impl Shared {
             });
         }
 
-        let request = Request::from_parts(parts, body);
-        let response = match self.client.send(request).await {
-            Ok(response) => response,
-            Err(error) if error.is_deadline_exceeded() => {
-                return Err(match &budget {
-                    Some(b) => b.exceeded(error.fate(), error.stream_id()),
-                    None => status_for_error(error, Side::Client),
-                });
-            }
-            Err(error) => return Err(status_for_error(error, Side::Client)),
+        let body = match method_config.and_then(|m| m.max_request_message_bytes) {
+            Some(limit) => tonic::body::Body::new(crate::limits::LimitedRequest::new(body, limit)),
+            None => body,
         };
-        let (parts, body) = response.into_parts();
+        let response_limit = method_config.and_then(|m| m.max_response_message_bytes);
+        let failure = |error: steadfast::Error| match &budget {
+            Some(b) if error.is_deadline_exceeded() => b.exceeded(error.fate(), error.stream_id()),
+            _ => status_for_error(error, Side::Client),
+        };
+        let response = match method_config.and_then(|m| m.policy.as_ref()) {
+            Some(policy) => {
+                let cx = retry::CallContext {
+                    client: &self.client,
+                    throttle: self.throttle.as_ref(),
+                    counters: &self.retry_counters,
+                    buffer: &self.replay_buffer,
+                    deadline: budget.map(|b| b.deadline),
+                    failure: &failure,
+                };
+                retry::call(cx, parts, body, policy).await?
+            }
+            None => self
+                .client
+                .send(Request::from_parts(parts, body))
+                .await
+                .map_err(failure)?,
+        };
+        let (mut parts, body) = response.into_parts();
+        crate::status::drop_malformed_details(&mut parts.headers);
         if parts.status != http::StatusCode::OK
             && !parts.headers.contains_key(tonic::Status::GRPC_STATUS)
         {
@@ -515,9 +583,20 @@ impl Shared {
             stream: Some(body.stream_id()),
             inner: Some(body),
             budget,
+            limit: response_limit.map(|l| (crate::limits::MessageScanner::default(), l)),
         };
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The service and method a call is for: tonic's `GrpcMethod` extension, else the
+/// `:path` (`/package.Service/Method`).
+fn method_of(parts: &http::request::Parts) -> (&str, &str) {
+    if let Some(m) = parts.extensions.get::<tonic::GrpcMethod<'static>>() {
+        return (m.service(), m.method());
+    }
+    let path = parts.uri.path().trim_start_matches('/');
+    path.split_once('/').unwrap_or((path, ""))
 }
 
 /// The body of a response on a [`Channel`]: the stream's data and trailers, with every
@@ -530,6 +609,8 @@ pub struct ResponseBody {
     stream: Option<steadfast::StreamId>,
     /// The call's deadline, to say how it was set when it passes.
     budget: Option<Budget>,
+    /// `maxResponseMessageBytes`, with the boundaries of the messages so far.
+    limit: Option<(crate::limits::MessageScanner, usize)>,
 }
 
 /// An empty body (what tonic's interceptors answer with when they refuse a call).
@@ -539,6 +620,7 @@ impl Default for ResponseBody {
             inner: None,
             stream: None,
             budget: None,
+            limit: None,
         }
     }
 }
@@ -566,7 +648,24 @@ impl Body for ResponseBody {
         };
         match Pin::new(inner).poll_frame(cx) {
             Poll::Pending => Poll::Pending,
-            Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
+            Poll::Ready(Some(Ok(mut frame))) => {
+                if let Some(trailers) = frame.trailers_mut() {
+                    crate::status::drop_malformed_details(trailers);
+                }
+                if let (Some(data), Some((scanner, limit))) = (frame.data_ref(), &mut this.limit) {
+                    if let Err(len) = scanner.scan(data, *limit) {
+                        // Dropping the body resets the stream (CANCEL).
+                        this.inner = None;
+                        return Poll::Ready(Some(Err(crate::limits::too_large(
+                            "the response",
+                            len,
+                            *limit,
+                            "maxResponseMessageBytes",
+                        ))));
+                    }
+                }
+                Poll::Ready(Some(Ok(frame)))
+            }
             Poll::Ready(Some(Err(error))) => {
                 this.inner = None;
                 Poll::Ready(Some(Err(match &this.budget {

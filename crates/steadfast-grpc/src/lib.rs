@@ -17,6 +17,8 @@ mod channel;
 pub mod deadline;
 mod ext;
 mod health;
+mod limits;
+mod retry;
 mod server;
 pub mod service_config;
 pub mod status;
@@ -25,5 +27,6 @@ pub mod timeout;
 
 pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};
 pub use ext::{PeerExt, StatusExt};
+pub use retry::RetryStats;
 pub use server::{GrpcService, Server, ServerBody};
 pub use service_config::{ServiceConfig, ServiceConfigError};

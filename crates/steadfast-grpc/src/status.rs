@@ -195,15 +195,17 @@ const TONIC_SIZE_LIMIT_MESSAGES: [&[u8]; 2] = [
 /// the message (`codec/decode.rs`), so only the code needs changing. The message is
 /// tonic's, which names the limit.
 pub fn fix_size_limit_code(headers: &mut http::HeaderMap) {
-    let is_tonic_size_limit = headers.get("grpc-status").map(|v| v.as_bytes()) == Some(b"11")
-        && headers.get("grpc-message").is_some_and(|m| {
+    // Looked up by `HeaderName` constants: a `&str` name is parsed again on every call,
+    // and this runs on every response of a `Server`.
+    let is_tonic_size_limit = headers.get(Status::GRPC_STATUS).map(|v| v.as_bytes()) == Some(b"11")
+        && headers.get(Status::GRPC_MESSAGE).is_some_and(|m| {
             TONIC_SIZE_LIMIT_MESSAGES
                 .iter()
                 .any(|prefix| m.as_bytes().starts_with(prefix))
         });
     if is_tonic_size_limit {
         let code = Code::ResourceExhausted as i32;
-        headers.insert("grpc-status", http::HeaderValue::from(code));
+        headers.insert(Status::GRPC_STATUS, http::HeaderValue::from(code));
     }
 }
 
@@ -231,6 +233,33 @@ pub fn unpad_binary_metadata(headers: &mut http::HeaderMap) {
             headers.append(name.clone(), value);
         }
     }
+}
+
+/// Removes a `grpc-status-details-bin` that is not base64, and says whether it did.
+///
+/// tonic's `Status::from_header_map` — which its generated clients run on every
+/// Trailers-Only response and trailer section — panics on such a value
+/// ("Invalid status header, expected base64 encoded value"): a peer must not be able
+/// to crash the caller. The status code and message are kept; only the details,
+/// which cannot be read, are dropped. Checked with tonic's own decoder settings
+/// (standard alphabet, padding optional).
+pub fn drop_malformed_details(headers: &mut http::HeaderMap) -> bool {
+    use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+    use base64::engine::DecodePaddingMode;
+    use base64::Engine as _;
+    const TONIC_STANDARD: GeneralPurpose = GeneralPurpose::new(
+        &base64::alphabet::STANDARD,
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent),
+    );
+    let Some(value) = headers.get(Status::GRPC_STATUS_DETAILS) else {
+        return false;
+    };
+    if TONIC_STANDARD.decode(value.as_bytes()).is_ok() {
+        return false;
+    }
+    tracing::debug!("dropped a grpc-status-details-bin that is not base64");
+    headers.remove(Status::GRPC_STATUS_DETAILS);
+    true
 }
 
 #[cfg(test)]

@@ -234,6 +234,7 @@ async fn a_changed_resolver_answer_is_followed_without_a_new_channel() {
         .resolver(resolver.clone())
         .load_balancing(LoadBalancing::RoundRobin)
         .min_resolve_interval(Duration::from_millis(50))
+        .wait_for_ready(true)
         .build();
     let mut client = EchoClient::new(channel.clone());
     until(&channel, "both old backends READY", all_ready).await;
@@ -250,7 +251,6 @@ async fn a_changed_resolver_answer_is_followed_without_a_new_channel() {
     // waits for a ready address gets the new backend.
     let mut request = tonic::Request::new(echo("moved"));
     request.set_timeout(Duration::from_secs(5));
-    request.extensions_mut().insert(steadfast::WaitForReady);
     bounded(client.unary(request))
         .await
         .expect("the call waits for the new address");

@@ -19,8 +19,8 @@ pub mod tls;
 
 pub use body::RecvBody;
 pub use client::{
-    connect, Client, ClientConfig, Deadline, Idempotent, PoolConfig, RetryPolicy, SendRequest,
-    TimeoutHeader, WaitForReady,
+    connect, Client, ClientConfig, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy,
+    SendRequest, TimeoutHeader,
 };
 pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{

@@ -9,6 +9,7 @@
 //! `NotSent` or `Refused` fails.
 
 mod backend;
+mod grpc;
 mod report;
 
 use std::net::SocketAddr;
@@ -50,6 +51,10 @@ pub(crate) struct Args {
     /// Print the figures as one JSON object instead of a table.
     #[arg(long)]
     pub(crate) json: bool,
+    /// The same chaos in gRPC: a tonic-generated client, a service config with a
+    /// retry policy, backends that also answer UNAVAILABLE for a while.
+    #[arg(long)]
+    pub(crate) grpc: bool,
 }
 
 /// What the chaos schedule does.
@@ -84,6 +89,25 @@ pub(crate) struct Outcomes {
 }
 
 pub(crate) async fn run(args: Args) -> u8 {
+    if args.grpc {
+        return match grpc::run(&args).await {
+            Ok(summary) => {
+                if args.json {
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&summary).unwrap_or_default()
+                    );
+                } else {
+                    summary.print_table();
+                }
+                0
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
+                1
+            }
+        };
+    }
     match run_demo(args.clone()).await {
         Ok(summary) => {
             if args.json {

@@ -2,6 +2,8 @@
 //! and bounded waits.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod python;
+
 use std::net::SocketAddr;
 use std::pin::Pin;
 

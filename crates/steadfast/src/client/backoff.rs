@@ -92,6 +92,11 @@ impl SplitMix64 {
         Self(seed)
     }
 
+    /// A generator seeded from the clock, for unrelated instances (jitter).
+    pub fn from_clock() -> Self {
+        Self(Self::seed())
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);

@@ -15,10 +15,12 @@
 //!   its connection ends; then the next request starts over from the first address.
 //!   (Health checking does not apply to pick_first, as A17 says.)
 //!
-//! A request that finds no READY subchannel waits while one is connecting; when every
-//! subchannel failed it fails at once with [`Error::no_ready_address`], fate
-//! `NotSent`, naming every address with its state and last error — unless it carries
-//! [`WaitForReady`](super::WaitForReady), in which case it waits until its deadline.
+//! A request that finds no READY subchannel waits while one is connecting. When every
+//! subchannel failed, a request with a deadline waits for one to become ready until
+//! its deadline (gRPC's `waitForReady`); one without a deadline, or marked
+//! [`FailFast`](super::FailFast) (what a gRPC channel does unless `waitForReady`),
+//! fails at once with [`Error::no_ready_address`], fate `NotSent`, naming every
+//! address with its state and last error.
 //!
 //! The name is resolved again when a connection receives GOAWAY, when a connection
 //! attempt or a connection fails, and when every address failed, never more often

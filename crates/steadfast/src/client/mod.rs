@@ -22,6 +22,6 @@ pub use self::balance::{
     SubchannelInfo,
 };
 pub use self::pool::{
-    Client, ClientStats, Deadline, Idempotent, PoolConfig, RetryPolicy, TimeoutHeader, WaitForReady,
+    Client, ClientStats, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy, TimeoutHeader,
 };
 pub use self::resolve::{DnsResolver, Resolve, StaticResolver};

@@ -69,13 +69,14 @@ pub struct TimeoutHeader {
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Idempotent;
 
-/// A request extension: when no address is ready (every subchannel of a
-/// `pick_first` or `round_robin` balancer failed), wait for one to become ready —
-/// until the request's deadline, or for good without one — instead of failing at
-/// once with [`Error::is_no_ready_address`] (gRPC's `waitForReady`). No effect under
-/// the least-loaded policy, whose requests with a deadline wait anyway.
+/// A request extension: when no connection to the target can be made, fail at once
+/// (fate `NotSent`) rather than keep trying to connect until the request's deadline.
+/// gRPC calls without `waitForReady` behave so ("fail fast"); without a deadline a
+/// request fails fast anyway. Under `pick_first` and `round_robin`, "no connection"
+/// is every subchannel failed: the error is [`Error::is_no_ready_address`], naming
+/// each address; while one is connecting the request waits either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct WaitForReady;
+pub struct FailFast;
 
 /// Which failed requests are sent again.
 #[derive(Clone, Debug)]
@@ -218,10 +219,14 @@ impl std::fmt::Debug for Client {
 struct Inner {
     config: PoolConfig,
     resolver: Arc<dyn Resolve>,
-    authorities: Mutex<HashMap<String, Arc<Authority>>>,
+    /// Keyed by scheme and authority (both compared case-insensitively): found
+    /// without formatting a string on every request.
+    authorities: Mutex<HashMap<AuthorityKey, Arc<Authority>>>,
     counters: Arc<Counters>,
-    buffer_available: AtomicUsize,
+    buffer_available: Arc<AtomicUsize>,
 }
+
+type AuthorityKey = (http::uri::Scheme, http::uri::Authority);
 
 struct Authority {
     /// `scheme://authority`, for connecting and for TLS names.
@@ -285,7 +290,7 @@ impl Client {
     pub fn with_resolver(config: PoolConfig, resolver: impl Resolve) -> Self {
         Self {
             inner: Arc::new(Inner {
-                buffer_available: AtomicUsize::new(config.retry.buffer_total),
+                buffer_available: Arc::new(AtomicUsize::new(config.retry.buffer_total)),
                 config,
                 resolver: Arc::new(resolver),
                 authorities: Mutex::new(HashMap::new()),
@@ -401,20 +406,19 @@ impl Client {
                     .map(|t| tokio::time::Instant::now() + t)
             });
         let idempotent = parts.extensions.get::<Idempotent>().is_some();
-        let wait_for_ready = parts.extensions.get::<WaitForReady>().is_some();
+        let fail_fast = parts.extensions.get::<FailFast>().is_some();
         let timeout_header = parts.extensions.get::<TimeoutHeader>().cloned();
         let authority = self.authority(&parts.uri)?;
         let policy = &self.inner.config.retry;
-        let reserve = if policy.enabled {
-            self.reserve_buffer(policy.buffer_per_request)
+        // The retry buffer is taken as the body is kept, not reserved up front: a
+        // request holds what its body really is, up to `buffer_per_request`, and
+        // gives it back when its body is done with.
+        let limit = if policy.enabled {
+            policy.buffer_per_request
         } else {
             0
         };
-        let _release = BufferGuard {
-            inner: &self.inner,
-            amount: reserve,
-        };
-        let replay = Replay::new(boxed(body), reserve);
+        let replay = Replay::new(boxed(body), limit, self.inner.buffer_available.clone());
         let mut refused_left = policy.refused_retries;
         let mut not_sent_left = policy.not_sent_retries;
         let mut maybe_left = if idempotent {
@@ -431,6 +435,9 @@ impl Client {
                 // Only after an overflow, which ends the loop below: kept for safety.
                 return Err(last_error.unwrap_or_else(|| Error::new(Kind::ConnectionGone)));
             };
+            // Under a balancer, a request with a deadline that may wait (not FailFast)
+            // waits through "every address failed" for one to become ready.
+            let wait_for_ready = deadline.is_some() && !fail_fast;
             let connection = self.connection(&authority, avoid.as_ref(), wait_for_ready);
             let connection = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, connection).await {
@@ -483,9 +490,10 @@ impl Client {
             let cause = match error.fate() {
                 // No connection could be had: without a deadline, fail fast rather than
                 // wait for a target that may never come back. A balancer has waited
-                // as its policy says already (and for WaitForReady).
+                // already, as long as the request may (see `connection`).
                 Some(Fate::NotSent)
-                    if conn.is_none() && (deadline.is_none() || authority.balancer.is_some()) =>
+                    if conn.is_none()
+                        && (deadline.is_none() || fail_fast || authority.balancer.is_some()) =>
                 {
                     return Err(error)
                 }
@@ -546,23 +554,6 @@ impl Client {
         }
     }
 
-    fn reserve_buffer(&self, want: usize) -> usize {
-        let available = &self.inner.buffer_available;
-        let mut current = available.load(Ordering::Relaxed);
-        loop {
-            let take = want.min(current);
-            match available.compare_exchange_weak(
-                current,
-                current - take,
-                Ordering::AcqRel,
-                Ordering::Relaxed,
-            ) {
-                Ok(_) => return take,
-                Err(now) => current = now,
-            }
-        }
-    }
-
     fn authority(&self, uri: &Uri) -> Result<Arc<Authority>, Error> {
         let (Some(scheme), Some(authority)) = (uri.scheme(), uri.authority()) else {
             return Err(Error::with_fate(
@@ -575,15 +566,19 @@ impl Client {
                 None,
             ));
         };
-        let key = format!("{scheme}://{authority}");
+        let key = (scheme.clone(), authority.clone());
         let inner = &self.inner;
         let mut map = self
             .inner
             .authorities
             .lock()
             .map_err(|_| Error::new(Kind::ConnectionGone))?;
-        let entry = map.entry(key.clone()).or_insert_with(|| {
-            let uri: Uri = key.parse().unwrap_or_default();
+        if let Some(entry) = map.get(&key) {
+            return Ok(entry.clone());
+        }
+        let uri = format!("{scheme}://{authority}");
+        let entry = map.entry(key).or_insert_with(|| {
+            let uri: Uri = uri.parse().unwrap_or_default();
             let keepalive_time = Arc::new(Mutex::new(
                 inner
                     .config
@@ -783,9 +778,9 @@ where
     }
 }
 
-/// The key of an authority: `scheme://host:port`.
-fn authority_key(uri: &Uri) -> Option<String> {
-    Some(format!("{}://{}", uri.scheme_str()?, uri.authority()?))
+/// The key of `uri`'s authority.
+fn authority_key(uri: &Uri) -> Option<AuthorityKey> {
+    Some((uri.scheme()?.clone(), uri.authority()?.clone()))
 }
 
 /// A new attempt of the same request.
@@ -798,17 +793,4 @@ fn rebuild(
     *request.uri_mut() = parts.uri.clone();
     *request.headers_mut() = parts.headers.clone();
     request
-}
-
-struct BufferGuard<'a> {
-    inner: &'a Inner,
-    amount: usize,
-}
-
-impl Drop for BufferGuard<'_> {
-    fn drop(&mut self) {
-        self.inner
-            .buffer_available
-            .fetch_add(self.amount, Ordering::AcqRel);
-    }
 }

@@ -6,6 +6,7 @@
 //! request stops being retryable — its error says so.
 
 use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 
@@ -25,10 +26,51 @@ struct State {
     trailers: Option<HeaderMap>,
     kept: usize,
     limit: usize,
+    /// The client's buffer for all requests, shared: `kept` bytes of it are this
+    /// request's, taken as they are kept and given back when the body is done with.
+    pool: Arc<AtomicUsize>,
     /// Bytes were streamed without being kept: no further attempt is possible.
     overflowed: bool,
     /// An attempt has begun.
     started: u32,
+}
+
+impl State {
+    /// Takes `len` bytes of the shared buffer for this request, if there is room.
+    fn reserve(&mut self, len: usize) -> bool {
+        if self.kept + len > self.limit {
+            return false;
+        }
+        let mut current = self.pool.load(Ordering::Acquire);
+        loop {
+            if current < len {
+                return false;
+            }
+            match self.pool.compare_exchange_weak(
+                current,
+                current - len,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => {
+                    self.kept += len;
+                    return true;
+                }
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    fn release(&mut self) {
+        self.pool.fetch_add(self.kept, Ordering::AcqRel);
+        self.kept = 0;
+    }
+}
+
+impl Drop for State {
+    fn drop(&mut self) {
+        self.release();
+    }
 }
 
 /// Shared between the attempts of one request.
@@ -40,7 +82,8 @@ pub(crate) struct Replay {
 }
 
 impl Replay {
-    pub(crate) fn new(body: BoxBody, limit: usize) -> Self {
+    /// Keeps at most `limit` bytes of `body`, taken from `pool` as they are kept.
+    pub(crate) fn new(body: BoxBody, limit: usize, pool: Arc<AtomicUsize>) -> Self {
         let size_hint = body.size_hint();
         let end_stream = body.is_end_stream();
         Self {
@@ -50,6 +93,7 @@ impl Replay {
                 trailers: None,
                 kept: 0,
                 limit,
+                pool,
                 overflowed: false,
                 started: 0,
             })),
@@ -137,15 +181,15 @@ impl Body for ReplayBody {
             }
             Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                 Ok(data) => {
-                    if !state.overflowed && state.kept + data.len() <= state.limit {
-                        state.kept += data.len();
+                    if !state.overflowed && state.reserve(data.len()) {
                         state.chunks.push(data.clone());
                         self.next += 1;
                     } else {
-                        // Too big to keep: this attempt is the last one possible.
+                        // Too big to keep (for this request, or for the client's
+                        // buffer now): this attempt is the last one possible.
                         state.overflowed = true;
                         state.chunks.clear();
-                        state.kept = 0;
+                        state.release();
                     }
                     if state.source.as_ref().is_some_and(|s| s.is_end_stream()) {
                         state.source = None;
@@ -195,6 +239,10 @@ mod tests {
     use super::*;
     use crate::body;
 
+    fn pool() -> Arc<AtomicUsize> {
+        Arc::new(AtomicUsize::new(1 << 20))
+    }
+
     /// A body delivered in several chunks, then trailers.
     struct Chunks(VecDeque<Frame<Bytes>>);
 
@@ -224,7 +272,7 @@ mod tests {
 
     #[tokio::test]
     async fn replays_exactly_what_was_sent_with_trailers() {
-        let replay = Replay::new(chunks(&["hello", " ", "world"], true), 1024);
+        let replay = Replay::new(chunks(&["hello", " ", "world"], true), 1024, pool());
         let first = replay.attempt().unwrap().collect().await.unwrap();
         assert_eq!(first.trailers().unwrap()["x-t"], "1");
         let first = first.to_bytes();
@@ -237,7 +285,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_partly_sent_body_resumes_after_the_kept_part() {
-        let replay = Replay::new(chunks(&["ab", "cd", "ef"], false), 1024);
+        let replay = Replay::new(chunks(&["ab", "cd", "ef"], false), 1024, pool());
         let mut first = replay.attempt().unwrap();
         // The first attempt sends one chunk, then its stream is refused.
         let chunk = first.frame().await.unwrap().unwrap().into_data().unwrap();
@@ -255,7 +303,7 @@ mod tests {
 
     #[tokio::test]
     async fn overflow_makes_the_request_unretryable() {
-        let replay = Replay::new(chunks(&["0123456789", "0123456789"], false), 15);
+        let replay = Replay::new(chunks(&["0123456789", "0123456789"], false), 15, pool());
         let sent = replay
             .attempt()
             .unwrap()
@@ -270,8 +318,32 @@ mod tests {
 
     #[tokio::test]
     async fn empty_bodies_replay_as_empty() {
-        let replay = Replay::new(body::empty(), 0);
+        let replay = Replay::new(body::empty(), 0, pool());
         assert!(replay.attempt().unwrap().is_end_stream());
         assert!(replay.attempt().unwrap().is_end_stream());
+    }
+
+    #[tokio::test]
+    async fn requests_take_from_the_shared_buffer_what_they_keep_and_give_it_back() {
+        // Room for 12 bytes across requests, 1 MiB each: what a body really is
+        // counts, not the per-request maximum (reserving that up front let 16
+        // requests of 1 MiB starve every other one).
+        let shared = Arc::new(AtomicUsize::new(12));
+        let first = Replay::new(chunks(&["0123456789"], false), 1 << 20, shared.clone());
+        let second = Replay::new(chunks(&["abcd"], false), 1 << 20, shared.clone());
+        let _ = first.attempt().unwrap().collect().await.unwrap();
+        assert_eq!(shared.load(Ordering::SeqCst), 2);
+        assert!(!first.overflowed());
+        // The second does not fit in what is left: sent, but not replayable.
+        let _ = second.attempt().unwrap().collect().await.unwrap();
+        assert!(second.overflowed());
+        assert_eq!(shared.load(Ordering::SeqCst), 2);
+        // Done with the first request: its 10 bytes come back.
+        drop(first);
+        assert_eq!(shared.load(Ordering::SeqCst), 12);
+        let third = Replay::new(chunks(&["abcd"], false), 1 << 20, shared.clone());
+        let _ = third.attempt().unwrap().collect().await.unwrap();
+        assert!(!third.overflowed());
+        assert_eq!(third.kept(), 4);
     }
 }
