@@ -2,7 +2,7 @@
 (tests/load_balancing_grpcio.rs): steadfast.test.Echo beside grpc.health.v1.Health
 (grpcio-health-checking), counting the Unary calls that reached its handler.
 
-    python3 lb_backend.py PROTO_DIR OUT_DIR
+    python3 lb_backend.py serve PROTO_DIR OUT_DIR
 
 prints its port, then obeys one command per line on stdin, answering each:
     count        -> "count N" (Unary calls processed so far)
@@ -24,7 +24,7 @@ ECHO = "steadfast.test.Echo"
 
 
 def main():
-    proto_dir, out_dir = sys.argv[1:3]
+    proto_dir, out_dir = sys.argv[2:4]
     generate(proto_dir, out_dir)
 
     import grpc

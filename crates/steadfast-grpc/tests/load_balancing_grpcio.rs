@@ -7,13 +7,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, ChildStdin, Command, Stdio};
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
+use common::python::Python;
 use common::{bounded, echo};
 use steadfast::client::{ConnectivityState, Health, SubchannelInfo};
 use steadfast_grpc::{Channel, ServiceConfig};
@@ -22,82 +20,42 @@ use steadfast_grpc_example::echo::EchoRequest;
 
 const SCRIPT: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/lb_backend.py");
 
-/// A grpcio backend process, killed on drop, with its own directory for stubs.
+/// A grpcio backend process (`lb_backend.py`), killed on drop.
 struct Backend {
-    child: Child,
-    stdin: ChildStdin,
-    lines: std::sync::mpsc::Receiver<String>,
+    python: Python,
     addr: SocketAddr,
-    dir: PathBuf,
 }
 
 impl Backend {
     /// Starts `n` backends at once (each generates its stubs first) and waits for
     /// their ports.
     fn start(n: usize) -> Vec<Self> {
-        static NEXT: AtomicU32 = AtomicU32::new(0);
-        let spawned: Vec<_> = (0..n)
-            .map(|_| {
-                let dir = std::env::temp_dir().join(format!(
-                    "steadfast-grpc-lb-{}-{}",
-                    std::process::id(),
-                    NEXT.fetch_add(1, Ordering::Relaxed)
-                ));
-                std::fs::create_dir_all(&dir).expect("temp dir");
-                let mut child = Command::new("python3")
-                    .arg(SCRIPT)
-                    .arg(steadfast_grpc_example::PROTO_DIR)
-                    .arg(&dir)
-                    .stdin(Stdio::piped())
-                    .stdout(Stdio::piped())
-                    .stderr(Stdio::inherit())
-                    .spawn()
-                    .expect(
-                        "python3 runs (grpcio, grpcio-health-checking: scripts/requirements.txt)",
-                    );
-                let stdout = child.stdout.take().expect("piped stdout");
-                let stdin = child.stdin.take().expect("piped stdin");
-                let (tx, lines) = std::sync::mpsc::channel();
-                std::thread::spawn(move || {
-                    for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                        if tx.send(line).is_err() {
-                            break;
-                        }
-                    }
-                });
-                (child, stdin, lines, dir)
-            })
-            .collect();
-        spawned
+        let started: Vec<Python> = (0..n).map(|_| Python::start(SCRIPT, &["serve"])).collect();
+        started
             .into_iter()
-            .map(|(child, stdin, lines, dir)| {
-                let port = lines
-                    .recv_timeout(Duration::from_secs(60))
-                    .expect("the backend prints its port within 60 s");
+            .map(|python| {
+                let port = python
+                    .line(Duration::from_secs(60))
+                    .expect("the backend prints its port");
                 let addr = format!("127.0.0.1:{}", port.trim())
                     .parse()
                     .expect("a port");
-                Self {
-                    child,
-                    stdin,
-                    lines,
-                    addr,
-                    dir,
-                }
+                Self { python, addr }
             })
             .collect()
     }
 
     /// Sends a command and returns the answer (at most 30 s).
     fn ask(&mut self, command: &str) -> String {
-        writeln!(self.stdin, "{command}").expect("write to the backend");
-        self.stdin.flush().expect("flush");
-        self.lines
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|e| panic!("no answer to {command:?} within 30 s: {e}"))
+        let stdin = self.python.child.stdin.as_mut().expect("piped stdin");
+        writeln!(stdin, "{command}").expect("write to the backend");
+        stdin.flush().expect("flush");
+        self.python
+            .line(Duration::from_secs(30))
+            .unwrap_or_else(|| panic!("the backend ended before answering {command:?}"))
     }
 
-    /// The Unary calls it processed so far.
+    /// The Unary calls that reached its handler so far.
     fn count(&mut self) -> usize {
         let answer = self.ask("count");
         answer
@@ -107,15 +65,8 @@ impl Backend {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Backend {
-    fn drop(&mut self) {
-        self.kill();
-        let _ = std::fs::remove_dir_all(&self.dir);
+        let _ = self.python.child.kill();
+        let _ = self.python.child.wait();
     }
 }
 
