@@ -16,7 +16,7 @@ use tokio::time::Instant;
 use tonic::Status;
 
 use crate::retry;
-use crate::service_config::ServiceConfig;
+use crate::service_config::{LoadBalancing, ServiceConfig};
 use crate::status::{status_for_error, status_for_http, Side};
 use crate::timeout;
 
@@ -76,7 +76,7 @@ impl fmt::Debug for Channel {
 
 /// A target the channel cannot use.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct InvalidTarget(String);
+pub struct InvalidTarget(pub(crate) String);
 
 impl fmt::Display for InvalidTarget {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -97,6 +97,10 @@ pub struct ChannelBuilder {
     resolver: Option<SharedResolver>,
     service_config: Option<ServiceConfig>,
     wait_for_ready: bool,
+    /// `dns:`/`ipv4:`/`ipv6:` targets: https when TLS settings are given, else http.
+    scheme_follows_tls: bool,
+    load_balancing: Option<LoadBalancing>,
+    min_resolve_interval: Option<Duration>,
 }
 
 /// A resolver shared by the builder and the client it builds.
@@ -123,29 +127,15 @@ const USER_AGENT: &str = concat!("steadfast-grpc/", env!("CARGO_PKG_VERSION"));
 
 impl Channel {
     /// A builder for a channel to `target`: `http://host:port` (h2c with prior
-    /// knowledge) or `https://host:port` (TLS with ALPN `h2`).
+    /// knowledge), `https://host:port` (TLS with ALPN `h2`), or one of grpc's naming
+    /// forms — `dns:///host:port`, `ipv4:addr:port,…`, `ipv6:[addr]:port,…` — whose
+    /// scheme is https when the builder is given TLS settings
+    /// ([`tls_config`](ChannelBuilder::tls_config), `tls_roots`, `tls_identity`)
+    /// and h2c otherwise (see the `target` table in the README).
     pub fn builder(target: &str) -> Result<ChannelBuilder, InvalidTarget> {
-        let uri: Uri = target
-            .parse()
-            .map_err(|e| InvalidTarget(format!("target {target:?} is not a URI: {e}")))?;
-        let scheme = match uri.scheme_str() {
-            Some("http") => Scheme::HTTP,
-            Some("https") => Scheme::HTTPS,
-            _ => {
-                return Err(InvalidTarget(format!(
-                    "target {target:?}: the scheme must be http:// (h2c) or https:// (TLS)"
-                )))
-            }
-        };
-        let authority = uri
-            .authority()
-            .cloned()
-            .ok_or_else(|| InvalidTarget(format!("target {target:?} names no host")))?;
-        if uri.path() != "/" && !uri.path().is_empty() {
-            return Err(InvalidTarget(format!(
-                "target {target:?} has a path: gRPC targets are scheme://host:port"
-            )));
-        }
+        let parsed = crate::target::parse(target)?;
+        let scheme = parsed.scheme.clone().unwrap_or(Scheme::HTTP);
+        let authority = parsed.authority;
         Ok(ChannelBuilder {
             scheme,
             authority,
@@ -162,7 +152,11 @@ impl Channel {
             resolver: None,
             service_config: None,
             wait_for_ready: false,
-        })
+            scheme_follows_tls: parsed.scheme.is_none(),
+            load_balancing: None,
+            min_resolve_interval: None,
+        }
+        .with_addresses(parsed.addrs))
     }
 
     /// A builder for a channel to a fixed list of addresses, named `authority` (the
@@ -170,7 +164,8 @@ impl Channel {
     /// `Channel::balance_list("http", "greeter.internal:50051", addrs)`. One
     /// connection is kept to each address and calls go to the least loaded; a
     /// connection that fails is replaced by one to the next address that answers.
-    /// (Load-balancing policies proper are the service config's business.)
+    /// With [`load_balancing`](ChannelBuilder::load_balancing) or a service config,
+    /// pick_first or round_robin over these addresses instead.
     pub fn balance_list(
         scheme: &str,
         authority: &str,
@@ -181,13 +176,7 @@ impl Channel {
                 "no addresses given for {authority:?}"
             )));
         }
-        let mut builder = Self::builder(&format!("{scheme}://{authority}"))?;
-        builder.pool.min_connections = addrs.len();
-        builder.pool.max_connections = builder.pool.max_connections.max(addrs.len());
-        builder.resolver = Some(SharedResolver(Arc::new(
-            steadfast::client::StaticResolver::new(addrs),
-        )));
-        Ok(builder)
+        Ok(Self::builder(&format!("{scheme}://{authority}"))?.with_addresses(Some(addrs)))
     }
 
     /// A channel to `target` with the default settings.
@@ -205,9 +194,69 @@ impl Channel {
     pub fn retry_stats(&self) -> retry::RetryStats {
         self.shared.retry_counters.snapshot()
     }
+
+    /// The service config given to the builder, if any.
+    pub fn service_config(&self) -> Option<&ServiceConfig> {
+        self.shared.service_config.as_deref()
+    }
+
+    /// The subchannels under a `pick_first` or `round_robin` policy: address,
+    /// connectivity state, health and last error of each.
+    pub fn subchannels(&self) -> Vec<steadfast::client::SubchannelInfo> {
+        self.shared.client.subchannels(&self.target_uri())
+    }
+
+    /// Connects as a call would, and waits until `done` holds for the subchannels
+    /// (bound it with a timeout). Returns at once without a balancing policy.
+    pub async fn wait_for_subchannels(
+        &self,
+        done: impl Fn(&[steadfast::client::SubchannelInfo]) -> bool,
+    ) {
+        let _ = self
+            .shared
+            .client
+            .wait_for_subchannels(&self.target_uri(), done)
+            .await;
+    }
+
+    fn target_uri(&self) -> Uri {
+        Uri::builder()
+            .scheme(self.shared.scheme.clone())
+            .authority(self.shared.authority.clone())
+            .path_and_query("/")
+            .build()
+            .unwrap_or_default()
+    }
 }
 
 impl ChannelBuilder {
+    /// A fixed list of addresses (`ipv4:`, `ipv6:` targets, `balance_list`): without
+    /// a balancing policy, one connection to each, calls on the least loaded.
+    fn with_addresses(mut self, addrs: Option<Vec<std::net::SocketAddr>>) -> Self {
+        if let Some(addrs) = addrs {
+            self.pool.min_connections = addrs.len();
+            self.pool.max_connections = self.pool.max_connections.max(addrs.len());
+            self.resolver = Some(SharedResolver(Arc::new(
+                steadfast::client::StaticResolver::new(addrs),
+            )));
+        }
+        self
+    }
+
+    /// The load-balancing policy, whatever the service config says. Default: the
+    /// service config's; without one, the pool's least-loaded connections.
+    pub fn load_balancing(mut self, policy: LoadBalancing) -> Self {
+        self.load_balancing = Some(policy);
+        self
+    }
+
+    /// Under pick_first and round_robin, re-resolve the name at most this often
+    /// (on GOAWAY, connection failures, every address failed). Default: 30 s.
+    pub fn min_resolve_interval(mut self, interval: Duration) -> Self {
+        self.min_resolve_interval = Some(interval);
+        self
+    }
+
     /// Gives up each step of connecting (resolution, TCP, TLS, the HTTP/2 handshake)
     /// after this long. Default: 20 s, gRPC's minimum connect timeout.
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
@@ -273,9 +322,12 @@ impl ChannelBuilder {
     }
 
     /// The service config: per-method timeouts, wait-for-ready, and the retry or
-    /// hedging policies of gRFC A6 with retry throttling
+    /// hedging policies of gRFC A6 with retry throttling, the load-balancing policy
+    /// (`loadBalancingConfig`: pick_first, round_robin) and client-side health
+    /// checking (`healthCheckConfig`, gRFC A17, round_robin only)
     /// ([`ServiceConfig::from_json`]). Default: none (no retries beyond the
-    /// transparent ones of calls never processed).
+    /// transparent ones of calls never processed; the pool's least-loaded
+    /// connections).
     pub fn service_config(mut self, config: ServiceConfig) -> Self {
         self.service_config = Some(config);
         self
@@ -331,9 +383,21 @@ impl ChannelBuilder {
                 .unwrap_or(HeaderValue::from_static(USER_AGENT)),
             None => HeaderValue::from_static(USER_AGENT),
         };
+        let mut pool = self.pool;
+        let scheme = if self.scheme_follows_tls && pool.connection.tls.is_some() {
+            Scheme::HTTPS
+        } else {
+            self.scheme
+        };
+        crate::balancing::apply(
+            &mut pool,
+            self.load_balancing,
+            self.service_config.as_ref(),
+            self.min_resolve_interval,
+        );
         let client = match self.resolver {
-            Some(resolver) => steadfast::Client::with_resolver(self.pool, resolver),
-            None => steadfast::Client::new(self.pool),
+            Some(resolver) => steadfast::Client::with_resolver(pool, resolver),
+            None => steadfast::Client::new(pool),
         };
         let throttle = self
             .service_config
@@ -348,7 +412,7 @@ impl ChannelBuilder {
                 retry_counters: Arc::default(),
                 replay_buffer: Arc::new(std::sync::atomic::AtomicUsize::new(retry::CHANNEL_BUFFER)),
                 wait_for_ready: self.wait_for_ready,
-                scheme: self.scheme,
+                scheme,
                 authority: self.authority,
                 default_timeout: self.default_timeout,
                 user_agent,

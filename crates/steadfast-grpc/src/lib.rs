@@ -12,14 +12,17 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod balancing;
 mod channel;
 pub mod deadline;
 mod ext;
+mod health;
 mod limits;
 mod retry;
 mod server;
 pub mod service_config;
 pub mod status;
+mod target;
 pub mod timeout;
 
 pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};

@@ -131,6 +131,8 @@ pub(crate) struct Shared {
     pub(crate) error: Mutex<Option<Error>>,
     /// The GOAWAY the peer sent, if any.
     pub(crate) goaway: Mutex<Option<steadfast_proto::GoAway>>,
+    /// Woken when `draining` or `closed` becomes true (a pool's subchannel watches it).
+    pub(crate) state_changed: tokio::sync::Notify,
 }
 
 impl Shared {
@@ -138,6 +140,21 @@ impl Shared {
         Self {
             peer_max_concurrent: AtomicU32::new(u32::MAX),
             ..Self::default()
+        }
+    }
+
+    /// Marks the connection draining (no new streams), waking whoever watches.
+    pub(crate) fn set_draining(&self) {
+        if !self.draining.swap(true, Ordering::AcqRel) {
+            self.state_changed.notify_waiters();
+        }
+    }
+
+    /// Marks the connection closed (and draining), waking whoever watches.
+    pub(crate) fn set_closed(&self) {
+        self.set_draining();
+        if !self.closed.swap(true, Ordering::AcqRel) {
+            self.state_changed.notify_waiters();
         }
     }
 
@@ -395,7 +412,7 @@ where
                 self.conn.shutdown_now_with(now(), debug_data);
             }
             self.drain_deadline = Some(now() + self.grace);
-            self.shared.draining.store(true, Ordering::Release);
+            self.shared.set_draining();
         }
     }
 
@@ -520,14 +537,15 @@ where
             }
             Event::GoAwayReceived(goaway) => {
                 tracing::debug!(%goaway, "GOAWAY received");
-                self.shared.draining.store(true, Ordering::Release);
                 if let Ok(mut g) = self.shared.goaway.lock() {
                     *g = Some(goaway);
                 }
+                // After the GOAWAY is readable: whoever wakes up reads it.
+                self.shared.set_draining();
             }
             Event::Closed(error) => {
-                self.shared.draining.store(true, Ordering::Release);
-                self.shared.closed.store(true, Ordering::Release);
+                self.shared.set_draining();
+                self.shared.set_closed();
                 if let Some(error) = error {
                     tracing::debug!(%error, "connection closed");
                     let io_error = self.io_error();
@@ -598,11 +616,11 @@ where
     /// knows it now.
     fn publish_connection_state(&self) {
         if self.conn.goaway_received().is_some() {
-            self.shared.draining.store(true, Ordering::Release);
+            self.shared.set_draining();
         }
         if self.conn.is_closed() {
-            self.shared.draining.store(true, Ordering::Release);
-            self.shared.closed.store(true, Ordering::Release);
+            self.shared.set_draining();
+            self.shared.set_closed();
         }
     }
 
@@ -678,7 +696,7 @@ where
             }
             if this.aborted {
                 // Dropping the driver drops the socket: no GOAWAY, like a crash.
-                this.shared.closed.store(true, Ordering::Release);
+                this.shared.set_closed();
                 this.fail_remaining();
                 return Poll::Ready(());
             }
@@ -713,7 +731,7 @@ where
                 this.io_failed = true;
             }
             if gave_up || (this.conn.is_done() && (this.write_buf.is_empty() || this.io_failed)) {
-                this.shared.closed.store(true, Ordering::Release);
+                this.shared.set_closed();
                 // The engine's last events carry each stream's fate: deliver them
                 // before anything left is failed wholesale.
                 while let Some(event) = this.conn.poll_event() {

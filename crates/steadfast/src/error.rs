@@ -123,6 +123,9 @@ pub(crate) enum Kind {
     DeadlineExceeded,
     /// The HTTP/2 configuration has a value that could not work.
     Config(steadfast_proto::ConfigError),
+    /// A load-balancing policy had no ready address for the request: every address,
+    /// with its state and last error.
+    NoReadyAddress(String),
 }
 
 impl Error {
@@ -178,6 +181,27 @@ impl Error {
         self.context(context)
     }
 
+    /// A load-balancing policy found no ready address: the request was not sent
+    /// (fate `NotSent`), and the message lists every address and its last error.
+    pub fn no_ready_address(summary: impl Into<String>) -> Self {
+        Self::with_fate(
+            Kind::NoReadyAddress(summary.into()),
+            Some(Fate::NotSent),
+            None,
+        )
+    }
+
+    /// True for the error of [`no_ready_address`](Self::no_ready_address).
+    pub fn is_no_ready_address(&self) -> bool {
+        matches!(self.inner.kind, Kind::NoReadyAddress(_))
+    }
+
+    /// The same failure, about no request (its sentence then says no more than what
+    /// failed: a subchannel's last error, which several requests may have met).
+    pub(crate) fn without_fate(self) -> Self {
+        self.modify(|inner| inner.fate = None)
+    }
+
     pub(crate) fn context(self, context: impl Into<String>) -> Self {
         let context = context.into();
         self.modify(|inner| inner.context = Some(context))
@@ -219,6 +243,7 @@ impl Error {
                 _ => Layer::Connection,
             },
             Kind::ConnectionGone => Layer::Connection,
+            Kind::NoReadyAddress(_) => Layer::Transport,
             Kind::Body(_) | Kind::DeadlineExceeded | Kind::Config(_) => Layer::Application,
         }
     }
@@ -236,6 +261,7 @@ impl Error {
             Kind::Timeout(_) => Initiator::Library,
             Kind::Proto(e) => e.initiator(),
             Kind::ConnectionGone => Initiator::Library,
+            Kind::NoReadyAddress(_) => Initiator::Remote,
             Kind::Body(_) | Kind::DeadlineExceeded | Kind::Config(_) => Initiator::Application,
         }
     }
@@ -462,6 +488,7 @@ impl Kind {
             Kind::AlpnRefused => Kind::AlpnRefused,
             Kind::Proto(e) => Kind::Proto(e.clone()),
             Kind::ConnectionGone => Kind::ConnectionGone,
+            Kind::NoReadyAddress(s) => Kind::NoReadyAddress(s.clone()),
             Kind::Body(e) => Kind::Body(e.to_string().into()),
             Kind::DeadlineExceeded => Kind::DeadlineExceeded,
             Kind::Config(e) => Kind::Config(e.clone()),
@@ -501,6 +528,7 @@ impl PartialEq for Kind {
                 },
             ) => message == m && mismatch == mm,
             (Kind::AlpnMismatch(a), Kind::AlpnMismatch(b)) => a == b,
+            (Kind::NoReadyAddress(a), Kind::NoReadyAddress(b)) => a == b,
             (Kind::Proto(a), Kind::Proto(b)) => a == b,
             (Kind::Body(a), Kind::Body(b)) => a.to_string() == b.to_string(),
             (Kind::Config(a), Kind::Config(b)) => a == b,
@@ -578,6 +606,7 @@ impl fmt::Display for Error {
                 (_, None) => write!(f, "{e}")?,
             },
             Kind::ConnectionGone => f.write_str("the HTTP/2 connection is closed")?,
+            Kind::NoReadyAddress(summary) => f.write_str(summary)?,
             Kind::Body(e) => write!(f, "body error: {e}")?,
             Kind::DeadlineExceeded => f.write_str("deadline exceeded")?,
             Kind::Config(e) => write!(f, "{e}")?,

@@ -171,6 +171,27 @@ impl TestServer {
     }
 }
 
+impl TestServer {
+    /// Shuts the server down gracefully (GOAWAY, in-flight calls finish) and waits
+    /// until it has stopped (at most 10 s).
+    pub async fn shutdown_gracefully(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let stopped = tokio::time::timeout(Duration::from_secs(10), &mut self.task).await;
+        assert!(stopped.is_ok(), "the server stopped within 10 s");
+    }
+
+    /// The calls its handlers finished since the last time this was asked.
+    pub fn take_finished(&mut self) -> usize {
+        let mut finished = 0;
+        while let Ok(event) = self.events.try_recv() {
+            finished += usize::from(matches!(event, Event::Finished(_)));
+        }
+        finished
+    }
+}
+
 impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {

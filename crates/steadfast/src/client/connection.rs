@@ -409,6 +409,31 @@ impl SendRequest {
         });
     }
 
+    /// Resolves once the connection takes no new requests: a GOAWAY was sent or
+    /// received, or it closed. (A pool's subchannel waits on it to reconnect.)
+    pub async fn until_draining(&self) {
+        let shared = &self.inner.shared;
+        loop {
+            let notified = shared.state_changed.notified();
+            tokio::pin!(notified);
+            // Registered before the check, so a change in between is not missed.
+            notified.as_mut().enable();
+            if self.is_draining() || self.is_closed() {
+                return;
+            }
+            notified.await;
+        }
+    }
+
+    /// Why the connection ended, as an error (`None` while it takes requests): the
+    /// server's GOAWAY, the transport's failure, or a local shutdown.
+    pub fn end_reason(&self) -> Option<Error> {
+        if !(self.is_draining() || self.is_closed()) {
+            return None;
+        }
+        Some(self.inner.shared.not_sent_error())
+    }
+
     /// True when both handles drive the same connection.
     pub fn same_connection(&self, other: &SendRequest) -> bool {
         Arc::ptr_eq(&self.inner, &other.inner)

@@ -2,8 +2,13 @@
 //! with transparent retry of requests the server provably never processed.
 
 mod backoff;
+mod balance;
 mod connection;
+mod picker;
 mod replay;
+mod resolve;
+mod stats;
+mod subchannel;
 
 pub use self::backoff::{Backoff, BackoffConfig, SplitMix64};
 pub use self::connection::{
@@ -12,7 +17,11 @@ pub use self::connection::{
 };
 mod pool;
 
-pub use self::pool::{
-    Client, ClientStats, Deadline, DnsResolver, FailFast, Idempotent, PoolConfig, Resolve,
-    RetryPolicy, StaticResolver, TimeoutHeader,
+pub use self::balance::{
+    BalanceConfig, BalancePolicy, ConnectivityState, Health, HealthCheck, HealthReport,
+    SubchannelInfo,
 };
+pub use self::pool::{
+    Client, ClientStats, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy, TimeoutHeader,
+};
+pub use self::resolve::{DnsResolver, Resolve, StaticResolver};

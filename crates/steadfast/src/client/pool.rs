@@ -16,7 +16,6 @@
 //! retry replays it; a body that overflows the buffer ends the request's retryability.
 
 use std::collections::HashMap;
-use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -27,8 +26,12 @@ use http_body::Body;
 use steadfast_proto::Fate;
 
 use super::backoff::{Backoff, BackoffConfig, SplitMix64};
+use super::balance::{BalanceConfig, Balancer, BalancerParts, SubchannelInfo};
 use super::connection::{connect_transport_to, handshake_for, ClientConfig, SendRequest};
 use super::replay::Replay;
+use super::resolve::{DnsResolver, Resolve};
+pub use super::stats::ClientStats;
+pub(crate) use super::stats::Counters;
 use crate::body::{boxed, RecvBody};
 use crate::error::{BoxError, Error, Kind};
 
@@ -69,7 +72,9 @@ pub struct Idempotent;
 /// A request extension: when no connection to the target can be made, fail at once
 /// (fate `NotSent`) rather than keep trying to connect until the request's deadline.
 /// gRPC calls without `waitForReady` behave so ("fail fast"); without a deadline a
-/// request fails fast anyway.
+/// request fails fast anyway. Under `pick_first` and `round_robin`, "no connection"
+/// is every subchannel failed: the error is [`Error::is_no_ready_address`], naming
+/// each address; while one is connecting the request waits either way.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailFast;
 
@@ -122,57 +127,6 @@ impl RetryPolicy {
     }
 }
 
-/// Finds the addresses behind an authority; asked again whenever a new connection is
-/// opened, so a replacement connection follows DNS (or any other naming) changes.
-pub trait Resolve: Send + Sync + 'static {
-    /// The addresses for `host:port`, in the order to try them.
-    fn resolve(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>;
-}
-
-/// Resolves with the system resolver.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct DnsResolver;
-
-impl Resolve for DnsResolver {
-    fn resolve(
-        &self,
-        host: &str,
-        port: u16,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
-    {
-        let target = format!("{host}:{port}");
-        Box::pin(async move { Ok(tokio::net::lookup_host(target).await?.collect()) })
-    }
-}
-
-/// Resolves every authority to a fixed list of addresses (tests, demos, static
-/// backends).
-#[derive(Clone, Debug)]
-pub struct StaticResolver(pub Arc<Mutex<Vec<SocketAddr>>>);
-
-impl StaticResolver {
-    /// A resolver answering `addrs` for every name.
-    pub fn new(addrs: Vec<SocketAddr>) -> Self {
-        Self(Arc::new(Mutex::new(addrs)))
-    }
-}
-
-impl Resolve for StaticResolver {
-    fn resolve(
-        &self,
-        _: &str,
-        _: u16,
-    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Vec<SocketAddr>>> + Send>>
-    {
-        let addrs = self.0.lock().map(|a| a.clone()).unwrap_or_default();
-        Box::pin(async move { Ok(addrs) })
-    }
-}
-
 /// Settings of a [`Client`].
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -191,6 +145,9 @@ pub struct PoolConfig {
     pub retry: RetryPolicy,
     /// Deadline of requests that carry no [`Deadline`].
     pub default_timeout: Option<Duration>,
+    /// How requests are spread over an authority's addresses (the pool's least
+    /// loaded connection by default; gRPC's `pick_first` or `round_robin`).
+    pub balance: BalanceConfig,
 }
 
 impl Default for PoolConfig {
@@ -202,54 +159,26 @@ impl Default for PoolConfig {
             backoff: BackoffConfig::default(),
             retry: RetryPolicy::default(),
             default_timeout: None,
+            balance: BalanceConfig::default(),
         }
     }
 }
 
-/// Counters of a [`Client`], readable at any time.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct ClientStats {
-    /// Requests handed to `send`.
-    pub requests: u64,
-    /// Requests that got a response.
-    pub succeeded: u64,
-    /// Requests that failed, by fate.
-    pub failed_not_sent: u64,
-    /// Requests that failed although refused (only when retries are off or spent).
-    pub failed_refused: u64,
-    /// Requests that failed after being sent, without proof either way.
-    pub failed_maybe_processed: u64,
-    /// Requests that failed after response headers arrived.
-    pub failed_processed: u64,
-    /// Requests that failed with no fate (local errors).
-    pub failed_other: u64,
-    /// Transparent retries of requests that were never sent.
-    pub retries_not_sent: u64,
-    /// Transparent retries of requests above a GOAWAY's last-stream-id.
-    pub retries_refused_goaway: u64,
-    /// Transparent retries of requests reset with REFUSED_STREAM.
-    pub retries_refused_stream: u64,
-    /// Retries of idempotent requests that may have been processed.
-    pub retries_maybe_processed: u64,
-    /// Connections established.
-    pub connects: u64,
-    /// Connection attempts that failed.
-    pub connect_failures: u64,
-    /// Connections that closed or drained before the server answered any request on
-    /// them (e.g. a GOAWAY right after SETTINGS). Each counts as a failed attempt for
-    /// the reconnect backoff.
-    pub connections_unused: u64,
-}
-
-#[derive(Debug, Default)]
-struct Counters {
-    requests: AtomicU64,
-    succeeded: AtomicU64,
-    failed: [AtomicU64; 5],
-    retries: [AtomicU64; 4],
-    connects: AtomicU64,
-    connect_failures: AtomicU64,
-    connections_unused: AtomicU64,
+/// After a connection closed with GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings"), the
+/// keepalive time of new connections doubles (gRFC A8).
+pub(crate) fn note_too_many_pings(keepalive_time: &Mutex<Option<Duration>>, conn: &SendRequest) {
+    if !conn.goaway().is_some_and(|g| {
+        g.code == steadfast_proto::ErrorCode::ENHANCE_YOUR_CALM
+            && &g.debug_data[..] == b"too_many_pings"
+    }) {
+        return;
+    }
+    if let Ok(mut time) = keepalive_time.lock() {
+        if let Some(t) = time.as_mut() {
+            *t = t.saturating_mul(2);
+            tracing::warn!(keepalive_time = ?*t, "server said too_many_pings: doubling the keepalive time");
+        }
+    }
 }
 
 /// Why a request was sent again.
@@ -293,7 +222,7 @@ struct Inner {
     /// Keyed by scheme and authority (both compared case-insensitively): found
     /// without formatting a string on every request.
     authorities: Mutex<HashMap<AuthorityKey, Arc<Authority>>>,
-    counters: Counters,
+    counters: Arc<Counters>,
     buffer_available: Arc<AtomicUsize>,
 }
 
@@ -304,7 +233,10 @@ struct Authority {
     uri: Uri,
     /// The keepalive time of new connections: the configured one, doubled each time
     /// the server answers GOAWAY(ENHANCE_YOUR_CALM, "too_many_pings") (gRFC A8).
-    keepalive_time: Mutex<Option<Duration>>,
+    keepalive_time: Arc<Mutex<Option<Duration>>>,
+    /// The subchannels and picker, under `pick_first` and `round_robin`; `None`
+    /// under the pool's own least-loaded policy (`conns`).
+    balancer: Option<Arc<Balancer>>,
     conns: Mutex<Vec<SendRequest>>,
     connecting: tokio::sync::Mutex<ConnectState>,
 }
@@ -362,7 +294,7 @@ impl Client {
                 config,
                 resolver: Arc::new(resolver),
                 authorities: Mutex::new(HashMap::new()),
-                counters: Counters::default(),
+                counters: Arc::default(),
             }),
         }
     }
@@ -386,14 +318,46 @@ impl Client {
             connects: get(&c.connects),
             connect_failures: get(&c.connect_failures),
             connections_unused: get(&c.connections_unused),
+            resolutions: get(&c.resolutions),
         }
+    }
+
+    /// The subchannels behind `uri`'s authority under a `pick_first` or
+    /// `round_robin` policy, in address order: state, health and last error of each
+    /// (empty under the least-loaded policy, or before the first request).
+    pub fn subchannels(&self, uri: &Uri) -> Vec<SubchannelInfo> {
+        let Some(key) = authority_key(uri) else {
+            return Vec::new();
+        };
+        let balancer = self
+            .inner
+            .authorities
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&key).and_then(|a| a.balancer.clone()));
+        balancer.map(|b| b.subchannels()).unwrap_or_default()
+    }
+
+    /// Resolves `uri`'s name and connects its subchannels as a request would, and
+    /// waits until `done` holds for them (e.g. every subchannel READY). Returns at
+    /// once under the least-loaded policy. Bound it with a timeout.
+    pub async fn wait_for_subchannels(
+        &self,
+        uri: &Uri,
+        done: impl Fn(&[SubchannelInfo]) -> bool,
+    ) -> Result<(), Error> {
+        let authority = self.authority(uri)?;
+        if let Some(balancer) = &authority.balancer {
+            balancer.wait_for(done).await;
+        }
+        Ok(())
     }
 
     /// The keepalive time new connections to `uri`'s authority will use: the
     /// configured one, doubled after each GOAWAY "too_many_pings" (gRFC A8). `None`
     /// when keepalive is off or nothing was sent to that authority yet.
     pub fn keepalive_time(&self, uri: &Uri) -> Option<Duration> {
-        let key = (uri.scheme()?.clone(), uri.authority()?.clone());
+        let key = authority_key(uri)?;
         let map = self.inner.authorities.lock().ok()?;
         let time = *map.get(&key)?.keepalive_time.lock().ok()?;
         time
@@ -471,7 +435,10 @@ impl Client {
                 // Only after an overflow, which ends the loop below: kept for safety.
                 return Err(last_error.unwrap_or_else(|| Error::new(Kind::ConnectionGone)));
             };
-            let connection = self.connection(&authority, avoid.as_ref());
+            // Under a balancer, a request with a deadline that may wait (not FailFast)
+            // waits through "every address failed" for one to become ready.
+            let wait_for_ready = deadline.is_some() && !fail_fast;
+            let connection = self.connection(&authority, avoid.as_ref(), wait_for_ready);
             let connection = match deadline {
                 Some(d) => match tokio::time::timeout_at(d, connection).await {
                     Ok(connection) => connection,
@@ -522,8 +489,12 @@ impl Client {
             }
             let cause = match error.fate() {
                 // No connection could be had: without a deadline, fail fast rather than
-                // wait for a target that may never come back.
-                Some(Fate::NotSent) if conn.is_none() && (deadline.is_none() || fail_fast) => {
+                // wait for a target that may never come back. A balancer has waited
+                // already, as long as the request may (see `connection`).
+                Some(Fate::NotSent)
+                    if conn.is_none()
+                        && (deadline.is_none() || fail_fast || authority.balancer.is_some()) =>
+                {
                     return Err(error)
                 }
                 Some(Fate::NotSent) if deadline.is_none() && not_sent_left == 0 => {
@@ -596,6 +567,7 @@ impl Client {
             ));
         };
         let key = (scheme.clone(), authority.clone());
+        let inner = &self.inner;
         let mut map = self
             .inner
             .authorities
@@ -606,17 +578,32 @@ impl Client {
         }
         let uri = format!("{scheme}://{authority}");
         let entry = map.entry(key).or_insert_with(|| {
+            let uri: Uri = uri.parse().unwrap_or_default();
+            let keepalive_time = Arc::new(Mutex::new(
+                inner
+                    .config
+                    .connection
+                    .proto
+                    .keepalive
+                    .as_ref()
+                    .map(|k| k.time),
+            ));
+            let balancer = match inner.config.balance.policy {
+                super::BalancePolicy::LeastLoaded => None,
+                _ => Some(Balancer::new(BalancerParts {
+                    uri: uri.clone(),
+                    config: inner.config.balance.clone(),
+                    resolver: inner.resolver.clone(),
+                    connection: inner.config.connection.clone(),
+                    backoff: inner.config.backoff.clone(),
+                    keepalive_time: keepalive_time.clone(),
+                    counters: inner.counters.clone(),
+                })),
+            };
             Arc::new(Authority {
-                uri: uri.parse().unwrap_or_default(),
-                keepalive_time: Mutex::new(
-                    self.inner
-                        .config
-                        .connection
-                        .proto
-                        .keepalive
-                        .as_ref()
-                        .map(|k| k.time),
-                ),
+                uri,
+                keepalive_time,
+                balancer,
                 conns: Mutex::new(Vec::new()),
                 connecting: tokio::sync::Mutex::new(ConnectState {
                     backoff: Backoff::new(self.inner.config.backoff.clone(), SplitMix64::seed()),
@@ -636,7 +623,11 @@ impl Client {
         &self,
         authority: &Authority,
         avoid: Option<&SendRequest>,
+        wait_for_ready: bool,
     ) -> Result<SendRequest, Error> {
+        if let Some(balancer) = &authority.balancer {
+            return balancer.connection(avoid, wait_for_ready).await;
+        }
         if let Some(conn) = self.pick(authority, avoid) {
             return Ok(conn);
         }
@@ -678,16 +669,7 @@ impl Client {
             if !c.is_closed() {
                 return true;
             }
-            if c.goaway().is_some_and(|g| {
-                g.code == steadfast_proto::ErrorCode::ENHANCE_YOUR_CALM && &g.debug_data[..] == b"too_many_pings"
-            }) {
-                if let Ok(mut time) = authority.keepalive_time.lock() {
-                    if let Some(t) = time.as_mut() {
-                        *t = t.saturating_mul(2);
-                        tracing::warn!(keepalive_time = ?*t, "server said too_many_pings: doubling the keepalive time");
-                    }
-                }
-            }
+            note_too_many_pings(&authority.keepalive_time, c);
             false
         });
         // Runs on every request: no allocation. Prefer the least loaded usable
@@ -794,6 +776,11 @@ where
         let client = self.clone();
         Box::pin(async move { client.send(request).await })
     }
+}
+
+/// The key of `uri`'s authority.
+fn authority_key(uri: &Uri) -> Option<AuthorityKey> {
+    Some((uri.scheme()?.clone(), uri.authority()?.clone()))
 }
 
 /// A new attempt of the same request.
