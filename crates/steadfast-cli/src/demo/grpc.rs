@@ -39,7 +39,8 @@ pub(crate) const SERVICE_CONFIG: &str = r#"{
       "backoffMultiplier": 2,
       "retryableStatusCodes": ["UNAVAILABLE"]
     }
-  }]
+  }],
+  "loadBalancingConfig": [{"round_robin": {}}]
 }"#;
 
 /// Without the mechanism: the deadline only.
