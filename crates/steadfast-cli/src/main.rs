@@ -12,7 +12,10 @@
 //!   connection lost)
 //! - 5: (`probe`) no complete response within `--timeout`
 //! - 130: (`probe`) interrupted by Ctrl-C, after printing what was known
+//! - 10 + code: (`call`) the server answered with that gRPC status (or the deadline
+//!   passed: 14)
 
+mod call;
 mod demo;
 mod probe;
 mod serve;
@@ -55,6 +58,16 @@ enum Command {
     /// which layer failed, who caused it, whether the server could have processed the
     /// request, and whether a retry is safe. With `-v`, every frame sent and received.
     Probe(probe::Args),
+    /// Call a gRPC method (grpcurl's habits) and, when it fails, say which layer
+    /// failed, who caused it, whether the server could have processed it, and what to
+    /// do.
+    ///
+    /// `steadfast call [--plaintext] ADDR list [SERVICE] | describe SYMBOL |
+    /// SERVICE/METHOD [-d JSON]`, through the server's reflection service. Exit
+    /// codes: 0 the call succeeded; 2 usage; 3 could not connect (nothing sent); 4 the
+    /// transport or HTTP/2 failed after connecting; 10 + the status code for a gRPC
+    /// status from the server (e.g. 15 NOT_FOUND, 24 UNAVAILABLE) or a deadline.
+    Call(call::Args),
 }
 
 /// Threads for blocking work (file reads, name lookups).
@@ -102,6 +115,7 @@ fn main() -> ExitCode {
             Command::Demo(args) => demo::run(args).await,
             Command::Serve(args) => serve::run(args).await,
             Command::Probe(args) => probe::run(args).await,
+            Command::Call(args) => call::run(args).await,
         }
     });
     ExitCode::from(code)

