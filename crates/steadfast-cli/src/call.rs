@@ -511,17 +511,27 @@ impl Decoder for DynamicCodec {
 /// Prints what failed and returns the exit code.
 fn report(status: &Status, json: bool) -> u8 {
     let error = status.steadfast_error();
+    // A response without grpc-status: an HTTP answer, not the gRPC application's.
+    let http_answer = error.is_none() && status.message().starts_with("the server answered HTTP");
     let (layer, who) = match error {
+        None if http_answer => (
+            "HTTP".to_owned(),
+            "the server, or a proxy or load balancer in the path (not a gRPC answer)".to_owned(),
+        ),
         Some(e) => (e.layer().to_string(), e.initiator().to_string()),
         None => (
             "gRPC status".to_owned(),
             "the server's application (a grpc-status it sent)".to_owned(),
         ),
     };
-    let fate = status.fate().map_or_else(
-        || "processed (the server answered with a status)".to_owned(),
-        |f| f.to_string(),
-    );
+    let fate = match status.fate() {
+        Some(f) => f.to_string(),
+        None if http_answer => {
+            "unknown: something in the path answered; the gRPC server may never have seen it"
+                .to_owned()
+        }
+        None => "processed (the server answered with a status)".to_owned(),
+    };
     let retry_safe = status.is_retry_safe();
     let advice = match error {
         Some(e) => e.hint().map(str::to_owned).unwrap_or_else(|| {
@@ -531,9 +541,11 @@ fn report(status: &Status, json: bool) -> u8 {
                 "the call may have been processed: send it again only if it is idempotent".into()
             }
         }),
+        None if http_answer => "check the address and any proxy in between: it does not speak gRPC here (a 502/503/504 is usually the load balancer's own answer)".to_owned(),
         None => advice_for(status.code()).to_owned(),
     };
     let code = match error {
+        None if http_answer => EXIT_TRANSPORT,
         None => EXIT_STATUS_BASE + status.code() as u8,
         Some(e) if e.fate() == Some(steadfast::Fate::NotSent) && e.goaway().is_none() => {
             EXIT_NOT_CONNECTED

@@ -156,3 +156,49 @@ fn failures_say_which_layer_who_and_the_fate() {
     let (code, _) = call(&["--plaintext", &addr, "nonsense"]);
     assert_eq!(code, 2);
 }
+
+#[test]
+fn faults_of_the_path_and_the_http2_layer_are_told_apart() {
+    // An HTTP load balancer's own error page: the HTTP layer, not the application.
+    let (_server, addr, _requests) = fault_server(&["html", "502"]);
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        &addr.to_string(),
+        "grpc.testing.TestService/EmptyCall",
+    ]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["code"], "Unavailable", "{v}");
+    assert_eq!(v["layer"], "HTTP", "{v}");
+    assert!(
+        v["initiator"]
+            .as_str()
+            .unwrap()
+            .contains("proxy or load balancer"),
+        "{v}"
+    );
+
+    // REFUSED_STREAM on every attempt: an HTTP/2 stream refusal, provably never
+    // processed (retried transparently once, then reported).
+    let (_server, addr, _requests) = fault_server(&["refuse"]);
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        &addr.to_string(),
+        "grpc.testing.TestService/EmptyCall",
+    ]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["code"], "Unavailable", "{v}");
+    assert_eq!(v["layer"], "HTTP/2 stream", "{v}");
+    assert_eq!(v["retry_safe"], true, "{v}");
+    assert!(v["fate"].as_str().unwrap().starts_with("refused"), "{v}");
+
+    // A TCP reset mid-call: the transport, and the server may have processed it.
+    let (_server, addr, _requests) = fault_server(&["reset"]);
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        &addr.to_string(),
+        "grpc.testing.TestService/EmptyCall",
+    ]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["retry_safe"], false, "{v}");
+    assert!(v["fate"].as_str().unwrap().starts_with("sent;"), "{v}");
+}

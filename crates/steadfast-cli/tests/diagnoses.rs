@@ -6,7 +6,6 @@
 mod common;
 
 use std::net::{SocketAddr, TcpListener};
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -49,27 +48,6 @@ fn assert_diagnosis(
     assert_eq!(field(out, "initiator"), initiator, "{}", text(out));
     assert!(field(out, "fate").starts_with(fate), "{}", text(out));
     assert_eq!(field(out, "retry-safe"), retry_safe, "{}", text(out));
-}
-
-/// A Python h2 server with one fault (`fault_server.py MODE ARGS`), killed on drop;
-/// its stdout lines (one per complete request) come through the receiver.
-fn fault_server(args: &[&str]) -> (Proc, SocketAddr, mpsc::Receiver<String>) {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../steadfast/tests/peers/fault_server.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(&script)
-        .arg("0")
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    let (proc, rx) = spawn_reporting(command, &format!("fault_server.py {args:?}"));
-    let port: u16 = rx
-        .recv_timeout(LIMIT)
-        .expect("fault_server.py printed its port (is Python's h2 installed?)")
-        .trim()
-        .parse()
-        .expect("a port");
-    (proc, ([127, 0, 0, 1], port).into(), rx)
 }
 
 /// A TCP listener that accepts and then says nothing, holding its connections.

@@ -166,3 +166,24 @@ pub fn write_payload(path: &Path, len: usize) -> Vec<u8> {
     std::fs::write(path, &data).unwrap();
     data
 }
+
+/// A Python h2 server with one fault (`fault_server.py MODE ARGS`), killed on drop;
+/// its stdout lines (one per complete request) come through the receiver.
+pub fn fault_server(args: &[&str]) -> (Proc, SocketAddr, mpsc::Receiver<String>) {
+    let script =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../steadfast/tests/peers/fault_server.py");
+    let mut command = Command::new("python3");
+    command
+        .arg(&script)
+        .arg("0")
+        .args(args)
+        .env("PYTHONDONTWRITEBYTECODE", "1");
+    let (proc, rx) = spawn_reporting(command, &format!("fault_server.py {args:?}"));
+    let port: u16 = rx
+        .recv_timeout(Duration::from_secs(30))
+        .expect("fault_server.py printed its port (is Python's h2 installed?)")
+        .trim()
+        .parse()
+        .expect("a port");
+    (proc, ([127, 0, 0, 1], port).into(), rx)
+}
