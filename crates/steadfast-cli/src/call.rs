@@ -38,6 +38,10 @@ pub(crate) struct Args {
     /// Print the result, or the diagnosis, as one JSON object.
     #[arg(long)]
     json: bool,
+    /// A gRPC service config (a file, or the JSON itself) for the call: timeouts,
+    /// retryPolicy, hedgingPolicy. Each attempt shows with RUST_LOG=steadfast_grpc=debug.
+    #[arg(long)]
+    service_config: Option<String>,
     /// host:port of the server.
     address: String,
     /// `list [SERVICE]`, `describe SYMBOL`, or `SERVICE/METHOD` to call.
@@ -128,6 +132,16 @@ fn channel(args: &Args) -> Result<Channel, String> {
             steadfast::tls::Roots::WebPki
         };
         builder = builder.tls_roots(roots).map_err(|e| e.to_string())?;
+    }
+    if let Some(config) = &args.service_config {
+        let json = if config.trim_start().starts_with('{') {
+            config.clone()
+        } else {
+            std::fs::read_to_string(config)
+                .map_err(|e| format!("--service-config {config}: {e}"))?
+        };
+        let config = steadfast_grpc::ServiceConfig::from_json(&json).map_err(|e| e.to_string())?;
+        builder = builder.service_config(config);
     }
     Ok(builder.build())
 }
@@ -401,11 +415,6 @@ async fn invoke(
                 .join(", ")
         )));
     };
-    if m.is_client_streaming() {
-        return Err(Failure::Usage(
-            "client streaming calls are not supported yet".into(),
-        ));
-    }
     let json = match args.data.as_deref() {
         None => "{}".to_owned(),
         Some("-") => {
@@ -419,10 +428,25 @@ async fn invoke(
         }
         Some(d) => d.to_owned(),
     };
+    // One JSON object per request message (several for client streaming).
+    let mut messages = Vec::new();
     let mut de = serde_json::Deserializer::from_str(&json);
-    let message = DynamicMessage::deserialize(m.input(), &mut de)
-        .map_err(|e| Failure::Usage(format!("-d: not a {}: {e}", m.input().full_name())))?;
-    let mut request = tonic::Request::new(message);
+    loop {
+        let message = DynamicMessage::deserialize(m.input(), &mut de)
+            .map_err(|e| Failure::Usage(format!("-d: not a {}: {e}", m.input().full_name())))?;
+        messages.push(message);
+        if de.end().is_ok() {
+            break;
+        }
+    }
+    if messages.len() > 1 && !m.is_client_streaming() {
+        return Err(Failure::Usage(format!(
+            "-d holds {} messages, but {} takes one",
+            messages.len(),
+            m.full_name()
+        )));
+    }
+    let mut request = tonic::Request::new(());
     request.set_timeout(deadline);
     for header in &args.headers {
         let (name, value) = header
@@ -446,6 +470,21 @@ async fn invoke(
         .map_err(|e| Status::unavailable(e.to_string()))?;
     let codec = DynamicCodec(m.output());
     let to_json = |msg: &DynamicMessage| serde_json::to_string(msg).unwrap_or_default();
+    let (metadata, extensions, ()) = request.into_parts();
+    if m.is_client_streaming() {
+        let request =
+            tonic::Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
+        let mut stream = grpc.streaming(request, path, codec).await?.into_inner();
+        let mut lines = Vec::new();
+        while let Some(reply) = stream.message().await? {
+            lines.push(to_json(&reply));
+        }
+        return Ok(lines);
+    }
+    let message = messages
+        .pop()
+        .unwrap_or_else(|| DynamicMessage::new(m.input()));
+    let request = tonic::Request::from_parts(metadata, extensions, message);
     if m.is_server_streaming() {
         let mut stream = grpc
             .server_streaming(request, path, codec)

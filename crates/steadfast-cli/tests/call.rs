@@ -202,3 +202,61 @@ fn faults_of_the_path_and_the_http2_layer_are_told_apart() {
     assert_eq!(v["retry_safe"], false, "{v}");
     assert!(v["fate"].as_str().unwrap().starts_with("sent;"), "{v}");
 }
+
+#[test]
+fn client_streaming_takes_one_json_object_per_message_and_a_service_config_applies() {
+    let (_server, addr) = steadfast_serve(&[]);
+    let addr = addr.to_string();
+    // StreamingInputCall sums the payload sizes of the messages it received.
+    let (code, out) = call(&[
+        "--plaintext",
+        "-d",
+        r#"{"payload": {"body": "AAA="}} {"payload": {"body": "AAAAAA=="}}"#,
+        &addr,
+        "grpc.testing.TestService/StreamingInputCall",
+    ]);
+    assert_eq!(code, 0, "{out}");
+    let v: Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["aggregatedPayloadSize"], 6, "{out}");
+
+    // Two messages for a unary method: a usage error.
+    let (code, _) = call(&[
+        "--plaintext",
+        "-d",
+        "{} {}",
+        &addr,
+        "grpc.testing.TestService/EmptyCall",
+    ]);
+    assert_eq!(code, 2);
+
+    // A service config applies to the call: its method timeout (50 ms) ends a call
+    // whose reply is 500 ms away, and the diagnosis says where the budget came from.
+    let config = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
+        "timeout": "0.05s"}]}"#;
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        "--service-config",
+        config,
+        "-d",
+        r#"{"responseParameters": [{"size": 1, "intervalUs": 500000}]}"#,
+        &addr,
+        "grpc.testing.TestService/StreamingOutputCall",
+    ]);
+    assert_eq!(code, 14, "{v}");
+    assert_eq!(v["code"], "DeadlineExceeded", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("the method's timeout in the service config"),
+        "{v}"
+    );
+    let (code, _) = call(&[
+        "--plaintext",
+        "--service-config",
+        "{\"methodConfig\": 1}",
+        &addr,
+        "list",
+    ]);
+    assert_eq!(code, 2, "an invalid service config is a usage error");
+}
