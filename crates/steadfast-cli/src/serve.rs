@@ -183,7 +183,11 @@ pub(crate) async fn run(args: Args) -> u8 {
         }
     });
     // Measured whether or not --metrics serves them: one code path.
-    let grpc = layer.wrap(grpc);
+    let grpc = match grpc.service_names() {
+        Some(names) => layer.known_services(names),
+        None => layer,
+    }
+    .wrap(grpc);
     let service = service_fn(move |req| handle(req, root.clone(), grpc.clone()));
     match server.serve(listener, service).await {
         Ok(()) => 0,

@@ -143,6 +143,8 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 pub struct ServerMetrics {
     started: Family<ServerStarted, Counter>,
     duration: HistogramFamily<ServerDuration>,
+    /// Services whose methods get their own `grpc_method`; any other is `other`.
+    known: Option<Arc<[&'static str]>>,
 }
 
 impl ServerMetrics {
@@ -162,7 +164,36 @@ impl ServerMetrics {
             Unit::Seconds,
             duration.clone(),
         );
-        Self { started, duration }
+        Self {
+            started,
+            duration,
+            known: None,
+        }
+    }
+
+    /// Labels only the methods of these services by name and every other path
+    /// `grpc_method="other"` (A66's rule for unregistered methods), so that a client
+    /// sending made-up paths cannot grow the series without bound. Give it
+    /// [`GrpcService::service_names`](crate::GrpcService::service_names). Without
+    /// it, every path is a label value.
+    pub fn known_services(mut self, names: &[&'static str]) -> Self {
+        self.known = Some(Arc::from(names));
+        self
+    }
+
+    fn method<B>(&self, request: &Request<B>) -> String {
+        let method = method_of(request);
+        match &self.known {
+            None => method,
+            Some(known) => {
+                let service = method.split_once('/').map_or("", |(s, _)| s);
+                if known.contains(&service) {
+                    method
+                } else {
+                    "other".to_owned()
+                }
+            }
+        }
     }
 
     /// `service` measured by these metrics.
@@ -207,7 +238,7 @@ where
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
         let start = Instant::now();
-        let grpc_method = method_of(&request);
+        let grpc_method = self.metrics.method(&request);
         // A malformed grpc-timeout is answered INTERNAL by the server; its budget is none.
         let budget = request
             .headers()

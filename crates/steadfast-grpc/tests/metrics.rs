@@ -116,11 +116,12 @@ fn channel(url: &str) -> Channel {
 #[tokio::test]
 async fn the_server_layer_counts_calls_by_method_status_and_deadline_budget() {
     let mut registry = Registry::default();
-    let layer = ServerMetrics::register(&mut registry);
     let (service, _events) = EchoService::new();
     let grpc = Server::builder()
         .add_service(EchoServer::new(service))
         .into_service();
+    assert_eq!(grpc.service_names(), Some(&["steadfast.test.Echo"][..]));
+    let layer = ServerMetrics::register(&mut registry).known_services(&["steadfast.test.Echo"]);
     let measured = tower::ServiceBuilder::new().layer(layer).service(grpc);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
@@ -158,6 +159,17 @@ async fn the_server_layer_counts_calls_by_method_status_and_deadline_budget() {
     .await
     .unwrap_err();
     assert_eq!(status.code(), Code::PermissionDenied);
+    // Two made-up methods: both counted as `other`, not as series of their own.
+    for path in ["/no.Such/Method", "/steadfast.test.Echo2/Unary"] {
+        let mut grpc = tonic::client::Grpc::new(channel(&url));
+        bounded(grpc.ready()).await.unwrap();
+        let codec = tonic_prost::ProstCodec::<EchoRequest, EchoRequest>::default();
+        let path = http::uri::PathAndQuery::from_static(path);
+        let status = bounded(grpc.unary(tonic::Request::new(echo("?")), path, codec))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented);
+    }
 
     let count = "grpc_server_call_duration_seconds_count";
     let samples = scrape_until(&registry, |s| {
@@ -165,7 +177,7 @@ async fn the_server_layer_counts_calls_by_method_status_and_deadline_budget() {
             .filter(|s| s["name"] == count)
             .map(|s| s["value"].as_f64().unwrap())
             .sum::<f64>()
-            == 8.0
+            == 10.0
     })
     .await;
     assert_eq!(family_type(&samples, "grpc_server_call_started"), "counter");
@@ -190,8 +202,22 @@ async fn the_server_layer_counts_calls_by_method_status_and_deadline_budget() {
     assert_eq!(duration("OK", "<1s"), 1.0);
     assert_eq!(duration("OK", ">=10s"), 1.0);
     assert_eq!(duration("PERMISSION_DENIED", "<100ms"), 1.0);
-    // No other series: exactly those five.
-    assert_eq!(samples.iter().filter(|s| s["name"] == count).count(), 5);
+    let other = [
+        ("grpc_method", "other"),
+        ("grpc_status", "UNIMPLEMENTED"),
+        ("deadline_budget", "none"),
+    ];
+    assert_eq!(value(&samples, count, &other), 2.0);
+    assert_eq!(
+        value(
+            &samples,
+            "grpc_server_call_started_total",
+            &[("grpc_method", "other")]
+        ),
+        2.0
+    );
+    // No other series: exactly those six.
+    assert_eq!(samples.iter().filter(|s| s["name"] == count).count(), 6);
     // The +Inf bucket holds every call of its series, and the sum is a duration.
     assert_eq!(
         value(
@@ -215,7 +241,7 @@ async fn the_server_layer_counts_calls_by_method_status_and_deadline_budget() {
     // steadfast's own, read from the server's StatsHandle at scrape time.
     assert_eq!(
         value(&samples, "steadfast_server_requests_accepted_total", &[]),
-        8.0
+        10.0
     );
     assert_eq!(
         value(&samples, "steadfast_server_requests_shed_total", &[]),
