@@ -198,4 +198,25 @@ fn serve_metrics_exposes_the_calls_grpcurl_made() {
         "{}",
         text(&out)
     );
+    let url = format!("http://{metrics}/metrics");
+    let out = run(
+        "curl",
+        &[
+            "-s",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+            "-X",
+            "POST",
+            &url,
+        ],
+        LIMIT,
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "405",
+        "{}",
+        text(&out)
+    );
 }

@@ -71,7 +71,7 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
         )
         .await;
     }
-    if method != b"GET" && method != b"HEAD" {
+    if method != b"GET" {
         return respond(
             &mut stream,
             "405 Method Not Allowed",
@@ -89,9 +89,6 @@ async fn answer(mut stream: TcpStream, registry: &Registry) -> std::io::Result<(
             "encoding failed\n",
         )
         .await;
-    }
-    if method == b"HEAD" {
-        text.clear();
     }
     respond(&mut stream, "200 OK", CONTENT_TYPE, &text).await
 }
