@@ -1,6 +1,7 @@
 //! `steadfast serve`.
 
 mod file;
+mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -16,6 +17,7 @@ use http::{HeaderMap, Method, Request, Response, StatusCode};
 use http_body::{Body, Frame};
 use steadfast::body::{self, BoxBody};
 use steadfast::{service_fn, RecvBody, Server, ServerConfig};
+use steadfast_grpc::metrics::{MetricsService, ServerMetrics};
 use steadfast_grpc::GrpcService;
 
 #[derive(Debug, clap::Args)]
@@ -66,6 +68,10 @@ pub(crate) struct Args {
     /// 2 MiB. It bounds what one client can make the server buffer.
     #[arg(long, value_parser = clap::value_parser!(u32).range(65_535..=0x7fff_ffff))]
     connection_window: Option<u32>,
+    /// Serve Prometheus metrics (OpenMetrics text) at `GET /metrics` on this address,
+    /// over HTTP/1.1, on a listener of its own (port 0 picks a free port; printed).
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
 }
 
 /// A timeout given on the command line: a duration, or `None` for `off`.
@@ -132,8 +138,29 @@ pub(crate) async fn run(args: Args) -> u8 {
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let metrics_listener = match args.metrics {
+        None => None,
+        Some(at) => match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => Some(l),
+            Err(e) => {
+                eprintln!("error: cannot listen on {at} for --metrics: {e}");
+                return 1;
+            }
+        },
+    };
     println!("steadfast serve: listening on {scheme}://{addr}");
     let server = Server::new(config);
+    let mut registry = prometheus_client::registry::Registry::default();
+    let layer = ServerMetrics::register(&mut registry);
+    steadfast_grpc::metrics::register_server_stats(&mut registry, server.stats_handle());
+    if let Some(listener) = metrics_listener {
+        let at = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        println!("steadfast serve: metrics on http://{at}/metrics");
+        tokio::spawn(metrics::serve(listener, Arc::new(registry)));
+    }
     let shutdown = server.shutdown_handle();
     let (signalled, shutting_down) = tokio::sync::oneshot::channel::<()>();
     tokio::spawn(async move {
@@ -155,6 +182,12 @@ pub(crate) async fn run(args: Args) -> u8 {
                 .await;
         }
     });
+    // Measured whether or not --metrics serves them: one code path.
+    let grpc = match grpc.service_names() {
+        Some(names) => layer.known_services(names),
+        None => layer,
+    }
+    .wrap(grpc);
     let service = service_fn(move |req| handle(req, root.clone(), grpc.clone()));
     match server.serve(listener, service).await {
         Ok(()) => 0,
@@ -230,7 +263,7 @@ fn is_grpc(req: &Request<RecvBody>) -> bool {
 async fn handle(
     req: Request<RecvBody>,
     root: Option<Arc<Path>>,
-    mut grpc: GrpcService,
+    mut grpc: MetricsService<GrpcService>,
 ) -> Result<Response<BoxBody>, Infallible> {
     if is_grpc(&req) {
         let Ok(response) = tower_service::Service::call(&mut grpc, req).await;

@@ -195,6 +195,11 @@ impl Channel {
         self.shared.retry_counters.snapshot()
     }
 
+    /// The timeout the builder gave every call without an earlier deadline.
+    pub fn default_timeout(&self) -> Option<Duration> {
+        self.shared.default_timeout
+    }
+
     /// The service config given to the builder, if any.
     pub fn service_config(&self) -> Option<&ServiceConfig> {
         self.shared.service_config.as_deref()

@@ -18,6 +18,7 @@ pub mod deadline;
 mod ext;
 mod health;
 mod limits;
+pub mod metrics;
 mod retry;
 mod server;
 pub mod service_config;

@@ -5,6 +5,7 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::net::SocketAddr;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
@@ -39,10 +40,22 @@ use crate::{deadline, timeout};
 ///   reaches the handler as a `Status` (CANCELLED), not as UNKNOWN.
 /// - A message above a size limit is RESOURCE_EXHAUSTED, not tonic's OUT_OF_RANGE
 ///   ([`status::fix_size_limit_code`]).
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Server {
     config: ServerConfig,
     routes: RoutesBuilder,
+    /// The `NamedService` names added, `None` once `add_routes` hid some.
+    names: Option<Vec<&'static str>>,
+}
+
+impl Default for Server {
+    fn default() -> Self {
+        Self {
+            config: ServerConfig::default(),
+            routes: RoutesBuilder::default(),
+            names: Some(Vec::new()),
+        }
+    }
 }
 
 impl Server {
@@ -79,6 +92,9 @@ impl Server {
         B: Body<Data = Bytes> + Send + 'static,
         B::Error: Into<tonic::codegen::StdError>,
     {
+        if let Some(names) = &mut self.names {
+            names.push(S::NAME);
+        }
         self.routes.add_service(AnyBody(service));
         self
     }
@@ -88,6 +104,7 @@ impl Server {
         let mut all = self.routes.routes().into_axum_router();
         all = all.merge(routes.into_axum_router());
         self.routes = RoutesBuilder::from(Routes::from(all));
+        self.names = None;
         self
     }
 
@@ -96,6 +113,7 @@ impl Server {
     pub fn into_service(self) -> GrpcService {
         GrpcService {
             routes: self.routes.routes().prepare(),
+            names: self.names.map(Arc::from),
         }
     }
 
@@ -222,6 +240,15 @@ where
 #[derive(Clone)]
 pub struct GrpcService {
     routes: Routes,
+    names: Option<Arc<[&'static str]>>,
+}
+
+impl GrpcService {
+    /// The names of the services hosted (`helloworld.Greeter`), or `None` when some
+    /// came through [`Server::add_routes`], whose names are not known.
+    pub fn service_names(&self) -> Option<&[&'static str]> {
+        self.names.as_deref()
+    }
 }
 
 impl fmt::Debug for GrpcService {

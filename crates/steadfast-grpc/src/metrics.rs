@@ -1,0 +1,666 @@
+//! Prometheus metrics for [`Server`](crate::Server) and [`Channel`], registered into
+//! the caller's [`prometheus_client::registry::Registry`].
+//!
+//! Names follow gRFC A66 (gRPC's OpenTelemetry metrics) mapped to Prometheus
+//! conventions: dots become underscores, counters get `_total` in the exposition and
+//! durations are seconds with a `_seconds` suffix (OpenTelemetry's own Prometheus
+//! exporter does the same). So A66's `grpc.server.call.started` is
+//! `grpc_server_call_started_total` and `grpc.server.call.duration` is the histogram
+//! `grpc_server_call_duration_seconds`; the attributes `grpc.method`, `grpc.status`
+//! and `grpc.target` are the labels `grpc_method`, `grpc_status` and `grpc_target`.
+//!
+//! On top of A66, the duration histograms carry `deadline_budget`: the call's deadline
+//! at its start, bucketed as `none`, `<100ms`, `<1s`, `<10s` or `>=10s`, which makes
+//! a deadline cascade visible at a glance.
+//!
+//! - [`ServerMetrics`]: `grpc_server_call_started_total{grpc_method}` and
+//!   `grpc_server_call_duration_seconds{grpc_method,grpc_status,deadline_budget}`,
+//!   as a tower layer (or [`ServerMetrics::wrap`]) around a [`GrpcService`](crate::GrpcService).
+//! - [`ChannelMetrics`]: `grpc_client_call_started_total{grpc_method,grpc_target}` and
+//!   `grpc_client_call_duration_seconds{grpc_method,grpc_target,grpc_status,deadline_budget}`
+//!   around a [`Channel`].
+//! - [`register_server_stats`] and [`register_channel_stats`]: steadfast's own
+//!   counters (requests shed, transparent retries by cause, failures by fate, A6
+//!   retries and hedges), read at scrape time.
+//!
+//! Not measured: A66's per-attempt metrics (`grpc.client.attempt.*`: the attempts
+//! are made inside the channel, below this wrapper) and the message-size
+//! histograms.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use http::{HeaderMap, Request, Response};
+use http_body::{Body, Frame, SizeHint};
+use prometheus_client::collector::Collector;
+use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::metrics::counter::{ConstCounter, Counter};
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::ConstGauge;
+use prometheus_client::metrics::histogram::Histogram;
+use prometheus_client::registry::{Registry, Unit};
+use tokio::time::Instant;
+use tonic::{Code, Status};
+
+use crate::{timeout, Channel};
+
+/// A66's recommended latency buckets, in seconds (the leading 0 left out).
+const BUCKETS: [f64; 40] = [
+    0.00001, 0.00005, 0.0001, 0.0003, 0.0006, 0.0008, 0.001, 0.002, 0.003, 0.004, 0.005, 0.006,
+    0.008, 0.01, 0.013, 0.016, 0.02, 0.025, 0.03, 0.04, 0.05, 0.065, 0.08, 0.1, 0.13, 0.16, 0.2,
+    0.25, 0.3, 0.4, 0.5, 0.65, 0.8, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
+];
+
+fn histogram() -> Histogram {
+    Histogram::new(BUCKETS)
+}
+
+/// The `deadline_budget` label of a call whose deadline, at its start, was `budget`
+/// away (`None`: no deadline).
+pub fn deadline_budget(budget: Option<Duration>) -> &'static str {
+    match budget {
+        None => "none",
+        Some(b) if b < Duration::from_millis(100) => "<100ms",
+        Some(b) if b < Duration::from_secs(1) => "<1s",
+        Some(b) if b < Duration::from_secs(10) => "<10s",
+        Some(_) => ">=10s",
+    }
+}
+
+/// A status code as A66 names it in `grpc.status` (`OK`, `DEADLINE_EXCEEDED`, …).
+pub fn status_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+/// `grpc-status` of a header block, if it has one.
+fn grpc_status(headers: &HeaderMap) -> Option<Code> {
+    let value = headers.get("grpc-status")?;
+    let code = std::str::from_utf8(value.as_bytes())
+        .ok()?
+        .parse::<i32>()
+        .ok()?;
+    Some(Code::from_i32(code))
+}
+
+/// A66's `grpc.method`: the full method name without its leading slash.
+fn method_of<B>(request: &Request<B>) -> String {
+    let path = request.uri().path();
+    path.strip_prefix('/').unwrap_or(path).to_owned()
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerStarted {
+    grpc_method: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerDuration {
+    grpc_method: String,
+    grpc_status: &'static str,
+    deadline_budget: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientStarted {
+    grpc_method: String,
+    grpc_target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ClientDuration {
+    grpc_method: String,
+    grpc_target: String,
+    grpc_status: &'static str,
+    deadline_budget: &'static str,
+}
+
+type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
+
+/// The server's A66 call metrics, registered once, shared by every clone.
+#[derive(Clone, Debug)]
+pub struct ServerMetrics {
+    started: Family<ServerStarted, Counter>,
+    duration: HistogramFamily<ServerDuration>,
+    /// Services whose methods get their own `grpc_method`; any other is `other`.
+    known: Option<Arc<[&'static str]>>,
+}
+
+impl ServerMetrics {
+    /// Registers `grpc_server_call_started` and `grpc_server_call_duration_seconds`
+    /// into `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let started = Family::default();
+        let duration = HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
+        registry.register(
+            "grpc_server_call_started",
+            "Calls started on the server (A66 grpc.server.call.started)",
+            started.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_server_call_duration",
+            "From the call's headers to its status sent, per method, status and deadline budget (A66 grpc.server.call.duration)",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        Self {
+            started,
+            duration,
+            known: None,
+        }
+    }
+
+    /// Labels only the methods of these services by name and every other path
+    /// `grpc_method="other"` (A66's rule for unregistered methods), so that a client
+    /// sending made-up paths cannot grow the series without bound. Give it
+    /// [`GrpcService::service_names`](crate::GrpcService::service_names). Without
+    /// it, every path is a label value.
+    pub fn known_services(mut self, names: &[&'static str]) -> Self {
+        self.known = Some(Arc::from(names));
+        self
+    }
+
+    fn method<B>(&self, request: &Request<B>) -> String {
+        let method = method_of(request);
+        match &self.known {
+            None => method,
+            Some(known) => {
+                let service = method.split_once('/').map_or("", |(s, _)| s);
+                if known.contains(&service) {
+                    method
+                } else {
+                    "other".to_owned()
+                }
+            }
+        }
+    }
+
+    /// `service` measured by these metrics.
+    pub fn wrap<S>(&self, service: S) -> MetricsService<S> {
+        MetricsService {
+            inner: service,
+            metrics: self.clone(),
+        }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for ServerMetrics {
+    type Service = MetricsService<S>;
+
+    fn layer(&self, service: S) -> MetricsService<S> {
+        self.wrap(service)
+    }
+}
+
+/// A gRPC server service measured by [`ServerMetrics`].
+#[derive(Clone, Debug)]
+pub struct MetricsService<S> {
+    inner: S,
+    metrics: ServerMetrics,
+}
+
+type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
+
+impl<S, B, RB> tower_service::Service<Request<B>> for MetricsService<S>
+where
+    S: tower_service::Service<Request<B>, Response = Response<RB>>,
+    S::Future: Send + 'static,
+    RB: Body + Send + 'static,
+{
+    type Response = Response<MetricsBody<RB>>;
+    type Error = S::Error;
+    type Future = BoxFuture<Result<Self::Response, S::Error>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<B>) -> Self::Future {
+        let start = Instant::now();
+        let grpc_method = self.metrics.method(&request);
+        // A malformed grpc-timeout is answered INTERNAL by the server; its budget is none.
+        let budget = request
+            .headers()
+            .get(timeout::GRPC_TIMEOUT)
+            .and_then(|v| timeout::parse(v.as_bytes()).ok());
+        self.metrics
+            .started
+            .get_or_create(&ServerStarted {
+                grpc_method: grpc_method.clone(),
+            })
+            .inc();
+        let duration = self.metrics.duration.clone();
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            let response = future.await?;
+            let record = move |status: Code| {
+                duration
+                    .get_or_create(&ServerDuration {
+                        grpc_method,
+                        grpc_status: status_name(status),
+                        deadline_budget: deadline_budget(budget),
+                    })
+                    .observe(start.elapsed().as_secs_f64());
+            };
+            Ok(measured(response, Box::new(record)))
+        })
+    }
+}
+
+type Record = Box<dyn FnOnce(Code) + Send>;
+
+fn measured<RB>(response: Response<RB>, record: Record) -> Response<MetricsBody<RB>> {
+    let status = grpc_status(response.headers());
+    response.map(|body| MetricsBody {
+        inner: Box::pin(body),
+        status,
+        record: Some(record),
+    })
+}
+
+/// A response body that records the call's duration and status when its trailers
+/// (or its end, or its drop) arrive.
+pub struct MetricsBody<B> {
+    inner: Pin<Box<B>>,
+    /// `grpc-status` seen so far (trailers-only responses carry it in the headers).
+    status: Option<Code>,
+    record: Option<Record>,
+}
+
+impl<B> fmt::Debug for MetricsBody<B> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MetricsBody")
+            .field("status", &self.status)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<B> MetricsBody<B> {
+    fn finish(&mut self, otherwise: Code) {
+        if let Some(record) = self.record.take() {
+            record(self.status.unwrap_or(otherwise));
+        }
+    }
+}
+
+impl<B> Drop for MetricsBody<B> {
+    fn drop(&mut self) {
+        // Dropped before its status: the call was given up (e.g. the peer reset it).
+        self.finish(Code::Cancelled);
+    }
+}
+
+impl<B: Body> Body for MetricsBody<B> {
+    type Data = B::Data;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<B::Data>, B::Error>>> {
+        let this = &mut *self;
+        let polled = this.inner.as_mut().poll_frame(cx);
+        match &polled {
+            Poll::Ready(Some(Ok(frame))) => {
+                if let Some(trailers) = frame.trailers_ref() {
+                    if let Some(code) = grpc_status(trailers) {
+                        this.status = Some(code);
+                    }
+                    this.finish(Code::Unknown);
+                }
+            }
+            Poll::Ready(Some(Err(_))) => this.finish(Code::Unknown),
+            Poll::Ready(None) => this.finish(Code::Unknown),
+            Poll::Pending => {}
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The channel's A66 call metrics, registered once, shared by every clone.
+#[derive(Clone, Debug)]
+pub struct ChannelMetrics {
+    started: Family<ClientStarted, Counter>,
+    duration: HistogramFamily<ClientDuration>,
+}
+
+impl ChannelMetrics {
+    /// Registers `grpc_client_call_started` and `grpc_client_call_duration_seconds`
+    /// into `registry`.
+    pub fn register(registry: &mut Registry) -> Self {
+        let started = Family::default();
+        let duration = HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
+        registry.register(
+            "grpc_client_call_started",
+            "Calls started by the client, before any attempt (steadfast's client-side counterpart of A66 grpc.client.attempt.started, per call)",
+            started.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_client_call_duration",
+            "From the call's start to its status, across every attempt, per method, target, status and deadline budget (A66 grpc.client.call.duration)",
+            Unit::Seconds,
+            duration.clone(),
+        );
+        Self { started, duration }
+    }
+
+    /// `channel` measured by these metrics, its calls labelled `grpc_target=target`
+    /// (A66: the target the channel was created with, e.g. `dns:///svc:443`).
+    pub fn wrap(&self, channel: Channel, target: impl Into<String>) -> MetricsChannel {
+        MetricsChannel {
+            inner: channel,
+            target: target.into(),
+            metrics: self.clone(),
+        }
+    }
+}
+
+/// A [`Channel`] measured by [`ChannelMetrics`]; give it to a generated client as
+/// the channel itself.
+#[derive(Clone, Debug)]
+pub struct MetricsChannel {
+    inner: Channel,
+    target: String,
+    metrics: ChannelMetrics,
+}
+
+impl MetricsChannel {
+    /// The channel measured.
+    pub fn channel(&self) -> &Channel {
+        &self.inner
+    }
+}
+
+impl tower_service::Service<Request<tonic::body::Body>> for MetricsChannel {
+    type Response = Response<MetricsBody<crate::ResponseBody>>;
+    type Error = Status;
+    type Future = BoxFuture<Result<Self::Response, Status>>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Status>> {
+        tower_service::Service::poll_ready(&mut self.inner, cx)
+    }
+
+    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+        let start = Instant::now();
+        let grpc_method = method_of(&request);
+        // The budget as the channel computes it, less the service config's
+        // per-method timeouts (not visible from here).
+        let mut deadlines: Vec<Instant> = Vec::with_capacity(4);
+        if let Some(t) = request
+            .headers()
+            .get(timeout::GRPC_TIMEOUT)
+            .and_then(|v| timeout::parse(v.as_bytes()).ok())
+        {
+            deadlines.push(start + t);
+        }
+        if let Some(d) = request.extensions().get::<steadfast::Deadline>() {
+            deadlines.push(Instant::from_std(d.0));
+        }
+        if let Some(t) = self.inner.default_timeout() {
+            deadlines.push(start + t);
+        }
+        // Read here, synchronously, as the channel does: `call` runs inside the
+        // handler's task.
+        if let Some(d) = crate::deadline::current() {
+            deadlines.push(d);
+        }
+        let budget = deadlines
+            .into_iter()
+            .min()
+            .map(|d| d.saturating_duration_since(start));
+        self.metrics
+            .started
+            .get_or_create(&ClientStarted {
+                grpc_method: grpc_method.clone(),
+                grpc_target: self.target.clone(),
+            })
+            .inc();
+        let duration = self.metrics.duration.clone();
+        let target = self.target.clone();
+        let record = move |status: Code| {
+            duration
+                .get_or_create(&ClientDuration {
+                    grpc_method,
+                    grpc_target: target,
+                    grpc_status: status_name(status),
+                    deadline_budget: deadline_budget(budget),
+                })
+                .observe(start.elapsed().as_secs_f64());
+        };
+        let future = tower_service::Service::call(&mut self.inner, request);
+        Box::pin(async move {
+            match future.await {
+                Ok(response) => Ok(measured(response, Box::new(record))),
+                Err(status) => {
+                    record(status.code());
+                    Err(status)
+                }
+            }
+        })
+    }
+}
+
+fn counter(encoder: &mut DescriptorEncoder<'_>, name: &str, help: &str, value: u64) -> fmt::Result {
+    let metric = ConstCounter::new(value);
+    metric.encode(encoder.encode_descriptor(name, help, None, metric.metric_type())?)
+}
+
+fn labelled<L: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    name: &str,
+    help: &str,
+    values: &[(L, u64)],
+) -> fmt::Result {
+    let mut family = encoder.encode_descriptor(
+        name,
+        help,
+        None,
+        prometheus_client::metrics::MetricType::Counter,
+    )?;
+    for (labels, value) in values {
+        ConstCounter::new(*value).encode(family.encode_family(labels)?)?;
+    }
+    Ok(())
+}
+
+/// Registers a collector of a [`steadfast::Server`]'s counters, read at scrape time:
+/// `steadfast_server_requests_accepted_total`, `steadfast_server_requests_shed_total`
+/// (refused with REFUSED_STREAM by load shedding) and the gauge
+/// `steadfast_server_requests_in_flight`.
+pub fn register_server_stats(registry: &mut Registry, stats: steadfast::server::StatsHandle) {
+    registry.register_collector(Box::new(ServerStats(stats)));
+}
+
+#[derive(Debug)]
+struct ServerStats(steadfast::server::StatsHandle);
+
+impl Collector for ServerStats {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let stats = self.0.get();
+        counter(
+            &mut encoder,
+            "steadfast_server_requests_accepted",
+            "Requests handed to the service",
+            stats.accepted,
+        )?;
+        counter(
+            &mut encoder,
+            "steadfast_server_requests_shed",
+            "Requests refused with REFUSED_STREAM by load shedding (max in flight reached)",
+            stats.refused,
+        )?;
+        let gauge = ConstGauge::new(i64::try_from(stats.in_flight).unwrap_or(i64::MAX));
+        gauge.encode(encoder.encode_descriptor(
+            "steadfast_server_requests_in_flight",
+            "Requests in the service now",
+            None,
+            gauge.metric_type(),
+        )?)
+    }
+}
+
+/// Registers a collector of a [`Channel`]'s counters, read at scrape time, each
+/// labelled `grpc_target=target`: transparent retries by cause, failures by fate,
+/// connections, and the service config's retries and hedges (gRFC A6).
+pub fn register_channel_stats(
+    registry: &mut Registry,
+    channel: &Channel,
+    target: impl Into<String>,
+) {
+    registry.register_collector(Box::new(ChannelStats {
+        channel: channel.clone(),
+        target: Arc::from(target.into()),
+    }));
+}
+
+#[derive(Debug)]
+struct ChannelStats {
+    channel: Channel,
+    target: Arc<str>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetLabel {
+    grpc_target: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CauseLabel {
+    grpc_target: String,
+    cause: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FateLabel {
+    grpc_target: String,
+    fate: &'static str,
+}
+
+impl Collector for ChannelStats {
+    fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
+        let s = self.channel.client().stats();
+        let r = self.channel.retry_stats();
+        let target = || self.target.to_string();
+        let cause = |cause, v| {
+            (
+                CauseLabel {
+                    grpc_target: target(),
+                    cause,
+                },
+                v,
+            )
+        };
+        labelled(
+            &mut encoder,
+            "steadfast_client_transparent_retries",
+            "Requests retried transparently, by cause: never sent, above a GOAWAY's last-stream-id, reset with REFUSED_STREAM, idempotent and maybe processed",
+            &[
+                cause("not_sent", s.retries_not_sent),
+                cause("refused_goaway", s.retries_refused_goaway),
+                cause("refused_stream", s.retries_refused_stream),
+                cause("maybe_processed", s.retries_maybe_processed),
+            ],
+        )?;
+        let fate = |fate, v| {
+            (
+                FateLabel {
+                    grpc_target: target(),
+                    fate,
+                },
+                v,
+            )
+        };
+        labelled(
+            &mut encoder,
+            "steadfast_client_failures",
+            "Requests that failed, by fate: not_sent, refused, maybe_processed, processed, none (local errors)",
+            &[
+                fate("not_sent", s.failed_not_sent),
+                fate("refused", s.failed_refused),
+                fate("maybe_processed", s.failed_maybe_processed),
+                fate("processed", s.failed_processed),
+                fate("none", s.failed_other),
+            ],
+        )?;
+        let plain: [(&str, &str, u64); 7] = [
+            (
+                "steadfast_client_requests",
+                "Requests handed to the HTTP/2 client",
+                s.requests,
+            ),
+            (
+                "steadfast_client_connections_opened",
+                "Connections established",
+                s.connects,
+            ),
+            (
+                "steadfast_client_connect_failures",
+                "Connection attempts that failed",
+                s.connect_failures,
+            ),
+            (
+                "steadfast_grpc_retries",
+                "Attempts after the first made by a retry policy (gRFC A6)",
+                r.retries,
+            ),
+            (
+                "steadfast_grpc_hedges",
+                "Copies after the first sent by a hedging policy (gRFC A6)",
+                r.hedges,
+            ),
+            (
+                "steadfast_grpc_retries_throttled",
+                "Retries or hedges not made because of the retry throttle",
+                r.throttled,
+            ),
+            (
+                "steadfast_grpc_retries_out_of_time",
+                "Retries not made because the next attempt could not start before the deadline",
+                r.out_of_time,
+            ),
+        ];
+        for (name, help, value) in plain {
+            labelled(
+                &mut encoder,
+                name,
+                help,
+                &[(
+                    TargetLabel {
+                        grpc_target: target(),
+                    },
+                    value,
+                )],
+            )?;
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,415 @@
+//! The Prometheus metrics of a Server and a Channel after a known workload, read back
+//! through the official Python client's OpenMetrics parser (tests/parse_metrics.py).
+
+mod common;
+
+use std::io::Write;
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+use common::{bounded, echo, EchoService};
+use prometheus_client::registry::Registry;
+use serde_json::Value;
+use steadfast_grpc::metrics::{self, ChannelMetrics, ServerMetrics};
+use steadfast_grpc::{Channel, Server};
+use steadfast_grpc_example::echo::echo_client::EchoClient;
+use steadfast_grpc_example::echo::echo_server::EchoServer;
+use steadfast_grpc_example::echo::EchoRequest;
+use tonic::Code;
+
+const UNARY: &str = "steadfast.test.Echo/Unary";
+
+/// Every sample of `registry`'s exposition, as parsed by Python's prometheus_client.
+fn scrape(registry: &Registry) -> Vec<Value> {
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+    parse(&text)
+}
+
+fn parse(text: &str) -> Vec<Value> {
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parse_metrics.py");
+    let mut child = Command::new("python3")
+        .arg(script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("python3 runs");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser rejected the exposition: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice::<Value>(&out.stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The value of the sample `name` whose labels include `labels` (exactly one must).
+fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
+    let found: Vec<&Value> = samples
+        .iter()
+        .filter(|s| s["name"] == name)
+        .filter(|s| labels.iter().all(|(k, v)| s["labels"][*k] == *v))
+        .collect();
+    assert_eq!(
+        found.len(),
+        1,
+        "one sample {name} {labels:?} in {samples:#?}"
+    );
+    found[0]["value"].as_f64().unwrap()
+}
+
+/// The type the parser gave the family `family`.
+fn family_type(samples: &[Value], family: &str) -> String {
+    samples
+        .iter()
+        .find(|s| s["family"] == family)
+        .unwrap_or_else(|| panic!("a family {family}"))["type"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}
+
+/// Scrapes until `done` holds for the samples (the server records a call when its
+/// body ends, which may be just after the client saw the status), at most 5 s.
+async fn scrape_until(registry: &Registry, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let samples = scrape(registry);
+        if done(&samples) || tokio::time::Instant::now() > until {
+            return samples;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn failing(message: &str, code: Code) -> EchoRequest {
+    EchoRequest {
+        fail_code: code as i32,
+        ..echo(message)
+    }
+}
+
+fn with_timeout(request: EchoRequest, timeout: Duration) -> tonic::Request<EchoRequest> {
+    let mut request = tonic::Request::new(request);
+    request.set_timeout(timeout);
+    request
+}
+
+fn channel(url: &str) -> Channel {
+    Channel::builder(url)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .build()
+}
+
+#[tokio::test]
+async fn the_server_layer_counts_calls_by_method_status_and_deadline_budget() {
+    let mut registry = Registry::default();
+    let (service, _events) = EchoService::new();
+    let grpc = Server::builder()
+        .add_service(EchoServer::new(service))
+        .into_service();
+    assert_eq!(grpc.service_names(), Some(&["steadfast.test.Echo"][..]));
+    let layer = ServerMetrics::register(&mut registry).known_services(&["steadfast.test.Echo"]);
+    let measured = tower::ServiceBuilder::new().layer(layer).service(grpc);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = steadfast::Server::new(steadfast::ServerConfig::default());
+    metrics::register_server_stats(&mut registry, server.stats_handle());
+    let shutdown = server.shutdown_handle();
+    tokio::spawn(server.serve(listener, measured));
+
+    let mut client = EchoClient::new(channel(&url));
+    for i in 0..3 {
+        bounded(client.unary(echo(&format!("ok {i}"))))
+            .await
+            .unwrap();
+    }
+    for i in 0..2 {
+        let status = bounded(client.unary(failing(&format!("nf {i}"), Code::NotFound)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::NotFound);
+    }
+    // 500 ms: the "<1s" budget; 30 s: ">=10s"; 50 ms failing: "<100ms".
+    bounded(client.unary(with_timeout(
+        echo("half a second"),
+        Duration::from_millis(500),
+    )))
+    .await
+    .unwrap();
+    bounded(client.unary(with_timeout(echo("thirty"), Duration::from_secs(30))))
+        .await
+        .unwrap();
+    let status = bounded(client.unary(with_timeout(
+        failing("short", Code::PermissionDenied),
+        Duration::from_millis(50),
+    )))
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    // Two made-up methods: both counted as `other`, not as series of their own.
+    for path in ["/no.Such/Method", "/steadfast.test.Echo2/Unary"] {
+        let mut grpc = tonic::client::Grpc::new(channel(&url));
+        bounded(grpc.ready()).await.unwrap();
+        let codec = tonic_prost::ProstCodec::<EchoRequest, EchoRequest>::default();
+        let path = http::uri::PathAndQuery::from_static(path);
+        let status = bounded(grpc.unary(tonic::Request::new(echo("?")), path, codec))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented);
+    }
+
+    let count = "grpc_server_call_duration_seconds_count";
+    let samples = scrape_until(&registry, |s| {
+        s.iter()
+            .filter(|s| s["name"] == count)
+            .map(|s| s["value"].as_f64().unwrap())
+            .sum::<f64>()
+            == 10.0
+    })
+    .await;
+    assert_eq!(family_type(&samples, "grpc_server_call_started"), "counter");
+    assert_eq!(
+        family_type(&samples, "grpc_server_call_duration_seconds"),
+        "histogram"
+    );
+    let method = ("grpc_method", UNARY);
+    assert_eq!(
+        value(&samples, "grpc_server_call_started_total", &[method]),
+        8.0
+    );
+    let duration = |status, budget| {
+        value(
+            &samples,
+            count,
+            &[method, ("grpc_status", status), ("deadline_budget", budget)],
+        )
+    };
+    assert_eq!(duration("OK", "none"), 3.0);
+    assert_eq!(duration("NOT_FOUND", "none"), 2.0);
+    assert_eq!(duration("OK", "<1s"), 1.0);
+    assert_eq!(duration("OK", ">=10s"), 1.0);
+    assert_eq!(duration("PERMISSION_DENIED", "<100ms"), 1.0);
+    let other = [
+        ("grpc_method", "other"),
+        ("grpc_status", "UNIMPLEMENTED"),
+        ("deadline_budget", "none"),
+    ];
+    assert_eq!(value(&samples, count, &other), 2.0);
+    assert_eq!(
+        value(
+            &samples,
+            "grpc_server_call_started_total",
+            &[("grpc_method", "other")]
+        ),
+        2.0
+    );
+    // No other series: exactly those six.
+    assert_eq!(samples.iter().filter(|s| s["name"] == count).count(), 6);
+    // The +Inf bucket holds every call of its series, and the sum is a duration.
+    assert_eq!(
+        value(
+            &samples,
+            "grpc_server_call_duration_seconds_bucket",
+            &[
+                method,
+                ("grpc_status", "OK"),
+                ("deadline_budget", "none"),
+                ("le", "+Inf")
+            ]
+        ),
+        3.0
+    );
+    let sum = value(
+        &samples,
+        "grpc_server_call_duration_seconds_sum",
+        &[method, ("grpc_status", "OK"), ("deadline_budget", "none")],
+    );
+    assert!(sum > 0.0 && sum < 10.0, "{sum}");
+    // steadfast's own, read from the server's StatsHandle at scrape time.
+    assert_eq!(
+        value(&samples, "steadfast_server_requests_accepted_total", &[]),
+        10.0
+    );
+    assert_eq!(
+        value(&samples, "steadfast_server_requests_shed_total", &[]),
+        0.0
+    );
+    assert_eq!(
+        family_type(&samples, "steadfast_server_requests_in_flight"),
+        "gauge"
+    );
+    shutdown.abort();
+}
+
+#[tokio::test]
+async fn the_channel_wrapper_counts_calls_by_method_target_status_and_deadline_budget() {
+    let server = common::serve_echo().await;
+    let url = server.url();
+    let mut registry = Registry::default();
+    let metrics = ChannelMetrics::register(&mut registry);
+    let channel = channel(&url);
+    metrics::register_channel_stats(&mut registry, &channel, &url);
+    let mut client = EchoClient::new(metrics.wrap(channel.clone(), &url));
+
+    for i in 0..4 {
+        bounded(client.unary(echo(&format!("ok {i}"))))
+            .await
+            .unwrap();
+    }
+    for i in 0..3 {
+        let status = bounded(client.unary(failing(&format!("ua {i}"), Code::Unavailable)))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unavailable);
+    }
+    bounded(client.unary(with_timeout(echo("five"), Duration::from_secs(5))))
+        .await
+        .unwrap();
+    // Sleeps past its 50 ms deadline.
+    let slow = EchoRequest {
+        sleep_ms: 2_000,
+        ..echo("slow")
+    };
+    let status = bounded(client.unary(with_timeout(slow, Duration::from_millis(50))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    // A server-streaming call: measured to its trailers.
+    let stream = EchoRequest {
+        count: 3,
+        ..echo("stream")
+    };
+    let mut replies = bounded(client.server_stream(stream))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut n = 0;
+    while let Some(reply) = bounded(replies.message()).await.unwrap() {
+        assert!(reply.message.starts_with("stream"));
+        n += 1;
+    }
+    assert_eq!(n, 3);
+
+    let samples = scrape(&registry);
+    let method = ("grpc_method", UNARY);
+    let target = ("grpc_target", url.as_str());
+    assert_eq!(family_type(&samples, "grpc_client_call_started"), "counter");
+    assert_eq!(
+        value(
+            &samples,
+            "grpc_client_call_started_total",
+            &[method, target]
+        ),
+        9.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "grpc_client_call_started_total",
+            &[("grpc_method", "steadfast.test.Echo/ServerStream"), target]
+        ),
+        1.0
+    );
+    let count = "grpc_client_call_duration_seconds_count";
+    let duration = |m: &str, status, budget| {
+        value(
+            &samples,
+            count,
+            &[
+                ("grpc_method", m),
+                target,
+                ("grpc_status", status),
+                ("deadline_budget", budget),
+            ],
+        )
+    };
+    assert_eq!(duration(UNARY, "OK", "none"), 4.0);
+    assert_eq!(duration(UNARY, "UNAVAILABLE", "none"), 3.0);
+    assert_eq!(duration(UNARY, "OK", "<10s"), 1.0);
+    assert_eq!(duration(UNARY, "DEADLINE_EXCEEDED", "<100ms"), 1.0);
+    assert_eq!(
+        duration("steadfast.test.Echo/ServerStream", "OK", "none"),
+        1.0
+    );
+    assert_eq!(samples.iter().filter(|s| s["name"] == count).count(), 5);
+    // The deadline-exceeded call took about its budget, not the server's 2 s sleep.
+    let sum = value(
+        &samples,
+        "grpc_client_call_duration_seconds_sum",
+        &[
+            method,
+            target,
+            ("grpc_status", "DEADLINE_EXCEEDED"),
+            ("deadline_budget", "<100ms"),
+        ],
+    );
+    assert!((0.04..1.0).contains(&sum), "{sum}");
+
+    // steadfast's own, equal to the channel's counters.
+    let stats = channel.client().stats();
+    assert_eq!(
+        family_type(&samples, "steadfast_client_transparent_retries"),
+        "counter"
+    );
+    for (cause, v) in [
+        ("not_sent", stats.retries_not_sent),
+        ("refused_goaway", stats.retries_refused_goaway),
+        ("refused_stream", stats.retries_refused_stream),
+        ("maybe_processed", stats.retries_maybe_processed),
+    ] {
+        assert_eq!(
+            value(
+                &samples,
+                "steadfast_client_transparent_retries_total",
+                &[target, ("cause", cause)]
+            ),
+            v as f64
+        );
+    }
+    for (fate, v) in [
+        ("not_sent", stats.failed_not_sent),
+        ("refused", stats.failed_refused),
+        ("maybe_processed", stats.failed_maybe_processed),
+        ("processed", stats.failed_processed),
+        ("none", stats.failed_other),
+    ] {
+        assert_eq!(
+            value(
+                &samples,
+                "steadfast_client_failures_total",
+                &[target, ("fate", fate)]
+            ),
+            v as f64
+        );
+    }
+    assert_eq!(
+        value(&samples, "steadfast_client_requests_total", &[target]),
+        10.0
+    );
+    assert_eq!(
+        value(
+            &samples,
+            "steadfast_client_connections_opened_total",
+            &[target]
+        ),
+        1.0
+    );
+    assert_eq!(
+        value(&samples, "steadfast_grpc_retries_total", &[target]),
+        0.0
+    );
+    drop(server);
+}
