@@ -260,3 +260,71 @@ fn client_streaming_takes_one_json_object_per_message_and_a_service_config_appli
     ]);
     assert_eq!(code, 2, "an invalid service config is a usage error");
 }
+
+#[test]
+fn connection_level_faults_get_their_own_diagnosis() {
+    // A name that does not resolve (RFC 6761 `.invalid`).
+    let (code, v) = diagnosis(&["--plaintext", "nonexistent.invalid:443", "list"]);
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["layer"], "name resolution", "{v}");
+    assert_eq!(v["fate"], "never sent");
+
+    // A port that speaks HTTP/1.1 (Python's http.server).
+    let port = free_port();
+    let mut command = std::process::Command::new("python3");
+    command.args([
+        "-m",
+        "http.server",
+        &port.to_string(),
+        "--bind",
+        "127.0.0.1",
+    ]);
+    let (_http, _lines) = spawn_reporting(command, "python3 -m http.server");
+    wait_listening(([127, 0, 0, 1], port).into());
+    let (code, v) = diagnosis(&["--plaintext", &format!("127.0.0.1:{port}"), "list"]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["layer"], "HTTP/2 connection", "{v}");
+    assert!(
+        v["message"]
+            .as_str()
+            .unwrap()
+            .contains("first bytes are not HTTP/2"),
+        "{v}"
+    );
+    assert_eq!(v["retry_safe"], true);
+
+    // GOAWAY ENHANCE_YOUR_CALM too_many_pings: the advice is about keepalive.
+    let (_server, addr, _r) = fault_server(&["goaway", "0xb", "too_many_pings"]);
+    let (code, v) = diagnosis(&["--plaintext", &addr.to_string(), "list"]);
+    assert_eq!(code, 4, "{v}");
+    assert!(
+        v["goaway"].as_str().unwrap().contains("ENHANCE_YOUR_CALM"),
+        "{v}"
+    );
+    assert!(v["advice"].as_str().unwrap().contains("keepalive"), "{v}");
+
+    // A drain (GOAWAY NO_ERROR max_age, last_stream_id 0): refused, never processed.
+    let (_server, addr, _r) = fault_server(&["drain"]);
+    let (code, v) = diagnosis(&["--plaintext", &addr.to_string(), "list"]);
+    assert_eq!(code, 4, "{v}");
+    assert!(v["fate"].as_str().unwrap().starts_with("refused"), "{v}");
+    assert_eq!(v["retry_safe"], true, "{v}");
+    assert!(v["advice"].as_str().unwrap().contains("draining"), "{v}");
+
+    // A server that never answers: the deadline, raised here, with its budget.
+    let (_server, addr, _r) = fault_server(&["silent"]);
+    let (code, v) = diagnosis(&[
+        "--plaintext",
+        "--deadline",
+        "300ms",
+        &addr.to_string(),
+        "list",
+    ]);
+    assert_eq!(code, 14, "{v}");
+    assert_eq!(v["code"], "DeadlineExceeded", "{v}");
+    assert!(
+        v["message"].as_str().unwrap().contains("budget of 300ms"),
+        "{v}"
+    );
+    assert_eq!(v["retry_safe"], false, "{v}");
+}

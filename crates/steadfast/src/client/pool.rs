@@ -707,13 +707,18 @@ impl Client {
             .resolver
             .resolve(&host, port)
             .await
-            .map_err(|e| Error::new(Kind::Connect(e)).context(format!("resolving {host}")))?;
+            .map_err(|source| {
+                Error::new(Kind::Resolve {
+                    host: host.clone(),
+                    source,
+                })
+            })?;
         if addrs.is_empty() {
             counters.connect_failures.fetch_add(1, Ordering::Relaxed);
-            return Err(
-                Error::new(Kind::Connect(std::io::Error::other("no addresses")))
-                    .context(format!("resolving {host}")),
-            );
+            return Err(Error::new(Kind::Resolve {
+                host: host.clone(),
+                source: std::io::Error::other("no addresses"),
+            }));
         }
         let mut config = self.inner.config.connection.clone();
         // gRPC connection backoff: an attempt gets max(MIN_CONNECT_TIMEOUT, backoff).
