@@ -38,6 +38,9 @@ pub(crate) struct Args {
     /// Print the result, or the diagnosis, as one JSON object.
     #[arg(long)]
     json: bool,
+    /// Show the response's headers and trailers (on stderr).
+    #[arg(short = 'v', long)]
+    verbose: bool,
     /// A gRPC service config (a file, or the JSON itself) for the call: timeouts,
     /// retryPolicy, hedgingPolicy. Each attempt shows with RUST_LOG=steadfast_grpc=debug.
     #[arg(long)]
@@ -452,14 +455,26 @@ async fn invoke(
         let (name, value) = header
             .split_once(':')
             .ok_or_else(|| Failure::Usage(format!("-H {header:?}: expected `name: value`")))?;
-        let name =
-            tonic::metadata::MetadataKey::from_bytes(name.trim().to_ascii_lowercase().as_bytes())
-                .map_err(|e| Failure::Usage(format!("-H {header:?}: {e}")))?;
-        let value = value
-            .trim()
-            .parse()
-            .map_err(|e| Failure::Usage(format!("-H {header:?}: {e}")))?;
-        request.metadata_mut().insert(name, value);
+        let name = name.trim().to_ascii_lowercase();
+        let bad = |e: &dyn std::fmt::Display| Failure::Usage(format!("-H {header:?}: {e}"));
+        if name.ends_with("-bin") {
+            // Binary metadata: the value is given in base64, as on the wire.
+            use base64::Engine as _;
+            let bytes = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(value.trim().trim_end_matches('='))
+                .map_err(|e| bad(&e))?;
+            let key = tonic::metadata::BinaryMetadataKey::from_bytes(name.as_bytes())
+                .map_err(|e| bad(&e))?;
+            request.metadata_mut().insert_bin(
+                key,
+                tonic::metadata::BinaryMetadataValue::from_bytes(&bytes),
+            );
+        } else {
+            let key =
+                tonic::metadata::MetadataKey::from_bytes(name.as_bytes()).map_err(|e| bad(&e))?;
+            let value = value.trim().parse().map_err(|e| bad(&e))?;
+            request.metadata_mut().insert(key, value);
+        }
     }
     let path: http::uri::PathAndQuery = format!("/{service}/{method}")
         .parse()
@@ -474,10 +489,15 @@ async fn invoke(
     if m.is_client_streaming() {
         let request =
             tonic::Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
-        let mut stream = grpc.streaming(request, path, codec).await?.into_inner();
+        let response = grpc.streaming(request, path, codec).await?;
+        show("header", args.verbose, response.metadata());
+        let mut stream = response.into_inner();
         let mut lines = Vec::new();
         while let Some(reply) = stream.message().await? {
             lines.push(to_json(&reply));
+        }
+        if let Some(trailers) = stream.trailers().await? {
+            show("trailer", args.verbose, &trailers);
         }
         return Ok(lines);
     }
@@ -486,18 +506,35 @@ async fn invoke(
         .unwrap_or_else(|| DynamicMessage::new(m.input()));
     let request = tonic::Request::from_parts(metadata, extensions, message);
     if m.is_server_streaming() {
-        let mut stream = grpc
-            .server_streaming(request, path, codec)
-            .await?
-            .into_inner();
+        let response = grpc.server_streaming(request, path, codec).await?;
+        show("header", args.verbose, response.metadata());
+        let mut stream = response.into_inner();
         let mut lines = Vec::new();
         while let Some(reply) = stream.message().await? {
             lines.push(to_json(&reply));
         }
+        if let Some(trailers) = stream.trailers().await? {
+            show("trailer", args.verbose, &trailers);
+        }
         Ok(lines)
     } else {
         let reply = grpc.unary(request, path, codec).await?;
+        // tonic merges a unary call's trailers into its metadata.
+        show("header/trailer", args.verbose, reply.metadata());
         Ok(vec![to_json(reply.get_ref())])
+    }
+}
+
+/// With `-v`, prints metadata as `< kind name: value` lines on stderr.
+fn show(kind: &str, verbose: bool, metadata: &tonic::metadata::MetadataMap) {
+    if !verbose {
+        return;
+    }
+    for (name, value) in metadata.clone().into_headers().iter() {
+        eprintln!(
+            "< {kind} {name}: {}",
+            String::from_utf8_lossy(value.as_bytes())
+        );
     }
 }
 

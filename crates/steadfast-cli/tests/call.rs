@@ -328,3 +328,37 @@ fn connection_level_faults_get_their_own_diagnosis() {
     );
     assert_eq!(v["retry_safe"], false, "{v}");
 }
+
+#[test]
+fn verbose_shows_headers_and_trailers_and_bin_metadata_goes_as_base64() {
+    let (_server, addr) = steadfast_serve(&[]);
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "-v",
+            "--plaintext",
+            "-H",
+            "x-grpc-test-echo-initial: hello",
+            "-H",
+            "x-grpc-test-echo-trailing-bin: AAEC",
+            "-d",
+            r#"{"responseParameters": [{"size": 1}]}"#,
+            &addr.to_string(),
+            "grpc.testing.TestService/StreamingOutputCall",
+        ],
+        LIMIT,
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    // TestService echoes these two (grpc's interop custom_metadata case).
+    assert!(
+        err.contains("< header x-grpc-test-echo-initial: hello"),
+        "{err}"
+    );
+    assert!(
+        err.contains("< trailer x-grpc-test-echo-trailing-bin: AAEC"),
+        "{err}"
+    );
+    assert!(err.contains("< trailer grpc-status: 0"), "{err}");
+}
