@@ -52,7 +52,7 @@ struct Shared {
     throttle: Option<Arc<retry::Throttle>>,
     retry_counters: Arc<retry::Counters>,
     /// What is left of the channel's buffer for replaying request bodies.
-    replay_buffer: Arc<std::sync::atomic::AtomicUsize>,
+    replay_buffer: Arc<steadfast::client::ByteBudget>,
     /// Calls without a method config saying otherwise wait for a connection.
     wait_for_ready: bool,
     /// `scheme://authority` of the target, given to path-only request URIs.
@@ -415,7 +415,7 @@ impl ChannelBuilder {
                 service_config: self.service_config.map(Arc::new),
                 throttle,
                 retry_counters: Arc::default(),
-                replay_buffer: Arc::new(std::sync::atomic::AtomicUsize::new(retry::CHANNEL_BUFFER)),
+                replay_buffer: Arc::new(steadfast::client::ByteBudget::new(retry::CHANNEL_BUFFER)),
                 wait_for_ready: self.wait_for_ready,
                 scheme,
                 authority: self.authority,

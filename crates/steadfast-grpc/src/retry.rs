@@ -17,7 +17,7 @@
 //! - DEADLINE_EXCEEDED of the call itself: final.
 
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll, Wake, Waker};
 use std::time::Duration;
@@ -25,7 +25,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body::{Body, Frame};
-use steadfast::client::SplitMix64;
+use steadfast::client::{ByteBudget, SplitMix64};
 use steadfast::RecvBody;
 use tokio::time::Instant;
 use tonic::{Code, Status};
@@ -140,7 +140,7 @@ pub(crate) struct CallContext<'a> {
     pub(crate) client: &'a steadfast::Client,
     pub(crate) throttle: Option<&'a Arc<Throttle>>,
     pub(crate) counters: &'a Arc<Counters>,
-    pub(crate) buffer: &'a Arc<AtomicUsize>,
+    pub(crate) buffer: &'a Arc<ByteBudget>,
     pub(crate) deadline: Option<Instant>,
     /// Maps a failure below gRPC (deadline ones included) to the call's status.
     pub(crate) failure: &'a (dyn Fn(steadfast::Error) -> Status + Sync),
@@ -456,14 +456,14 @@ struct TeeState {
     recorded: usize,
     overflowed: bool,
     /// The channel-wide buffer this call holds a share of.
-    pool: Arc<AtomicUsize>,
+    pool: Arc<ByteBudget>,
     reserved: usize,
     waiting: Arc<WakeAll>,
 }
 
 impl Drop for TeeState {
     fn drop(&mut self) {
-        self.pool.fetch_add(self.reserved, Ordering::AcqRel);
+        self.pool.give_back(self.reserved);
     }
 }
 
@@ -471,7 +471,7 @@ struct Tee;
 
 impl Tee {
     #[allow(clippy::new_ret_no_self)]
-    fn new(body: tonic::body::Body, pool: Arc<AtomicUsize>) -> Arc<Mutex<TeeState>> {
+    fn new(body: tonic::body::Body, pool: Arc<ByteBudget>) -> Arc<Mutex<TeeState>> {
         Arc::new(Mutex::new(TeeState {
             source: Some(body),
             frames: Vec::new(),
@@ -496,34 +496,18 @@ impl TeeState {
     /// Takes `len` more bytes from the channel's buffer; false when there is no room
     /// (for this call or the channel).
     fn reserve(&mut self, len: usize) -> bool {
-        if self.recorded + len > CALL_BUFFER {
+        if self.recorded + len > CALL_BUFFER || !self.pool.try_take(len) {
             return false;
         }
-        let mut current = self.pool.load(Ordering::Acquire);
-        loop {
-            if current < len {
-                return false;
-            }
-            match self.pool.compare_exchange_weak(
-                current,
-                current - len,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.reserved += len;
-                    return true;
-                }
-                Err(now) => current = now,
-            }
-        }
+        self.reserved += len;
+        true
     }
 
     fn overflow(&mut self) {
         self.overflowed = true;
         self.base += self.frames.len();
         self.frames = Vec::new();
-        self.pool.fetch_add(self.reserved, Ordering::AcqRel);
+        self.pool.give_back(self.reserved);
         self.reserved = 0;
     }
 }

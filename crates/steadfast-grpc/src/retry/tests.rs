@@ -27,10 +27,10 @@ fn data(p: Poll<Option<Result<Frame<Bytes>, Status>>>) -> Bytes {
 type Sender = tokio::sync::mpsc::Sender<Result<Frame<Bytes>, Status>>;
 
 /// A tee over an application body fed through a channel.
-fn new_tee(pool: usize) -> (Arc<Mutex<TeeState>>, Sender, Arc<AtomicUsize>) {
+fn new_tee(pool: usize) -> (Arc<Mutex<TeeState>>, Sender, Arc<ByteBudget>) {
     let (tx, rx) = tokio::sync::mpsc::channel(8);
     let body = http_body_util::StreamBody::new(tokio_stream::wrappers::ReceiverStream::new(rx));
-    let pool = Arc::new(AtomicUsize::new(pool));
+    let pool = Arc::new(ByteBudget::new(pool));
     (
         Tee::new(tonic::body::Body::new(body), pool.clone()),
         tx,
@@ -65,10 +65,10 @@ fn a_later_attempt_replays_what_the_first_sent_and_both_wait_for_more() {
     assert!(matches!(poll(&mut first, &wa), Poll::Ready(None)));
     assert!(matches!(poll(&mut second, &wb), Poll::Ready(None)));
     assert!(first.is_end_stream() && second.is_end_stream());
-    assert_eq!(pool.load(Ordering::SeqCst), CHANNEL_BUFFER - 6);
+    assert_eq!(pool.available(), CHANNEL_BUFFER - 6);
     drop((first, second, tee));
     // The call's share of the channel's buffer comes back with it.
-    assert_eq!(pool.load(Ordering::SeqCst), CHANNEL_BUFFER);
+    assert_eq!(pool.available(), CHANNEL_BUFFER);
 }
 
 #[test]
@@ -86,7 +86,7 @@ fn outgrowing_the_buffer_commits_the_call_to_the_attempt_at_the_front() {
     assert!(!tee_overflowed(&tee));
     assert_eq!(data(poll(&mut front, &w)), "defg");
     assert!(tee_overflowed(&tee), "no more attempts may start");
-    assert_eq!(pool.load(Ordering::SeqCst), 4, "the record is dropped");
+    assert_eq!(pool.available(), 4, "the record is dropped");
     // The attempt behind cannot replay what is gone.
     assert!(matches!(poll(&mut behind, &w), Poll::Ready(Some(Err(_)))));
     // The front one carries on unbuffered.

@@ -24,4 +24,5 @@ pub use self::balance::{
 pub use self::pool::{
     Client, ClientStats, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy, TimeoutHeader,
 };
+pub use self::replay::ByteBudget;
 pub use self::resolve::{DnsResolver, Resolve, StaticResolver};

@@ -16,7 +16,7 @@
 //! retry replays it; a body that overflows the buffer ends the request's retryability.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -223,7 +223,7 @@ struct Inner {
     /// without formatting a string on every request.
     authorities: Mutex<HashMap<AuthorityKey, Arc<Authority>>>,
     counters: Arc<Counters>,
-    buffer_available: Arc<AtomicUsize>,
+    buffer_available: Arc<super::replay::ByteBudget>,
 }
 
 type AuthorityKey = (http::uri::Scheme, http::uri::Authority);
@@ -290,7 +290,9 @@ impl Client {
     pub fn with_resolver(config: PoolConfig, resolver: impl Resolve) -> Self {
         Self {
             inner: Arc::new(Inner {
-                buffer_available: Arc::new(AtomicUsize::new(config.retry.buffer_total)),
+                buffer_available: Arc::new(super::replay::ByteBudget::new(
+                    config.retry.buffer_total,
+                )),
                 config,
                 resolver: Arc::new(resolver),
                 authorities: Mutex::new(HashMap::new()),

@@ -17,6 +17,47 @@ use http_body::{Body, Frame, SizeHint};
 use crate::body::BoxBody;
 use crate::error::BoxError;
 
+/// A budget of bytes shared by many holders (the retry buffer of a client, say):
+/// each takes what it keeps, lock-free, and gives it back when done.
+#[derive(Debug)]
+pub struct ByteBudget(AtomicUsize);
+
+impl ByteBudget {
+    /// A budget of `total` bytes.
+    pub fn new(total: usize) -> Self {
+        Self(AtomicUsize::new(total))
+    }
+
+    /// Takes `len` bytes if that much is left; false (and nothing taken) otherwise.
+    pub fn try_take(&self, len: usize) -> bool {
+        let mut current = self.0.load(Ordering::Acquire);
+        loop {
+            if current < len {
+                return false;
+            }
+            match self.0.compare_exchange_weak(
+                current,
+                current - len,
+                Ordering::AcqRel,
+                Ordering::Acquire,
+            ) {
+                Ok(_) => return true,
+                Err(now) => current = now,
+            }
+        }
+    }
+
+    /// Gives back `len` bytes taken earlier.
+    pub fn give_back(&self, len: usize) {
+        self.0.fetch_add(len, Ordering::AcqRel);
+    }
+
+    /// Bytes left.
+    pub fn available(&self) -> usize {
+        self.0.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Debug)]
 struct State {
     /// The caller's body; `None` once it ended.
@@ -28,7 +69,7 @@ struct State {
     limit: usize,
     /// The client's buffer for all requests, shared: `kept` bytes of it are this
     /// request's, taken as they are kept and given back when the body is done with.
-    pool: Arc<AtomicUsize>,
+    pool: Arc<ByteBudget>,
     /// Bytes were streamed without being kept: no further attempt is possible.
     overflowed: bool,
     /// An attempt has begun.
@@ -38,31 +79,15 @@ struct State {
 impl State {
     /// Takes `len` bytes of the shared buffer for this request, if there is room.
     fn reserve(&mut self, len: usize) -> bool {
-        if self.kept + len > self.limit {
+        if self.kept + len > self.limit || !self.pool.try_take(len) {
             return false;
         }
-        let mut current = self.pool.load(Ordering::Acquire);
-        loop {
-            if current < len {
-                return false;
-            }
-            match self.pool.compare_exchange_weak(
-                current,
-                current - len,
-                Ordering::AcqRel,
-                Ordering::Acquire,
-            ) {
-                Ok(_) => {
-                    self.kept += len;
-                    return true;
-                }
-                Err(now) => current = now,
-            }
-        }
+        self.kept += len;
+        true
     }
 
     fn release(&mut self) {
-        self.pool.fetch_add(self.kept, Ordering::AcqRel);
+        self.pool.give_back(self.kept);
         self.kept = 0;
     }
 }
@@ -83,7 +108,7 @@ pub(crate) struct Replay {
 
 impl Replay {
     /// Keeps at most `limit` bytes of `body`, taken from `pool` as they are kept.
-    pub(crate) fn new(body: BoxBody, limit: usize, pool: Arc<AtomicUsize>) -> Self {
+    pub(crate) fn new(body: BoxBody, limit: usize, pool: Arc<ByteBudget>) -> Self {
         let size_hint = body.size_hint();
         let end_stream = body.is_end_stream();
         Self {
@@ -239,8 +264,8 @@ mod tests {
     use super::*;
     use crate::body;
 
-    fn pool() -> Arc<AtomicUsize> {
-        Arc::new(AtomicUsize::new(1 << 20))
+    fn pool() -> Arc<ByteBudget> {
+        Arc::new(ByteBudget::new(1 << 20))
     }
 
     /// A body delivered in several chunks, then trailers.
@@ -328,19 +353,19 @@ mod tests {
         // Room for 12 bytes across requests, 1 MiB each: what a body really is
         // counts, not the per-request maximum (reserving that up front let 16
         // requests of 1 MiB starve every other one).
-        let shared = Arc::new(AtomicUsize::new(12));
+        let shared = Arc::new(ByteBudget::new(12));
         let first = Replay::new(chunks(&["0123456789"], false), 1 << 20, shared.clone());
         let second = Replay::new(chunks(&["abcd"], false), 1 << 20, shared.clone());
         let _ = first.attempt().unwrap().collect().await.unwrap();
-        assert_eq!(shared.load(Ordering::SeqCst), 2);
+        assert_eq!(shared.available(), 2);
         assert!(!first.overflowed());
         // The second does not fit in what is left: sent, but not replayable.
         let _ = second.attempt().unwrap().collect().await.unwrap();
         assert!(second.overflowed());
-        assert_eq!(shared.load(Ordering::SeqCst), 2);
+        assert_eq!(shared.available(), 2);
         // Done with the first request: its 10 bytes come back.
         drop(first);
-        assert_eq!(shared.load(Ordering::SeqCst), 12);
+        assert_eq!(shared.available(), 12);
         let third = Replay::new(chunks(&["abcd"], false), 1 << 20, shared.clone());
         let _ = third.attempt().unwrap().collect().await.unwrap();
         assert!(!third.overflowed());
