@@ -240,6 +240,19 @@ fn give_up(
     }
 }
 
+/// The call is committed to `response`, the answer of attempt number `attempts`.
+fn commit(
+    cx: &CallContext<'_>,
+    mut response: Response<RecvBody>,
+    attempts: u32,
+) -> Result<Response<RecvBody>, Status> {
+    if let Some(t) = cx.throttle {
+        t.success();
+    }
+    mark_attempts(response.headers_mut(), attempts);
+    Ok(response)
+}
+
 /// Tells the application how many attempts came before the one it gets.
 fn mark_attempts(headers: &mut HeaderMap, attempts: u32) {
     if attempts > 1 {
@@ -284,13 +297,7 @@ async fn retry(
         let body = ReplayBody::new(tee.clone());
         let result = cx.client.send(attempt_request(parts, body, n)).await;
         let (status, response, pushback, final_) = match classify(result, cx.failure) {
-            Outcome::Committed(mut response) => {
-                if let Some(t) = cx.throttle {
-                    t.success();
-                }
-                mark_attempts(response.headers_mut(), n);
-                return Ok(response);
-            }
+            Outcome::Committed(response) => return commit(cx, response, n),
             Outcome::Failed {
                 status,
                 response,
@@ -390,18 +397,19 @@ async fn hedge(
             None => copies.join_next().await,
         };
         let Some(joined) = joined else { continue };
-        let result = joined.unwrap_or_else(|e| {
-            Err(steadfast::Error::deadline_exceeded(None, None)
-                .with_context(format!("a hedged copy's task ended: {e}")))
-        });
-        match classify(result, cx.failure) {
-            Outcome::Committed(mut response) => {
-                if let Some(t) = cx.throttle {
-                    t.success();
-                }
-                mark_attempts(response.headers_mut(), sent);
-                return Ok(response);
-            }
+        let outcome = match joined {
+            Ok(result) => classify(result, cx.failure),
+            // The copy's task panicked or was aborted: no status came, and no other
+            // copy should be sent for it.
+            Err(e) => Outcome::Failed {
+                status: Status::internal(format!("a hedged copy's task ended: {e}")),
+                response: None,
+                pushback: Pushback::None,
+                final_: true,
+            },
+        };
+        match outcome {
+            Outcome::Committed(response) => return commit(cx, response, sent),
             Outcome::Failed {
                 status,
                 response,

@@ -14,10 +14,14 @@ grpc-previous-rpc-attempts the attempt carried ("-" for none), T its arrival in 
 since the server started, and E how it ended: "ok", "failed", or "cancelled".
 """
 
+import os
 import sys
 import threading
 import time
 from concurrent import futures
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interop_grpcio import _code  # noqa: E402  (the status code lookup, shared)
 
 
 def generate(proto_dir, out_dir):
@@ -86,15 +90,6 @@ def serve():
     print(port, flush=True)
     sys.stdin.read()
     server.stop(0)
-
-
-def _code(number):
-    import grpc
-
-    for code in grpc.StatusCode:
-        if code.value[0] == number:
-            return code.value
-    raise ValueError(number)
 
 
 if __name__ == "__main__":
