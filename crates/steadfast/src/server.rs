@@ -264,10 +264,17 @@ impl Server {
             let acceptor = acceptor.clone();
             let dispatch = make_dispatch(service.clone());
             let connections = connections.clone();
-            let span = match peer {
-                Some(peer) => tracing::debug_span!("h2", role = "server", %peer),
-                None => tracing::debug_span!("h2", role = "server"),
-            };
+            // The connection's span: its records carry the client's and the server's
+            // address:port, half of the join key (the stream id is the other half).
+            let span = tracing::debug_span!(
+                "h2",
+                role = "server",
+                conn = id,
+                peer = peer.map(tracing::field::display),
+                local = local.map(tracing::field::display),
+                tls = acceptor.is_some(),
+                alpn = tracing::field::Empty,
+            );
             let signal_now = signal.clone();
             let shed = self.shed.clone();
             tasks.spawn(
@@ -364,6 +371,9 @@ async fn serve_connection<IO>(
                 }
             };
             let session = stream.get_ref().1;
+            if let Some(alpn) = session.alpn_protocol() {
+                tracing::Span::current().record("alpn", String::from_utf8_lossy(alpn).as_ref());
+            }
             let tls = TlsInfo {
                 peer_certificates: session
                     .peer_certificates()
@@ -433,7 +443,11 @@ impl Listener for TcpListener {
 }
 
 /// What the server knows of the connection a request arrived on: in the extensions
-/// of every request it hands to the service (`request.extensions().get::<ConnectionInfo>()`).
+/// of every request it hands to the service (`request.extensions().get::<ConnectionInfo>()`),
+/// beside the request's [`StreamId`](crate::StreamId)
+/// (`request.extensions().get::<steadfast::StreamId>()`): together they are the join key
+/// (client address:port, server address:port, stream id) that matches a server's record
+/// of a call with the client's.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo(Arc<ConnectionInfoInner>);
 

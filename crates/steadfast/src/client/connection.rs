@@ -148,6 +148,12 @@ async fn transport(
         })?
         .map_err(|e| Error::new(Kind::Connect(e)).context(format!("connecting to {target}")))?;
     let _ = tcp.set_nodelay(true);
+    // The client's half of the join key: the server's records carry the same pair.
+    tracing::debug!(
+        local = ?tcp.local_addr().ok(),
+        peer = ?tcp.peer_addr().ok(),
+        "TCP connected"
+    );
     if !tls {
         return Ok(Box::new(tcp));
     }
