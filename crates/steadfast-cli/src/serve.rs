@@ -147,6 +147,8 @@ pub(crate) async fn run(args: Args) -> u8 {
     }
     config.shutdown_grace = Duration::from_secs(args.grace);
     config.tls = tls;
+    // The per-call record says how a failed stream ended.
+    config.stream_end = args.log_format == LogFormat::Json;
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {

@@ -166,6 +166,8 @@ fn serve_logs_one_json_record_per_call_with_the_join_key() {
     let reset = call(&records, "/echo");
     assert_eq!(reset["status"], 200);
     assert_eq!(reset["end"], "reset", "{reset}");
+    assert_eq!(reset["reset_by"], "client", "{reset}");
+    assert_eq!(reset["code"], "CANCEL", "{reset}");
     assert_eq!(
         reset["client"],
         format!("127.0.0.1:{reset_port}"),

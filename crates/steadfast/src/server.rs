@@ -66,6 +66,11 @@ pub struct ServerConfig {
     pub max_in_flight_per_connection: Option<usize>,
     /// Load shedding across the whole server.
     pub max_in_flight: Option<usize>,
+    /// Put a [`StreamEnd`] in each request's extensions, which tells the service (a
+    /// per-call log, say) why its stream failed: RST_STREAM received or sent (with
+    /// the code), GOAWAY, or the connection lost. Off by default: it costs an
+    /// allocation per request.
+    pub stream_end: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +83,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout: Duration::from_secs(10),
             max_in_flight_per_connection: None,
             max_in_flight: None,
+            stream_end: false,
         }
     }
 }
@@ -343,6 +349,7 @@ async fn serve_connection<IO>(
         shutdown_grace: config.shutdown_grace,
         shed: Some(shed),
         connection_info: None,
+        stream_end: config.stream_end,
     };
     let run = |commands: mpsc::UnboundedSender<Command>| {
         if let Ok(mut c) = connections.lock() {
@@ -439,6 +446,25 @@ impl Listener for TcpListener {
 
     fn local_addr(&self) -> Option<SocketAddr> {
         TcpListener::local_addr(self).ok()
+    }
+}
+
+/// Why a request's stream failed, once it has (with [`ServerConfig::stream_end`], in
+/// the extensions of every request): `None` while it runs and if it ended normally.
+/// The driver sets it before it drops the service's future or response body, so a
+/// guard dropped with them reads it.
+#[derive(Clone, Debug, Default)]
+pub struct StreamEnd(Arc<std::sync::OnceLock<crate::Error>>);
+
+impl StreamEnd {
+    /// The stream's failure: [`Error::initiator`](crate::Error::initiator) says who
+    /// ended it, [`Error::code`](crate::Error::code) with which code.
+    pub fn error(&self) -> Option<&crate::Error> {
+        self.0.get()
+    }
+
+    pub(crate) fn set(&self, error: &crate::Error) {
+        let _ = self.0.set(error.clone());
     }
 }
 

@@ -11,7 +11,7 @@ use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use steadfast::body::{self, BoxBody};
-use steadfast::{BoxError, ConnectionInfo, RecvBody, StreamId};
+use steadfast::{BoxError, ConnectionInfo, Initiator, RecvBody, StreamEnd, StreamId};
 
 /// The target of the per-call records.
 pub(crate) const TARGET: &str = "steadfast::call";
@@ -29,6 +29,8 @@ pub(crate) struct CallRecord {
     status: Option<u16>,
     grpc_status: Option<String>,
     grpc_message: Option<String>,
+    /// Set by the driver if the stream fails.
+    stream_end: Option<StreamEnd>,
     logged: bool,
 }
 
@@ -46,6 +48,7 @@ impl CallRecord {
             status: None,
             grpc_status: None,
             grpc_message: None,
+            stream_end: req.extensions().get::<StreamEnd>().cloned(),
             logged: false,
         }
     }
@@ -78,6 +81,18 @@ impl CallRecord {
             return;
         }
         let duration_ms = self.start.elapsed().as_secs_f64() * 1000.0;
+        // What the driver saw, if the stream failed: who ended it, with which code,
+        // and what the other side said (the error's sentence).
+        let failure = self.stream_end.as_ref().and_then(StreamEnd::error);
+        let reset_by = failure.map(|e| match e.initiator() {
+            Initiator::Remote => "client",
+            _ => "server",
+        });
+        let code = failure.and_then(steadfast::Error::code);
+        let goaway = failure.and_then(steadfast::Error::goaway);
+        let error = error
+            .map(ToString::to_string)
+            .or(failure.map(ToString::to_string));
         tracing::info!(
             target: TARGET,
             method = %self.method,
@@ -91,7 +106,10 @@ impl CallRecord {
             grpc_timeout = self.grpc_timeout.as_deref(),
             duration_ms,
             end,
-            error = error.map(tracing::field::display),
+            reset_by,
+            code = code.map(tracing::field::display),
+            goaway = goaway.map(tracing::field::display),
+            error = error.as_deref(),
             "call"
         );
     }

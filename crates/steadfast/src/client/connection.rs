@@ -268,6 +268,7 @@ where
         shutdown_grace: Duration::from_secs(3600),
         shed: None,
         connection_info: None,
+        stream_end: false,
     };
     let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None)
         .map_err(|e| Error::with_fate(Kind::Config(e), Some(Fate::NotSent), None))?;

@@ -62,6 +62,10 @@ where
             parts.extensions.insert(info.clone());
         }
         parts.extensions.insert(id);
+        let end = self.stream_end.then(crate::server::StreamEnd::default);
+        if let Some(end) = &end {
+            parts.extensions.insert(end.clone());
+        }
         // The call's span, inside the connection's: debug, so it costs a check when
         // disabled. The deadline budget is the client's `grpc-timeout`, as sent.
         let span = tracing::debug_span!(
@@ -89,6 +93,7 @@ where
             Slot {
                 recv_tx,
                 handler: Some(handler.abort_handle()),
+                end,
                 ..Slot::default()
             },
         );
