@@ -17,6 +17,7 @@
 
 mod call;
 mod demo;
+mod logs;
 mod probe;
 mod serve;
 mod tap;
@@ -81,14 +82,24 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    tracing_subscriber::fmt()
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level)),
-        )
-        .init();
+    let filter = || {
+        tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level))
+    };
+    if matches!(&cli.command, Command::Serve(args) if args.json_logs()) {
+        use tracing_subscriber::layer::SubscriberExt;
+        use tracing_subscriber::util::SubscriberInitExt;
+        tracing_subscriber::registry()
+            .with(filter())
+            .with(logs::JsonLines)
+            .init();
+    } else {
+        tracing_subscriber::fmt()
+            .with_writer(std::io::stderr)
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .with_env_filter(filter())
+            .init();
+    }
     let mut builder = match cli.threads {
         Some(1) => tokio::runtime::Builder::new_current_thread(),
         Some(n) => {

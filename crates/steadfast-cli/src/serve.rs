@@ -1,5 +1,6 @@
 //! `steadfast serve`.
 
+mod calllog;
 mod file;
 mod metrics;
 
@@ -72,6 +73,25 @@ pub(crate) struct Args {
     /// over HTTP/1.1, on a listener of its own (port 0 picks a free port; printed).
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// `json`: every log record as one JSON object per line on stderr, and one record
+    /// per call (target `steadfast::call`: method, path, status, grpc-status,
+    /// duration, how the stream ended, and the join key: client and server
+    /// address:port and stream id). `text` (the default): human-readable lines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Args {
+    /// Whether `main` initialises the JSON subscriber (and `run` logs each call).
+    pub(crate) fn json_logs(&self) -> bool {
+        self.log_format == LogFormat::Json
+    }
 }
 
 /// A timeout given on the command line: a duration, or `None` for `off`.
@@ -127,6 +147,8 @@ pub(crate) async fn run(args: Args) -> u8 {
     }
     config.shutdown_grace = Duration::from_secs(args.grace);
     config.tls = tls;
+    // The per-call record says how a failed stream ended.
+    config.stream_end = args.log_format == LogFormat::Json;
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -188,7 +210,19 @@ pub(crate) async fn run(args: Args) -> u8 {
         None => layer,
     }
     .wrap(grpc);
-    let service = service_fn(move |req| handle(req, root.clone(), grpc.clone()));
+    let log_calls = args.log_format == LogFormat::Json;
+    let service = service_fn(move |req| {
+        let (root, grpc) = (root.clone(), grpc.clone());
+        async move {
+            if !log_calls {
+                return handle(req, root, grpc).await;
+            }
+            // Dropped with the handler if the stream is reset first: logged then.
+            let record = calllog::CallRecord::new(&req);
+            let Ok(response) = handle(req, root, grpc).await;
+            Ok(record.respond(response))
+        }
+    });
     match server.serve(listener, service).await {
         Ok(()) => 0,
         Err(e) => {

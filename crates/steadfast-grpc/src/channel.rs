@@ -656,6 +656,15 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(mut frame))) => {
                 if let Some(trailers) = frame.trailers_mut() {
                     crate::status::drop_malformed_details(trailers);
+                    // The call's end, with the join key's stream id (the connection's
+                    // records hold the address pair).
+                    tracing::debug!(
+                        stream = this.stream.map(tracing::field::display),
+                        grpc_status = trailers
+                            .get(tonic::Status::GRPC_STATUS)
+                            .and_then(|v| v.to_str().ok()),
+                        "call ended"
+                    );
                 }
                 if let (Some(data), Some((scanner, limit))) = (frame.data_ref(), &mut this.limit) {
                     if let Err(len) = scanner.scan(data, *limit) {
@@ -673,6 +682,11 @@ impl Body for ResponseBody {
             }
             Poll::Ready(Some(Err(error))) => {
                 this.inner = None;
+                tracing::debug!(
+                    stream = this.stream.map(tracing::field::display),
+                    %error,
+                    "call failed"
+                );
                 Poll::Ready(Some(Err(match &this.budget {
                     Some(b) if error.is_deadline_exceeded() => {
                         b.exceeded(error.fate(), error.stream_id().or(this.stream))

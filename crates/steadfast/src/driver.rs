@@ -205,6 +205,8 @@ struct Slot {
     discard: bool,
     /// Our side of the stream is complete.
     send_done: bool,
+    /// (Server, when asked for) Where the stream's failure is told to the service.
+    end: Option<crate::server::StreamEnd>,
 }
 
 /// Per-driver settings.
@@ -218,6 +220,9 @@ pub(crate) struct DriverConfig {
     pub(crate) shed: Option<Arc<Shedding>>,
     /// (Server) Put in the extensions of every request.
     pub(crate) connection_info: Option<crate::server::ConnectionInfo>,
+    /// (Server) Put a [`StreamEnd`](crate::server::StreamEnd) in each request's
+    /// extensions, set if the stream fails.
+    pub(crate) stream_end: bool,
 }
 
 /// Server-side admission limits and counters, shared by a server's connections.
@@ -267,6 +272,7 @@ pub(crate) struct Driver<IO> {
     sending: Vec<StreamId>,
     shed: Option<Arc<Shedding>>,
     connection_info: Option<crate::server::ConnectionInfo>,
+    stream_end: bool,
     /// Told to drop the transport at once.
     aborted: bool,
     /// Reused by `poll_bodies`, to avoid allocating on every turn.
@@ -334,6 +340,7 @@ where
             next_body: 0,
             shed: config.shed.clone(),
             connection_info: config.connection_info,
+            stream_end: config.stream_end,
             aborted: false,
         };
         Ok((driver, commands_tx, shared, ready_rx))
@@ -502,8 +509,18 @@ where
                 // connection again for its retry.
                 self.publish_connection_state();
                 let error = self.stream_error(error, fate, id);
-                tracing::debug!(stream = %id, %error, "stream failed");
+                tracing::debug!(
+                    stream = %id,
+                    by = ?error.initiator(),
+                    code = error.code().map(tracing::field::display),
+                    fate = error.fate().map(tracing::field::debug),
+                    %error,
+                    "stream failed"
+                );
                 if let Some(mut slot) = self.slots.remove(&id) {
+                    if let Some(end) = slot.end.take() {
+                        end.set(&error);
+                    }
                     self.tokens.remove(&slot.token);
                     shrink_if_sparse(&mut self.slots);
                     if let Some(tx) = slot.response_tx.take() {

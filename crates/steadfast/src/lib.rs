@@ -25,7 +25,7 @@ pub use client::{
 pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{
     bind_reuseport, service_fn, ConnectionInfo, Listener, Server, ServerConfig, ServerStats,
-    ShutdownHandle, StatsHandle,
+    ShutdownHandle, StatsHandle, StreamEnd,
 };
 pub use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};
 

@@ -66,6 +66,11 @@ pub struct ServerConfig {
     pub max_in_flight_per_connection: Option<usize>,
     /// Load shedding across the whole server.
     pub max_in_flight: Option<usize>,
+    /// Put a [`StreamEnd`] in each request's extensions, which tells the service (a
+    /// per-call log, say) why its stream failed: RST_STREAM received or sent (with
+    /// the code), GOAWAY, or the connection lost. Off by default: it costs an
+    /// allocation per request.
+    pub stream_end: bool,
 }
 
 impl Default for ServerConfig {
@@ -78,6 +83,7 @@ impl Default for ServerConfig {
             tls_handshake_timeout: Duration::from_secs(10),
             max_in_flight_per_connection: None,
             max_in_flight: None,
+            stream_end: false,
         }
     }
 }
@@ -264,10 +270,17 @@ impl Server {
             let acceptor = acceptor.clone();
             let dispatch = make_dispatch(service.clone());
             let connections = connections.clone();
-            let span = match peer {
-                Some(peer) => tracing::debug_span!("h2", role = "server", %peer),
-                None => tracing::debug_span!("h2", role = "server"),
-            };
+            // The connection's span: its records carry the client's and the server's
+            // address:port, half of the join key (the stream id is the other half).
+            let span = tracing::debug_span!(
+                "h2",
+                role = "server",
+                conn = id,
+                peer = peer.map(tracing::field::display),
+                local = local.map(tracing::field::display),
+                tls = acceptor.is_some(),
+                alpn = tracing::field::Empty,
+            );
             let signal_now = signal.clone();
             let shed = self.shed.clone();
             tasks.spawn(
@@ -336,6 +349,7 @@ async fn serve_connection<IO>(
         shutdown_grace: config.shutdown_grace,
         shed: Some(shed),
         connection_info: None,
+        stream_end: config.stream_end,
     };
     let run = |commands: mpsc::UnboundedSender<Command>| {
         if let Ok(mut c) = connections.lock() {
@@ -364,6 +378,9 @@ async fn serve_connection<IO>(
                 }
             };
             let session = stream.get_ref().1;
+            if let Some(alpn) = session.alpn_protocol() {
+                tracing::Span::current().record("alpn", String::from_utf8_lossy(alpn).as_ref());
+            }
             let tls = TlsInfo {
                 peer_certificates: session
                     .peer_certificates()
@@ -432,8 +449,31 @@ impl Listener for TcpListener {
     }
 }
 
+/// Why a request's stream failed, once it has (with [`ServerConfig::stream_end`], in
+/// the extensions of every request): `None` while it runs and if it ended normally.
+/// The driver sets it before it drops the service's future or response body, so a
+/// guard dropped with them reads it.
+#[derive(Clone, Debug, Default)]
+pub struct StreamEnd(Arc<std::sync::OnceLock<crate::Error>>);
+
+impl StreamEnd {
+    /// The stream's failure: [`Error::initiator`](crate::Error::initiator) says who
+    /// ended it, [`Error::code`](crate::Error::code) with which code.
+    pub fn error(&self) -> Option<&crate::Error> {
+        self.0.get()
+    }
+
+    pub(crate) fn set(&self, error: &crate::Error) {
+        let _ = self.0.set(error.clone());
+    }
+}
+
 /// What the server knows of the connection a request arrived on: in the extensions
-/// of every request it hands to the service (`request.extensions().get::<ConnectionInfo>()`).
+/// of every request it hands to the service (`request.extensions().get::<ConnectionInfo>()`),
+/// beside the request's [`StreamId`](crate::StreamId)
+/// (`request.extensions().get::<steadfast::StreamId>()`): together they are the join key
+/// (client address:port, server address:port, stream id) that matches a server's record
+/// of a call with the client's.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo(Arc<ConnectionInfoInner>);
 

@@ -38,6 +38,7 @@ use std::pin::Pin;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
+use tracing::Instrument;
 
 use http::Uri;
 use tokio::sync::watch;
@@ -642,6 +643,7 @@ impl Balancer {
             let io = connect_transport_to(uri, Some(sub.addr), &config).await?;
             handshake_for(io, uri, &config).await
         }
+        .instrument(super::connection::tcp_span())
         .await;
         let outcome = match result {
             Ok(conn) => {

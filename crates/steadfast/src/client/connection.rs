@@ -4,6 +4,7 @@ use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::uri::{Authority, Scheme};
@@ -82,8 +83,19 @@ pub type BoxIo = Box<dyn Io>;
 /// here, in words. Every error says which step failed and carries fate `NotSent`: no
 /// request was sent.
 pub async fn connect(uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
-    let io = connect_transport(uri, config).await?;
-    handshake_for(io, uri, config).await
+    async {
+        let io = connect_transport(uri, config).await?;
+        handshake_for(io, uri, config).await
+    }
+    .instrument(tcp_span())
+    .await
+}
+
+/// The span around a client connection's `h2` span: the transport records the local
+/// address in it once TCP connects, so the client's records of the connection carry
+/// both halves of the join key (`local` here, `peer` in `h2`).
+pub(crate) fn tcp_span() -> tracing::Span {
+    tracing::debug_span!("tcp", local = tracing::field::Empty)
 }
 
 /// The TCP and (for `https`) TLS part of [`connect`]: returns the transport, with
@@ -148,6 +160,15 @@ async fn transport(
         })?
         .map_err(|e| Error::new(Kind::Connect(e)).context(format!("connecting to {target}")))?;
     let _ = tcp.set_nodelay(true);
+    // The client's half of the join key: the server's records carry the same pair.
+    if let Ok(local) = tcp.local_addr() {
+        tracing::Span::current().record("local", tracing::field::display(local));
+    }
+    tracing::debug!(
+        local = ?tcp.local_addr().ok(),
+        peer = ?tcp.peer_addr().ok(),
+        "TCP connected"
+    );
     if !tls {
         return Ok(Box::new(tcp));
     }
@@ -262,6 +283,7 @@ where
         shutdown_grace: Duration::from_secs(3600),
         shed: None,
         connection_info: None,
+        stream_end: false,
     };
     let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None)
         .map_err(|e| Error::with_fate(Kind::Config(e), Some(Fate::NotSent), None))?;

@@ -19,6 +19,7 @@ use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
+use tracing::Instrument;
 
 use bytes::Bytes;
 use http::{Request, Response, Uri};
@@ -741,6 +742,7 @@ impl Client {
                 let io = connect_transport_to(uri, Some(addr), &config).await?;
                 handshake_for(io, uri, &config).await
             }
+            .instrument(super::connection::tcp_span())
             .await;
             match result {
                 Ok(conn) => {

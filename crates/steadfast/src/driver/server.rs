@@ -61,7 +61,24 @@ where
         if let Some(info) = &self.connection_info {
             parts.extensions.insert(info.clone());
         }
-        tracing::trace!(stream = %id, method = %parts.method, uri = %parts.uri, "request");
+        parts.extensions.insert(id);
+        let end = self.stream_end.then(crate::server::StreamEnd::default);
+        if let Some(end) = &end {
+            parts.extensions.insert(end.clone());
+        }
+        // The call's span, inside the connection's: debug, so it costs a check when
+        // disabled. The deadline budget is the client's `grpc-timeout`, as sent.
+        let span = tracing::debug_span!(
+            "stream",
+            stream = %id,
+            method = %parts.method,
+            path = parts.uri.path(),
+            grpc_timeout = parts
+                .headers
+                .get("grpc-timeout")
+                .and_then(|v| v.to_str().ok()),
+        );
+        tracing::trace!(parent: &span, uri = %parts.uri, "request");
         let future = dispatch(Request::from_parts(parts, body));
         let commands = self.commands_tx.clone();
         let handler = tokio::spawn(
@@ -69,13 +86,14 @@ where
                 let result = future.await;
                 let _ = commands.send(Command::Response { id, result });
             }
-            .in_current_span(),
+            .instrument(span),
         );
         self.slots.insert(
             id,
             Slot {
                 recv_tx,
                 handler: Some(handler.abort_handle()),
+                end,
                 ..Slot::default()
             },
         );
