@@ -37,12 +37,12 @@ import sys
 import tempfile
 import time
 
-from benchlib import free_port, wait_listening
+from benchlib import cpu_seconds, free_port, stop_process, wait_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "bench", "grpc-bench", "Cargo.toml")
 BINARY = os.path.join(ROOT, "bench", "grpc-bench", "target", "release", "grpc-bench")
-TICKS = os.sysconf("SC_CLK_TCK")
+from benchlib import TICKS  # noqa: E402
 SERVERS = ["steadfast", "tonic-ct", "tonic-mt"]
 CLIENTS = ["steadfast", "tonic"]
 PAYLOAD = 100
@@ -52,13 +52,6 @@ CALLS = {
     "empty": ("/grpc.testing.TestService/EmptyCall", b""),
     "unary100": ("/grpc.testing.TestService/UnaryCall", bytes([0x0A, PAYLOAD + 2, 0x12, PAYLOAD]) + bytes(PAYLOAD)),
 }
-
-
-def cpu_seconds(pid):
-    """utime + stime of a process and its threads, in seconds."""
-    with open(f"/proc/{pid}/stat") as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / TICKS
 
 
 def machine_cpu_seconds():
@@ -107,12 +100,7 @@ class Server:
 
     def stop(self):
         if self.proc:
-            self.proc.terminate()
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+            stop_process(self.proc)
             self.proc = None
 
 
