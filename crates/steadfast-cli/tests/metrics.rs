@@ -1,17 +1,17 @@
 //! `steadfast serve --metrics ADDR`: after a known workload from `grpcurl` (a client
 //! this project did not write), `curl` scrapes `GET /metrics` and the official Python
-//! client's OpenMetrics parser (steadfast-grpc's tests/parse_metrics.py, PyPI
+//! client's OpenMetrics parser (steadfast-testkit's peers/parse_metrics.py, PyPI
 //! `prometheus-client` pinned in scripts/requirements.txt) reads the exposition.
 
 mod common;
 
-use std::io::Write;
 use std::net::SocketAddr;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::{require, run, spawn_reporting, text, Proc, STEADFAST};
 use serde_json::Value;
+use steadfast_testkit::metrics::{parse_exposition as parse, sample_value as value};
 
 const LIMIT: Duration = Duration::from_secs(30);
 const UNARY: &str = "grpc.testing.TestService/UnaryCall";
@@ -56,51 +56,6 @@ fn scrape(addr: SocketAddr) -> (String, String) {
     let all = String::from_utf8(out.stdout).unwrap();
     let (head, body) = all.split_once("\r\n\r\n").expect("a head and a body");
     (head.to_owned(), body.to_owned())
-}
-
-fn parse(exposition: &str) -> Vec<Value> {
-    let script = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../steadfast-grpc/tests/parse_metrics.py"
-    );
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(exposition.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the parser rejected the exposition: {}\n{exposition}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Value> = samples
-        .iter()
-        .filter(|s| s["name"] == name)
-        .filter(|s| labels.iter().all(|(k, v)| s["labels"][*k] == *v))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one sample {name} {labels:?} in {samples:#?}"
-    );
-    found[0]["value"].as_f64().unwrap()
 }
 
 fn unary_calls(samples: &[Value]) -> f64 {

@@ -1,10 +1,8 @@
 //! The Prometheus metrics of a Server and a Channel after a known workload, read back
-//! through the official Python client's OpenMetrics parser (tests/parse_metrics.py).
+//! through the official Python client's OpenMetrics parser (steadfast-testkit/peers/parse_metrics.py).
 
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::{bounded, echo, EchoService};
@@ -15,6 +13,7 @@ use steadfast_grpc::{Channel, Server};
 use steadfast_grpc_example::echo::echo_client::EchoClient;
 use steadfast_grpc_example::echo::echo_server::EchoServer;
 use steadfast_grpc_example::echo::EchoRequest;
+use steadfast_testkit::metrics::{parse_exposition as parse, sample_value as value};
 use tonic::Code;
 
 const UNARY: &str = "steadfast.test.Echo/Unary";
@@ -24,49 +23,6 @@ fn scrape(registry: &Registry) -> Vec<Value> {
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
     parse(&text)
-}
-
-fn parse(text: &str) -> Vec<Value> {
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/parse_metrics.py");
-    let mut child = Command::new("python3")
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("python3 runs");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(text.as_bytes())
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "the parser rejected the exposition: {}\n{text}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice::<Value>(&out.stdout)
-        .unwrap()
-        .as_array()
-        .unwrap()
-        .clone()
-}
-
-/// The value of the sample `name` whose labels include `labels` (exactly one must).
-fn value(samples: &[Value], name: &str, labels: &[(&str, &str)]) -> f64 {
-    let found: Vec<&Value> = samples
-        .iter()
-        .filter(|s| s["name"] == name)
-        .filter(|s| labels.iter().all(|(k, v)| s["labels"][*k] == *v))
-        .collect();
-    assert_eq!(
-        found.len(),
-        1,
-        "one sample {name} {labels:?} in {samples:#?}"
-    );
-    found[0]["value"].as_f64().unwrap()
 }
 
 /// The type the parser gave the family `family`.

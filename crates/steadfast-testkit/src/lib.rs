@@ -5,6 +5,8 @@
 
 #![forbid(unsafe_code)]
 
+pub mod metrics;
+
 /// SplitMix64: small, fast and deterministic, so a failing seed can be replayed.
 /// Not for anything that needs unpredictability.
 #[derive(Clone, Debug)]
