@@ -19,6 +19,7 @@ mod call;
 mod demo;
 mod logs;
 mod probe;
+mod proxy;
 mod serve;
 mod tap;
 
@@ -69,6 +70,15 @@ enum Command {
     /// transport or HTTP/2 failed after connecting; 10 + the status code for a gRPC
     /// status from the server (e.g. 15 NOT_FOUND, 24 UNAVAILABLE) or a deadline.
     Call(call::Args),
+    /// A gRPC-aware reverse proxy: per-call balancing over health-checked backends,
+    /// and every call the backends provably did not process retried on another one.
+    ///
+    /// `steadfast proxy --listen 127.0.0.1:8443 --backend 127.0.0.1:50051 --backend
+    /// 127.0.0.1:50052`, or `steadfast proxy --config proxy.toml` (listeners, routes,
+    /// clusters, limits; SIGHUP reloads it). SIGINT or SIGTERM drains with the
+    /// two-phase GOAWAY. Exit codes: 0 stopped; 1 cannot listen; 2 bad configuration
+    /// (the message names the key).
+    Proxy(proxy::Args),
 }
 
 /// Threads for blocking work (file reads, name lookups).
@@ -127,6 +137,7 @@ fn main() -> ExitCode {
             Command::Serve(args) => serve::run(args).await,
             Command::Probe(args) => probe::run(args).await,
             Command::Call(args) => call::run(args).await,
+            Command::Proxy(args) => proxy::run(args).await,
         }
     });
     ExitCode::from(code)

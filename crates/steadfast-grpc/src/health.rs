@@ -28,16 +28,20 @@ use tonic_health::pb::health_check_response::ServingStatus;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::HealthCheckRequest;
 
-/// Watches `service` (`""`: the server as a whole) on every subchannel.
+/// A [`HealthCheck`] that watches `service` (`""`: the server as a whole) with
+/// `grpc.health.v1.Health/Watch` on every subchannel's connection, for a
+/// [`steadfast::Client`] balancing with `round_robin` or `least_request` (a
+/// [`Channel`](crate::Channel) configures it from its service config).
 #[derive(Debug)]
-pub(crate) struct GrpcHealthCheck {
+pub struct GrpcHealthCheck {
     service: String,
     /// Addresses whose server answered UNIMPLEMENTED already (logged once each).
     unimplemented: Arc<Mutex<HashSet<SocketAddr>>>,
 }
 
 impl GrpcHealthCheck {
-    pub(crate) fn new(service: &str) -> Self {
+    /// Checks `service` (`""`: the server as a whole).
+    pub fn new(service: &str) -> Self {
         Self {
             service: service.to_owned(),
             unimplemented: Arc::default(),

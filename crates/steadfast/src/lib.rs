@@ -24,8 +24,8 @@ pub use client::{
 };
 pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{
-    bind_reuseport, service_fn, ConnectionInfo, Listener, Server, ServerConfig, ServerStats,
-    ShutdownHandle, StatsHandle, StreamEnd,
+    bind_reuseport, service_fn, ConnectionInfo, Listener, ResetStream, Server, ServerConfig,
+    ServerStats, ShutdownHandle, StatsHandle, StreamEnd,
 };
 pub use steadfast_proto::{ErrorCode, Fate, GoAway, Initiator, StreamId};
 

@@ -449,6 +449,30 @@ impl Listener for TcpListener {
     }
 }
 
+/// An error a service (or its response body) returns to have the server reset the
+/// stream with this code instead of INTERNAL_ERROR (a body's error otherwise resets
+/// with CANCEL). A proxy uses it to refuse a request none of its backends processed
+/// (`REFUSED_STREAM`, which the client may safely retry elsewhere) and to pass on a
+/// backend's reset.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ResetStream(pub steadfast_proto::ErrorCode);
+
+impl std::fmt::Display for ResetStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "reset the stream with {}", self.0)
+    }
+}
+
+impl std::error::Error for ResetStream {}
+
+/// The reset code a service's error asks for ([`ResetStream`]), else `default`.
+pub(crate) fn reset_code(
+    error: &BoxError,
+    default: steadfast_proto::ErrorCode,
+) -> steadfast_proto::ErrorCode {
+    error.downcast_ref::<ResetStream>().map_or(default, |r| r.0)
+}
+
 /// Why a request's stream failed, once it has (with [`ServerConfig::stream_end`], in
 /// the extensions of every request): `None` while it runs and if it ended normally.
 /// The driver sets it before it drops the service's future or response body, so a

@@ -96,6 +96,19 @@ pub enum BalancePolicy {
     /// gRPC's `round_robin`: a connection to every address, requests in turn over
     /// the READY ones.
     RoundRobin,
+    /// Least request with the power of two choices (Envoy's `LEAST_REQUEST`, gRFC
+    /// A48): a connection to every address, like `round_robin`; each request goes to
+    /// the less loaded (fewer requests in flight) of two READY subchannels drawn at
+    /// random.
+    LeastRequest,
+}
+
+impl BalancePolicy {
+    /// Connects every address and health-checks each (`round_robin`,
+    /// `least_request`), rather than keeping one connection (`pick_first`).
+    fn connects_all(&self) -> bool {
+        matches!(self, Self::RoundRobin | Self::LeastRequest)
+    }
 }
 
 impl fmt::Display for BalancePolicy {
@@ -104,6 +117,7 @@ impl fmt::Display for BalancePolicy {
             Self::LeastLoaded => "least_loaded",
             Self::PickFirst { .. } => "pick_first",
             Self::RoundRobin => "round_robin",
+            Self::LeastRequest => "least_request",
         })
     }
 }
@@ -434,10 +448,12 @@ impl Balancer {
                     (Some(c), Some(a)) => c.same_connection(a),
                     _ => false,
                 },
+                load: conn.as_ref().map_or(0, SendRequest::in_flight),
             })
             .collect();
         let decision = match self.config.policy {
             BalancePolicy::RoundRobin => picker::round_robin(&candidates, &mut state.cursor),
+            BalancePolicy::LeastRequest => picker::least_request(&candidates, &mut state.rng),
             _ => {
                 let selected = state
                     .selected
@@ -495,7 +511,7 @@ impl Balancer {
     /// Makes sure the subchannels are being connected, as the policy wants.
     fn kick(&self, state: &mut State) {
         match self.config.policy {
-            BalancePolicy::RoundRobin => {
+            BalancePolicy::RoundRobin | BalancePolicy::LeastRequest => {
                 for sub in &state.subchannels {
                     let start = sub
                         .inner
@@ -656,8 +672,8 @@ impl Balancer {
                 s.state = ConnectivityState::Ready;
                 s.next_attempt = None;
                 s.health = (self.config.health_check.is_some()
-                    && self.config.policy == BalancePolicy::RoundRobin)
-                    .then_some(Health::Unknown);
+                    && self.config.policy.connects_all())
+                .then_some(Health::Unknown);
                 tracing::debug!(address = %sub.addr, "subchannel connected");
                 Ok((conn, s.generation))
             }
@@ -692,7 +708,7 @@ impl Balancer {
         let Some(check) = self.config.health_check.clone() else {
             return;
         };
-        if self.config.policy != BalancePolicy::RoundRobin {
+        if !self.config.policy.connects_all() {
             return;
         }
         let report = HealthReport {

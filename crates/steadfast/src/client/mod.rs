@@ -22,7 +22,8 @@ pub use self::balance::{
     SubchannelInfo,
 };
 pub use self::pool::{
-    Client, ClientStats, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy, TimeoutHeader,
+    Client, ClientStats, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy, SendAuthority,
+    TimeoutHeader,
 };
 pub use self::replay::ByteBudget;
 pub use self::resolve::{DnsResolver, Resolve, StaticResolver};

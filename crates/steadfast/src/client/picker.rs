@@ -13,6 +13,8 @@ pub(crate) struct Candidate {
     /// The request's last attempt failed on this subchannel's connection (never
     /// sent, or refused): another READY one is preferred.
     pub(crate) avoided: bool,
+    /// Requests in flight on its connection (`least_request` compares them).
+    pub(crate) load: usize,
 }
 
 /// What to do with a request.
@@ -48,6 +50,48 @@ pub(crate) fn round_robin(candidates: &[Candidate], cursor: &mut usize) -> Decis
             Decision::Pick(i)
         }
         None => waiting_or_failed(candidates),
+    }
+}
+
+/// `least_request` (power of two choices): of two READY subchannels drawn at random
+/// — from those not avoided, if there are any — the one with fewer requests in
+/// flight (the first drawn on a tie). One READY subchannel is picked outright.
+/// Without a READY subchannel: as `round_robin`.
+pub(crate) fn least_request(candidates: &[Candidate], rng: &mut SplitMix64) -> Decision {
+    let ready = |c: &&Candidate| c.state == ConnectivityState::Ready;
+    let preferred = candidates
+        .iter()
+        .filter(ready)
+        .filter(|c| !c.avoided)
+        .count();
+    let avoid_some = preferred >= 1;
+    let eligible =
+        |c: &Candidate| c.state == ConnectivityState::Ready && (!avoid_some || !c.avoided);
+    let n = candidates.iter().filter(|c| eligible(c)).count();
+    let nth = |k: usize| {
+        candidates
+            .iter()
+            .enumerate()
+            .filter(|(_, c)| eligible(c))
+            .nth(k)
+            .map(|(i, _)| i)
+    };
+    match n {
+        0 => waiting_or_failed(candidates),
+        1 => nth(0).map_or(Decision::Fail, Decision::Pick),
+        _ => {
+            let a = (rng.next_u64() % n as u64) as usize;
+            // A second draw among the others: two distinct choices.
+            let mut b = (rng.next_u64() % (n as u64 - 1)) as usize;
+            if b >= a {
+                b += 1;
+            }
+            match (nth(a), nth(b)) {
+                (Some(a), Some(b)) if candidates[b].load < candidates[a].load => Decision::Pick(b),
+                (Some(a), _) => Decision::Pick(a),
+                _ => Decision::Fail,
+            }
+        }
     }
 }
 
@@ -96,6 +140,7 @@ mod tests {
         Candidate {
             state,
             avoided: false,
+            load: 0,
         }
     }
 
@@ -153,6 +198,7 @@ mod tests {
             Candidate {
                 state: Ready,
                 avoided: true,
+                load: 0,
             },
             c(TransientFailure),
         ];
@@ -196,6 +242,65 @@ mod tests {
         let mut avoided = set;
         avoided[1].avoided = true;
         assert_eq!(pick_first(&avoided, Some(1)), Decision::Pick(1));
+    }
+
+    fn loaded(load: usize) -> Candidate {
+        Candidate { load, ..c(Ready) }
+    }
+
+    #[test]
+    fn least_request_takes_the_less_loaded_of_two_and_never_the_most_loaded() {
+        let mut rng = SplitMix64::new(7);
+        // Two subchannels: both are drawn every time, the idle one always wins.
+        let two = [loaded(5), loaded(0)];
+        for _ in 0..50 {
+            assert_eq!(least_request(&two, &mut rng), Decision::Pick(1));
+        }
+        // Four: the busiest can never win a draw of two; the idlest wins most.
+        let four = [loaded(9), loaded(1), loaded(3), loaded(0)];
+        let mut wins = [0u32; 4];
+        for _ in 0..4000 {
+            match least_request(&four, &mut rng) {
+                Decision::Pick(i) => wins[i] += 1,
+                other => panic!("no pick: {other:?}"),
+            }
+        }
+        assert_eq!(wins[0], 0, "{wins:?}");
+        // The idlest wins every draw it is in: half of them (3 of the 6 pairs).
+        assert!((1800..2200).contains(&wins[3]), "{wins:?}");
+        assert!(wins[1] > wins[2], "{wins:?}");
+    }
+
+    #[test]
+    fn least_request_skips_subchannels_not_ready_and_the_avoided_one() {
+        let mut rng = SplitMix64::new(3);
+        let set = [c(TransientFailure), loaded(4), c(Connecting)];
+        for _ in 0..20 {
+            assert_eq!(least_request(&set, &mut rng), Decision::Pick(1));
+        }
+        // The avoided (refusing) one is idle, yet the other READY one is taken.
+        let mut refused = [loaded(0), loaded(8)];
+        refused[0].avoided = true;
+        for _ in 0..20 {
+            assert_eq!(least_request(&refused, &mut rng), Decision::Pick(1));
+        }
+        // Only the avoided one is READY: still better than failing.
+        let only = [
+            Candidate {
+                avoided: true,
+                ..loaded(0)
+            },
+            c(TransientFailure),
+        ];
+        assert_eq!(least_request(&only, &mut rng), Decision::Pick(0));
+        assert_eq!(
+            least_request(&[c(TransientFailure), c(Connecting)], &mut rng),
+            Decision::Queue
+        );
+        assert_eq!(
+            least_request(&[c(TransientFailure)], &mut rng),
+            Decision::Fail
+        );
     }
 
     #[test]

@@ -79,6 +79,13 @@ pub struct Idempotent;
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct FailFast;
 
+/// A request extension: send this `:authority` instead of the URI's. The URI's
+/// authority still chooses the connections (the pool's key, the name resolved, the
+/// TLS server name); this is only what the server is told. A proxy forwards the
+/// client's `:authority` to a backend so.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendAuthority(pub http::uri::Authority);
+
 /// Which failed requests are sent again.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -412,6 +419,12 @@ impl Client {
         let fail_fast = parts.extensions.get::<FailFast>().is_some();
         let timeout_header = parts.extensions.get::<TimeoutHeader>().cloned();
         let authority = self.authority(&parts.uri)?;
+        let mut parts = parts;
+        if let Some(SendAuthority(sent)) = parts.extensions.remove::<SendAuthority>() {
+            let mut uri = std::mem::take(&mut parts.uri).into_parts();
+            uri.authority = Some(sent);
+            parts.uri = Uri::from_parts(uri).unwrap_or_else(|_| authority.uri.clone());
+        }
         let policy = &self.inner.config.retry;
         // The retry buffer is taken as the body is kept, not reserved up front: a
         // request holds what its body really is, up to `buffer_per_request`, and

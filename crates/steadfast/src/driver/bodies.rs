@@ -92,11 +92,12 @@ where
                     Some(Err(e)) => {
                         tracing::debug!(stream = %id, error = %e, "body failed; resetting the stream");
                         slot.send_body = None;
+                        let code = crate::server::reset_code(&e, ErrorCode::CANCEL);
                         let error = Error::with_fate(Kind::Body(e), self.conn.fate(id), Some(id));
                         if let Some(tx) = slot.response_tx.take() {
                             let _ = tx.send(Err(error));
                         }
-                        let _ = self.conn.reset(id, ErrorCode::CANCEL);
+                        let _ = self.conn.reset(id, code);
                         self.remove_slot(id);
                         break;
                     }

@@ -111,7 +111,8 @@ where
             Ok(r) => r,
             Err(e) => {
                 tracing::debug!(stream = %id, error = %e, "service failed");
-                let _ = self.conn.reset(id, ErrorCode::INTERNAL_ERROR);
+                let code = crate::server::reset_code(&e, ErrorCode::INTERNAL_ERROR);
+                let _ = self.conn.reset(id, code);
                 self.remove_slot(id);
                 return;
             }

@@ -1,0 +1,133 @@
+//! Routes: the first whose authority and path match a request names its cluster.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cluster::Cluster;
+use crate::config::{parse_duration, ConfigError, RouteConfig};
+
+#[derive(Clone, Debug)]
+pub(crate) struct Route {
+    /// Lowercase; `None` matches any.
+    authority: Option<String>,
+    prefix: String,
+    pub(crate) cluster: Arc<Cluster>,
+    pub(crate) timeout: Option<Duration>,
+    /// `route[i]`, for logs and metrics.
+    pub(crate) name: Arc<str>,
+}
+
+impl Route {
+    pub(crate) fn new(
+        i: usize,
+        config: &RouteConfig,
+        cluster: Arc<Cluster>,
+    ) -> Result<Self, ConfigError> {
+        let prefix = match (&config.service, &config.prefix) {
+            (Some(service), _) => format!("/{service}/"),
+            (None, Some(prefix)) => prefix.clone(),
+            (None, None) => "/".to_owned(),
+        };
+        let timeout = match &config.timeout {
+            Some(t) => Some(parse_duration(t).map_err(|message| ConfigError {
+                key: format!("route[{i}].timeout"),
+                message,
+            })?),
+            None => None,
+        };
+        Ok(Self {
+            authority: config.authority.as_ref().map(|a| a.to_ascii_lowercase()),
+            prefix,
+            cluster,
+            timeout,
+            name: Arc::from(format!("route[{i}]")),
+        })
+    }
+
+    fn matches(&self, authority: Option<&str>, path: &str) -> bool {
+        let authority_ok = match (&self.authority, authority) {
+            (None, _) => true,
+            (Some(want), Some(got)) => {
+                // `host` matches `host` and `host:port`.
+                got.eq_ignore_ascii_case(want)
+                    || got
+                        .rsplit_once(':')
+                        .is_some_and(|(host, _)| host.eq_ignore_ascii_case(want))
+            }
+            (Some(_), None) => false,
+        };
+        authority_ok && path.starts_with(&self.prefix)
+    }
+}
+
+/// The first route that matches.
+pub(crate) fn find<'a>(
+    routes: &'a [Route],
+    authority: Option<&str>,
+    path: &str,
+) -> Option<&'a Route> {
+    routes.iter().find(|r| r.matches(authority, path))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{ClusterConfig, Limits};
+
+    fn cluster(name: &str) -> Arc<Cluster> {
+        let config = ClusterConfig {
+            name: name.to_owned(),
+            backends: vec!["127.0.0.1:1".to_owned()],
+            dns: None,
+            balance: None,
+            health_check: None,
+            tls: None,
+            connect_timeout: None,
+        };
+        Arc::new(Cluster::new(&config, &Limits::default()).expect("valid"))
+    }
+
+    fn route(
+        i: usize,
+        authority: Option<&str>,
+        service: Option<&str>,
+        prefix: Option<&str>,
+        c: &str,
+    ) -> Route {
+        let config = RouteConfig {
+            authority: authority.map(str::to_owned),
+            service: service.map(str::to_owned),
+            prefix: prefix.map(str::to_owned),
+            cluster: c.to_owned(),
+            timeout: None,
+        };
+        Route::new(i, &config, cluster(c)).expect("valid")
+    }
+
+    #[tokio::test]
+    async fn first_match_by_authority_service_and_prefix() {
+        let routes = [
+            route(
+                0,
+                Some("api.example"),
+                Some("example.Users"),
+                None,
+                "users-api",
+            ),
+            route(1, None, Some("example.Users"), None, "users"),
+            route(2, None, None, Some("/static/"), "files"),
+            route(3, None, None, None, "rest"),
+        ];
+        let pick = |a: Option<&str>, p: &str| find(&routes, a, p).map(|r| &*r.cluster.name);
+        assert_eq!(
+            pick(Some("API.example:8443"), "/example.Users/Get"),
+            Some("users-api")
+        );
+        assert_eq!(pick(Some("other"), "/example.Users/Get"), Some("users"));
+        // A service matches whole: not a service whose name merely starts the same.
+        assert_eq!(pick(None, "/example.UsersAdmin/Get"), Some("rest"));
+        assert_eq!(pick(None, "/static/a.css"), Some("files"));
+        assert_eq!(pick(None, "/"), Some("rest"));
+        assert!(find(&routes[..3], None, "/x").is_none());
+    }
+}

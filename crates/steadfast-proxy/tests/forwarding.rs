@@ -1,0 +1,412 @@
+//! The proxy in process, between steadfast-grpc clients and backends on 127.0.0.1:
+//! statuses and streams pass through, Trailers-Only stays Trailers-Only, calls are
+//! balanced per call, refused calls go to another backend, deadlines are forwarded
+//! with the time spent taken off and enforced, cancellation reaches the backend, and
+//! calls that no backend could take say so.
+
+#[path = "../../steadfast-grpc/tests/common/mod.rs"]
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use common::{bounded, echo, echo_client, serve_echo, serve_echo_with, Event, TestServer};
+use http::{Request, Response};
+use http_body::Body as _;
+use http_body_util::{BodyExt, Full};
+use steadfast::{ErrorCode, Fate, ServerConfig};
+use steadfast_grpc::StatusExt;
+use steadfast_grpc_example::echo::EchoRequest;
+use steadfast_proxy::{Config, Proxy, Running};
+use tonic::Code;
+
+/// A proxy on 127.0.0.1 in front of `backends`, with `edit` applied to the
+/// configuration the flags would give.
+async fn proxy_with(
+    backends: &[SocketAddr],
+    edit: impl FnOnce(&mut Config),
+) -> (Arc<Proxy>, Running) {
+    let mut config = Config::simple("127.0.0.1:0".parse().unwrap(), backends);
+    edit(&mut config);
+    let proxy = Arc::new(Proxy::new(config).expect("valid configuration"));
+    let running = proxy.bind().await.expect("bind");
+    (proxy, running)
+}
+
+async fn proxy(backends: &[SocketAddr]) -> (Arc<Proxy>, Running) {
+    proxy_with(backends, |_| {}).await
+}
+
+fn url(running: &Running) -> String {
+    format!("http://{}", running.local_addrs()[0])
+}
+
+#[tokio::test]
+async fn unary_streaming_and_statuses_pass_through_unchanged() {
+    let backend = serve_echo().await;
+    let (_proxy, running) = proxy(&[backend.addr]).await;
+    let mut client = echo_client(&url(&running));
+
+    let reply = bounded(client.unary(echo("hello"))).await.expect("unary");
+    assert_eq!(reply.get_ref().message, "hello");
+
+    let stream = EchoRequest {
+        count: 3,
+        ..echo("s")
+    };
+    let mut replies = bounded(client.server_stream(stream))
+        .await
+        .expect("stream")
+        .into_inner();
+    let mut got = Vec::new();
+    while let Some(r) = bounded(replies.message()).await.expect("message") {
+        got.push(r.message);
+    }
+    assert_eq!(got, ["s 0", "s 1", "s 2"]);
+
+    // The backend's status and message, as it sent them (percent-encoding and all).
+    let failing = EchoRequest {
+        fail_code: Code::NotFound as i32,
+        ..echo("no such user: ünïcode ✓")
+    };
+    let status = bounded(client.unary(failing)).await.expect_err("NOT_FOUND");
+    assert_eq!(status.code(), Code::NotFound);
+    assert_eq!(status.message(), "no such user: ünïcode ✓");
+}
+
+#[tokio::test]
+async fn trailers_only_stays_trailers_only_and_trailers_arrive() {
+    let backend = serve_echo().await;
+    let (_proxy, running) = proxy(&[backend.addr]).await;
+    let client = steadfast::Client::new(steadfast::PoolConfig::default());
+    let grpc = |path: &str, message: Bytes| {
+        Request::post(format!("{}{path}", url(&running)))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(Full::new(message))
+            .unwrap()
+    };
+    // EchoRequest { message: "x", fail_code: 5 } framed by hand: the backend answers
+    // NOT_FOUND as Trailers-Only, which must reach us as a response head carrying
+    // grpc-status and ending the stream.
+    let message = [0x0a, 0x01, b'x', 0x20, 0x05];
+    let mut framed = vec![0, 0, 0, 0, message.len() as u8];
+    framed.extend_from_slice(&message);
+    let response = bounded(client.send(grpc("/steadfast.test.Echo/Unary", Bytes::from(framed))))
+        .await
+        .expect("response");
+    assert_eq!(response.headers()["grpc-status"], "5");
+    assert_eq!(response.headers()["grpc-message"], "x");
+    assert!(
+        response.body().is_end_stream(),
+        "Trailers-Only: HEADERS with END_STREAM"
+    );
+
+    // A successful call: data, then trailers with grpc-status 0.
+    let message = [0x0a, 0x02, b'o', b'k'];
+    let mut framed = vec![0, 0, 0, 0, message.len() as u8];
+    framed.extend_from_slice(&message);
+    let response = bounded(client.send(grpc("/steadfast.test.Echo/Unary", Bytes::from(framed))))
+        .await
+        .expect("response");
+    assert!(response.headers().get("grpc-status").is_none());
+    let collected = bounded(response.into_body().collect()).await.expect("body");
+    let trailers = collected.trailers().cloned().expect("trailers");
+    assert_eq!(trailers["grpc-status"], "0");
+    assert!(collected.to_bytes().windows(2).any(|w| w == b"ok"));
+
+    // No route: UNIMPLEMENTED from the proxy itself, also Trailers-Only.
+    let mut config = Config::simple("127.0.0.1:0".parse().unwrap(), &[backend.addr]);
+    config.routes[0].prefix = Some("/steadfast.test.Echo/".into());
+    let narrow = Arc::new(Proxy::new(config).unwrap());
+    let narrow = narrow.bind().await.unwrap();
+    let request = Request::post(format!("{}/other.Service/Call", url(&narrow)))
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = bounded(client.send(request)).await.expect("response");
+    assert_eq!(response.headers()["grpc-status"], "12");
+    assert!(response.body().is_end_stream());
+}
+
+/// A plain HTTP/2 backend that answers its own name.
+async fn named_backend(
+    name: &'static str,
+    config: ServerConfig,
+) -> (SocketAddr, steadfast::ShutdownHandle) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = steadfast::Server::new(config);
+    let handle = server.shutdown_handle();
+    let service = steadfast::service_fn(move |request: Request<steadfast::RecvBody>| async move {
+        let authority = request
+            .uri()
+            .authority()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let mut response = Response::new(Full::new(Bytes::from(name)));
+        response
+            .headers_mut()
+            .insert("x-authority", authority.parse().unwrap());
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    tokio::spawn(server.serve(listener, service));
+    (addr, handle)
+}
+
+async fn get(client: &steadfast::Client, base: &str) -> Result<(String, String), steadfast::Error> {
+    let request = Request::get(format!("{base}/who"))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = bounded(client.send(request)).await?;
+    let authority = response.headers()["x-authority"]
+        .to_str()
+        .unwrap()
+        .to_owned();
+    let body = bounded(response.into_body().collect()).await?.to_bytes();
+    Ok((String::from_utf8_lossy(&body).into_owned(), authority))
+}
+
+#[tokio::test]
+async fn one_client_connection_is_balanced_per_call_over_every_backend() {
+    let (a, _ha) = named_backend("a", ServerConfig::default()).await;
+    let (b, _hb) = named_backend("b", ServerConfig::default()).await;
+    let (c, _hc) = named_backend("c", ServerConfig::default()).await;
+    for balance in ["round_robin", "least_request"] {
+        let (proxy, running) = proxy_with(&[a, b, c], |config| {
+            config.clusters[0].balance = Some(balance.into());
+            // Plain HTTP/2 backends have no health service.
+            config.clusters[0].health_check = None;
+        })
+        .await;
+        // One connection from the client: PoolConfig's default would open one anyway.
+        let mut pool = steadfast::PoolConfig::default();
+        pool.max_connections = 1;
+        let client = steadfast::Client::new(pool);
+        let base = url(&running);
+        // The backends become READY one by one: warm up until all three answered.
+        let mut seen = std::collections::BTreeMap::<String, usize>::new();
+        for _ in 0..60 {
+            let (who, authority) = get(&client, &base).await.expect("forwarded");
+            // The client's :authority reaches the backend, not the cluster's name.
+            assert_eq!(authority, running.local_addrs()[0].to_string());
+            *seen.entry(who).or_default() += 1;
+        }
+        assert_eq!(
+            client.stats().connects,
+            1,
+            "{balance}: one client connection"
+        );
+        assert_eq!(
+            seen.len(),
+            3,
+            "{balance}: every backend got calls: {seen:?}"
+        );
+        if balance == "round_robin" {
+            // After warm-up, strictly in turn: every backend got a share.
+            assert!(seen.values().all(|&n| n >= 15), "{seen:?}");
+        }
+        assert_eq!(proxy.backends("default").len(), 3);
+        running.shutdown().await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_refusing_backend_costs_nothing_and_all_refusing_is_refused_in_turn() {
+    // `a` sheds every call with REFUSED_STREAM before its service sees it.
+    let mut shedding = ServerConfig::default();
+    shedding.max_in_flight = Some(0);
+    let (a, _ha) = named_backend("a", shedding.clone()).await;
+    let (b, _hb) = named_backend("b", ServerConfig::default()).await;
+    let (proxy, running) = proxy_with(&[a, b], |config| {
+        config.clusters[0].health_check = None;
+    })
+    .await;
+    let client = steadfast::Client::new(steadfast::PoolConfig::default());
+    let base = url(&running);
+    for _ in 0..40 {
+        let (who, _) = get(&client, &base)
+            .await
+            .expect("never fails while b has room");
+        assert_eq!(who, "b");
+    }
+    running.shutdown().await.unwrap();
+    drop(proxy);
+
+    // Every backend refuses: the proxy refuses too, with REFUSED_STREAM, so the call
+    // is known unprocessed at the client.
+    let (c, _hc) = named_backend("c", shedding).await;
+    let (_proxy, running) = proxy_with(&[a, c], |config| {
+        config.clusters[0].health_check = None;
+        config.limits.refused_retries = 2;
+    })
+    .await;
+    let mut no_retry = steadfast::PoolConfig::default();
+    no_retry.retry = steadfast::RetryPolicy::disabled();
+    let client = steadfast::Client::new(no_retry);
+    let error = get(&client, &url(&running)).await.expect_err("refused");
+    assert_eq!(error.fate(), Some(Fate::Refused), "{error}");
+    assert_eq!(error.code(), Some(ErrorCode::REFUSED_STREAM), "{error}");
+    assert!(error.is_retry_safe());
+}
+
+#[tokio::test]
+async fn no_reachable_backend_is_unavailable_and_never_sent() {
+    // A port nothing listens on.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let (_proxy, running) = proxy_with(&[closed], |config| {
+        config.clusters[0].connect_timeout = Some("1s".into());
+    })
+    .await;
+    let mut client = echo_client(&url(&running));
+    let status = bounded(client.unary(echo("x")))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("never sent"),
+        "{}",
+        status.message()
+    );
+    assert!(
+        status.message().contains("127.0.0.1"),
+        "names the backend: {}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn an_http1_backend_is_unavailable_with_that_reason() {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    std::thread::spawn(move || {
+        use std::io::{Read, Write};
+        // Answers whatever arrives as HTTP/1.1 would.
+        for stream in listener.incoming().take(4) {
+            let Ok(mut stream) = stream else { continue };
+            let mut buf = [0u8; 256];
+            let _ = stream.read(&mut buf);
+            let _ = stream.write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n");
+        }
+    });
+    let (_proxy, running) = proxy_with(&[addr], |config| {
+        config.clusters[0].health_check = None;
+    })
+    .await;
+    let mut client = echo_client(&url(&running));
+    let status = bounded(client.unary(echo("x")))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("HTTP/1"), "{}", status.message());
+}
+
+#[tokio::test]
+async fn deadlines_are_forwarded_less_the_time_spent_and_enforced() {
+    let mut backend = serve_echo().await;
+    let (_proxy, running) = proxy(&[backend.addr]).await;
+    let mut client = echo_client(&url(&running));
+    let mut request = tonic::Request::new(echo("in time"));
+    request.set_timeout(Duration::from_secs(5));
+    let reply = bounded(client.unary(request))
+        .await
+        .expect("unary")
+        .into_inner();
+    // The backend saw a deadline no later than the client's, never none.
+    assert!((1..=5_000).contains(&reply.deadline_ms), "{reply:?}");
+    assert!(!reply.grpc_timeout.is_empty());
+    let _ = backend.take_finished();
+
+    // A call that outlives its deadline: DEADLINE_EXCEEDED, the backend's handler
+    // cancelled (the proxy reset its stream).
+    let slow = EchoRequest {
+        sleep_ms: 5_000,
+        ..echo("slow")
+    };
+    let mut request = tonic::Request::new(slow);
+    request.set_timeout(Duration::from_millis(300));
+    let status = bounded(client.unary(request)).await.expect_err("deadline");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(backend.next_event().await, Event::Cancelled("slow".into()));
+
+    // The route's own limit, without a grpc-timeout from the client.
+    let (_proxy, running) = proxy_with(&[backend.addr], |config| {
+        config.routes[0].timeout = Some("300ms".into());
+    })
+    .await;
+    let mut client = echo_client(&url(&running));
+    let slow = EchoRequest {
+        sleep_ms: 5_000,
+        ..echo("slow route")
+    };
+    let status = bounded(client.unary(slow))
+        .await
+        .expect_err("route timeout");
+    assert_eq!(status.code(), Code::DeadlineExceeded, "{status:?}");
+    assert_eq!(
+        backend.next_event().await,
+        Event::Cancelled("slow route".into())
+    );
+}
+
+#[tokio::test]
+async fn a_client_cancelling_cancels_the_backend_stream() {
+    let mut backend = serve_echo().await;
+    let (_proxy, running) = proxy(&[backend.addr]).await;
+    let mut client = echo_client(&url(&running));
+    let slow = EchoRequest {
+        sleep_ms: 10_000,
+        ..echo("cancelled")
+    };
+    // Dropped after a moment: RST_STREAM(CANCEL) to the proxy, which resets the
+    // backend's stream in turn.
+    let call = client.unary(slow);
+    let _ = tokio::time::timeout(Duration::from_millis(300), call).await;
+    assert_eq!(
+        backend.next_event().await,
+        Event::Cancelled("cancelled".into())
+    );
+}
+
+#[tokio::test]
+async fn a_graceful_backend_restart_fails_no_call() {
+    let mut old = serve_echo().await;
+    let new: TestServer = serve_echo_with(ServerConfig::default()).await;
+    let (_proxy, running) = proxy(&[old.addr, new.addr]).await;
+    let base = url(&running);
+    let calls = (0..4).map(|i| {
+        let base = base.clone();
+        tokio::spawn(async move {
+            let mut client = echo_client(&base);
+            let mut failures = Vec::new();
+            for n in 0..50 {
+                let request = EchoRequest {
+                    sleep_ms: 5,
+                    ..echo(&format!("{i}/{n}"))
+                };
+                if let Err(status) = client.unary(request).await {
+                    failures.push(format!(
+                        "{:?} {} {:?}",
+                        status.code(),
+                        status.message(),
+                        status.fate()
+                    ));
+                }
+            }
+            failures
+        })
+    });
+    let calls: Vec<_> = calls.collect();
+    // Mid-way, the old backend drains (two-phase GOAWAY) and stops.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    old.shutdown_gracefully().await;
+    for call in calls {
+        let failures = bounded(call).await.unwrap();
+        assert!(failures.is_empty(), "{failures:?}");
+    }
+}
