@@ -70,6 +70,16 @@ pub struct ListenerTls {
     pub key: PathBuf,
 }
 
+impl ListenerTls {
+    /// A certificate chain and its key, PEM files.
+    pub fn new(cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        Self {
+            cert: cert.into(),
+            key: key.into(),
+        }
+    }
+}
+
 /// A route: requests whose `:authority` and path match go to `cluster`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
