@@ -159,6 +159,26 @@ impl Proxy {
             .unwrap_or_default()
     }
 
+    /// Waits until `done` holds for the backends of `cluster` (e.g. all READY),
+    /// connecting them as a call would. Bound it with a timeout.
+    pub async fn wait_for_backends(
+        &self,
+        cluster: &str,
+        done: impl Fn(&[SubchannelInfo]) -> bool,
+    ) -> Result<(), steadfast::Error> {
+        let cluster = self.table.read().ok().and_then(|table| {
+            table
+                .routes
+                .iter()
+                .find(|r| &*r.cluster.name == cluster)
+                .map(|r| r.cluster.clone())
+        });
+        match cluster {
+            Some(c) => c.client.wait_for_subchannels(&c.uri(None), done).await,
+            None => Ok(()),
+        }
+    }
+
     /// Binds every listener (with `SO_REUSEPORT`, so a new proxy can take over the
     /// port while this one drains) and serves until [`Running::shutdown`].
     pub async fn bind(self: &Arc<Self>) -> std::io::Result<Running> {
