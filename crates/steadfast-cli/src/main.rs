@@ -92,11 +92,24 @@ fn main() -> ExitCode {
     } else {
         "info"
     };
-    let filter = || {
-        tracing_subscriber::EnvFilter::try_from_default_env()
-            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level))
+    let quiet_access_log = match &cli.command {
+        Command::Proxy(args) => args.access_log_directive(),
+        _ => None,
     };
-    if matches!(&cli.command, Command::Serve(args) if args.json_logs()) {
+    let filter = || {
+        let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+            .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+        match quiet_access_log.and_then(|d| d.parse().ok()) {
+            Some(directive) => filter.add_directive(directive),
+            None => filter,
+        }
+    };
+    let json = match &cli.command {
+        Command::Serve(args) => args.json_logs(),
+        Command::Proxy(args) => args.json_logs(),
+        _ => false,
+    };
+    if json {
         use tracing_subscriber::layer::SubscriberExt;
         use tracing_subscriber::util::SubscriberInitExt;
         tracing_subscriber::registry()

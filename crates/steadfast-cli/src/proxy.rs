@@ -23,6 +23,37 @@ pub(crate) struct Args {
     /// Check the configuration, print it is valid, and exit.
     #[arg(long)]
     check: bool,
+    /// Serve Prometheus metrics at http://ADDR/metrics (per route, cluster,
+    /// backend, method and status; retries by cause; calls shed; backends ready).
+    #[arg(long, value_name = "ADDR")]
+    metrics: Option<SocketAddr>,
+    /// Write one access-log record per call (both sides: client address and stream,
+    /// backend address and stream, statuses, fate, duration) at INFO, target
+    /// `steadfast_proxy::access`.
+    #[arg(long)]
+    access_log: bool,
+    /// `json`: every log record as one JSON object per line of stderr; `text` (the
+    /// default): human-readable lines.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub(crate) enum LogFormat {
+    Text,
+    Json,
+}
+
+impl Args {
+    /// Whether `main` initialises the JSON subscriber.
+    pub(crate) fn json_logs(&self) -> bool {
+        self.log_format == LogFormat::Json
+    }
+
+    /// The log filter directive that turns the access log off, unless asked for.
+    pub(crate) fn access_log_directive(&self) -> Option<&'static str> {
+        (!self.access_log).then_some("steadfast_proxy::access=off")
+    }
 }
 
 fn load(args: &Args) -> Result<Config, String> {
@@ -69,6 +100,23 @@ pub(crate) async fn run(args: Args) -> u8 {
     };
     for addr in running.local_addrs() {
         println!("steadfast proxy: listening on {addr}");
+    }
+    if let Some(at) = args.metrics {
+        let listener = match tokio::net::TcpListener::bind(at).await {
+            Ok(l) => l,
+            Err(e) => {
+                eprintln!("error: cannot listen on {at} for --metrics: {e}");
+                return 1;
+            }
+        };
+        let mut registry = prometheus_client::registry::Registry::default();
+        proxy.register_metrics(&mut registry);
+        let bound = listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        println!("steadfast proxy: metrics on http://{bound}/metrics");
+        tokio::spawn(crate::serve::metrics::serve(listener, Arc::new(registry)));
     }
     let handles = running.shutdown_handles();
     let reload_from = args.config.clone();

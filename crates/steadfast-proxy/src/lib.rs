@@ -32,6 +32,8 @@ mod body;
 mod cluster;
 pub mod config;
 mod forward;
+pub mod metrics;
+mod record;
 mod router;
 
 use std::collections::HashMap;
@@ -55,6 +57,8 @@ use router::Route;
 pub struct Proxy {
     config: RwLock<Config>,
     table: Arc<RwLock<Arc<Table>>>,
+    metrics: Arc<metrics::ProxyMetrics>,
+    listener_stats: std::sync::Mutex<Vec<steadfast::StatsHandle>>,
 }
 
 fn build(config: &Config, old: Option<&Table>) -> Result<Table, ConfigError> {
@@ -101,6 +105,8 @@ impl Proxy {
         Ok(Self {
             config: RwLock::new(config),
             table: Arc::new(RwLock::new(Arc::new(table))),
+            metrics: Arc::default(),
+            listener_stats: std::sync::Mutex::default(),
         })
     }
 
@@ -109,7 +115,20 @@ impl Proxy {
     pub fn service(&self) -> ProxyService {
         ProxyService {
             table: self.table.clone(),
+            metrics: self.metrics.clone(),
         }
+    }
+
+    /// Registers the proxy's metrics (see [`metrics`]) into `registry`; call it
+    /// after [`Proxy::bind`] to include the listeners' counters (calls shed).
+    pub fn register_metrics(&self, registry: &mut prometheus_client::registry::Registry) {
+        let listeners = self
+            .listener_stats
+            .lock()
+            .map(|s| s.clone())
+            .unwrap_or_default();
+        self.metrics
+            .register(registry, self.table.clone(), listeners);
     }
 
     /// Replaces routes, clusters and limits without dropping a connection: calls in
@@ -218,6 +237,9 @@ impl Proxy {
             addrs.push(listener.local_addr()?);
             let server = Server::new(server);
             handles.push(server.shutdown_handle());
+            if let Ok(mut stats) = self.listener_stats.lock() {
+                stats.push(server.stats_handle());
+            }
             let service = self.service();
             tasks.spawn(async move { server.serve(listener, service).await });
         }

@@ -18,7 +18,7 @@ const MAX_HEAD: usize = 8 * 1024;
 const PER_CONNECTION: Duration = Duration::from_secs(10);
 
 /// Answers scrapes on `listener` for as long as the process runs.
-pub(super) async fn serve(listener: TcpListener, registry: Arc<Registry>) {
+pub(crate) async fn serve(listener: TcpListener, registry: Arc<Registry>) {
     loop {
         let stream = match listener.accept().await {
             Ok((stream, _)) => stream,
