@@ -114,9 +114,13 @@ pub(crate) fn failed(
 pub(crate) fn grpc_trailers(error: &steadfast::Error, cluster: &str) -> http::HeaderMap {
     let code = code_for_error(error, Side::Client);
     let message = match error.fate() {
-        Some(Fate::Processed) | Some(Fate::MaybeProcessed) => format!(
+        Some(Fate::Processed) => format!(
             "steadfast proxy: the backend's stream of cluster {cluster:?} failed after it \
-             answered; it may have processed the call: {error}"
+             had answered (it processed the call, perhaps not to its end): {error}"
+        ),
+        Some(Fate::MaybeProcessed) => format!(
+            "steadfast proxy: the backend's stream of cluster {cluster:?} failed; it may \
+             have processed the call: {error}"
         ),
         _ => format!("steadfast proxy: cluster {cluster:?}: {error}"),
     };

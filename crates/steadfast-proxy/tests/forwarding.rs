@@ -410,3 +410,107 @@ async fn a_graceful_backend_restart_fails_no_call() {
         assert!(failures.is_empty(), "{failures:?}");
     }
 }
+
+/// A backend whose gRPC responses start, send one message, then reset the stream
+/// with `code`.
+async fn resetting_backend(code: ErrorCode) -> SocketAddr {
+    use http_body_util::StreamBody;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = steadfast::service_fn(move |_request: Request<steadfast::RecvBody>| async move {
+        let frames = futures_stream(code);
+        let mut response = Response::new(StreamBody::new(frames));
+        response
+            .headers_mut()
+            .insert("content-type", "application/grpc".parse().unwrap());
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    tokio::spawn(steadfast::Server::new(ServerConfig::default()).serve(listener, service));
+    addr
+}
+
+fn futures_stream(
+    code: ErrorCode,
+) -> impl tokio_stream::Stream<Item = Result<http_body::Frame<Bytes>, steadfast::BoxError>> + Send {
+    use tokio_stream::StreamExt;
+    // An EchoReply { message: "one" }, then the reset. A reset discards what the
+    // stream still has queued, so it comes a moment later, once the message left.
+    let message = [0x0a, 0x03, b'o', b'n', b'e'];
+    let mut framed = vec![0, 0, 0, 0, message.len() as u8];
+    framed.extend_from_slice(&message);
+    let frames = vec![
+        Ok(http_body::Frame::data(Bytes::from(framed))),
+        Err(Box::new(steadfast::ResetStream(code)) as steadfast::BoxError),
+    ];
+    tokio_stream::iter(frames.into_iter().enumerate()).then(|(i, frame)| async move {
+        if i > 0 {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        frame
+    })
+}
+
+#[tokio::test]
+async fn a_backend_reset_reaches_the_client_as_the_mapped_status() {
+    for (code, expected) in [
+        (ErrorCode::CANCEL, Code::Cancelled),
+        (ErrorCode::REFUSED_STREAM, Code::Unavailable),
+        (ErrorCode::ENHANCE_YOUR_CALM, Code::ResourceExhausted),
+        (ErrorCode::INTERNAL_ERROR, Code::Internal),
+    ] {
+        let backend = resetting_backend(code).await;
+        let (_proxy, running) = proxy_with(&[backend], |config| {
+            config.clusters[0].health_check = None;
+        })
+        .await;
+        let mut client = echo_client(&url(&running));
+        let request = EchoRequest {
+            count: 2,
+            ..echo("s")
+        };
+        let mut stream = bounded(client.server_stream(request))
+            .await
+            .expect("the head")
+            .into_inner();
+        let first = bounded(stream.message()).await.expect("one message");
+        assert_eq!(first.map(|r| r.message).as_deref(), Some("one"));
+        let status = bounded(stream.message()).await.expect_err("the reset");
+        assert_eq!(status.code(), expected, "{code}: {status:?}");
+        assert!(
+            status.message().contains("it processed the call"),
+            "{}",
+            status.message()
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_tls_backend_behind_an_h2c_cluster_is_unavailable_with_that_reason() {
+    let cert = steadfast_testkit::self_signed(&["localhost"]);
+    let dir = std::env::temp_dir().join(format!("steadfast-proxy-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("cert.pem"), &cert.cert_pem).unwrap();
+    std::fs::write(dir.join("key.pem"), &cert.key_pem).unwrap();
+    let tls = steadfast::tls::server_config_from_pem(&dir.join("cert.pem"), &dir.join("key.pem"));
+    let _ = std::fs::remove_dir_all(&dir);
+    let tls = tls.unwrap();
+    let mut config = ServerConfig::default();
+    config.tls = Some(tls);
+    let (addr, _handle) = named_backend("tls", config).await;
+    let (_proxy, running) = proxy_with(&[addr], |config| {
+        config.clusters[0].health_check = None;
+        config.clusters[0].connect_timeout = Some("2s".into());
+    })
+    .await;
+    let mut client = echo_client(&url(&running));
+    let status = bounded(client.unary(echo("x")))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("TLS"), "{}", status.message());
+    assert!(
+        status.message().contains("never sent"),
+        "{}",
+        status.message()
+    );
+}
