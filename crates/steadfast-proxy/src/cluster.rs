@@ -12,10 +12,13 @@ use steadfast::client::{
 };
 use steadfast::{Client, PoolConfig, RetryPolicy};
 
-use crate::config::{parse_duration, Backends, Balance, ClusterConfig, ConfigError, Limits};
+use crate::config::{
+    parse_duration, Backends, Balance, ClusterConfig, ConfigError, Limits, OutlierConfig,
+};
+use crate::outlier::{Outlier, OutlierSettings};
 
 /// A built cluster.
-#[derive(Clone, Debug)]
+#[derive(Debug)]
 pub(crate) struct Cluster {
     pub(crate) name: Arc<str>,
     /// What it was built from: a reload keeps a cluster whose configuration did not
@@ -23,6 +26,7 @@ pub(crate) struct Cluster {
     pub(crate) config: ClusterConfig,
     pub(crate) limits: Limits,
     pub(crate) client: Client,
+    pub(crate) outlier: Outlier,
     scheme: Scheme,
     authority: Authority,
 }
@@ -96,11 +100,14 @@ impl Cluster {
             .parse()
             .map_err(|_| err("name", format!("{host:?} cannot be an authority")))?;
         let client = Client::with_resolver(pool, SharedResolver(resolver));
+        let outlier = config.outlier.clone().unwrap_or_default();
+        let outlier = Outlier::new(outlier_settings(&outlier).map_err(|(k, m)| err(k, m))?);
         Ok(Self {
             name: Arc::from(config.name.as_str()),
             config: config.clone(),
             limits: limits.clone(),
             client,
+            outlier,
             scheme: if tls { Scheme::HTTPS } else { Scheme::HTTP },
             authority,
         })
@@ -118,10 +125,28 @@ impl Cluster {
         Uri::from_parts(parts).unwrap_or_default()
     }
 
+    /// Notes the end of a call `backend` served; ejects it when that makes too many
+    /// failures in a row.
+    pub(crate) fn observe(&self, backend: std::net::SocketAddr, failed: bool) {
+        if let Some(duration) = self.outlier.observe(backend, failed) {
+            let ejected = self.client.eject(&self.uri(None), backend, duration);
+            tracing::warn!(cluster = %self.name, %backend, ?duration, ejected, "outlier: backend ejected after consecutive failures");
+        }
+    }
+
     /// Each backend's state, health and last error.
     pub(crate) fn backends(&self) -> Vec<SubchannelInfo> {
         self.client.subchannels(&self.uri(None))
     }
+}
+
+fn outlier_settings(o: &OutlierConfig) -> Result<OutlierSettings, (&'static str, String)> {
+    Ok(OutlierSettings {
+        consecutive_failures: o.consecutive_failures,
+        base_ejection: parse_duration(&o.base_ejection)
+            .map_err(|m| ("outlier.base_ejection", m))?,
+        max_ejection: parse_duration(&o.max_ejection).map_err(|m| ("outlier.max_ejection", m))?,
+    })
 }
 
 /// A resolver behind an `Arc`, so static and DNS clusters share one client type.

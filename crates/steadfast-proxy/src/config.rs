@@ -122,6 +122,32 @@ pub struct ClusterConfig {
     pub tls: Option<ClusterTls>,
     /// Time allowed for each step of connecting to a backend (default `"5s"`).
     pub connect_timeout: Option<String>,
+    /// Passive outlier ejection (on by default: 5 failures in a row eject a backend
+    /// for 30 s, growing with each ejection up to 300 s).
+    pub outlier: Option<OutlierConfig>,
+}
+
+/// Passive outlier ejection of a cluster's backends.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+#[non_exhaustive]
+pub struct OutlierConfig {
+    /// Failures in a row that eject a backend; 0 turns ejection off.
+    pub consecutive_failures: u32,
+    /// The first ejection's length; the n-th lasts n times as long.
+    pub base_ejection: String,
+    /// The longest an ejection lasts.
+    pub max_ejection: String,
+}
+
+impl Default for OutlierConfig {
+    fn default() -> Self {
+        Self {
+            consecutive_failures: 5,
+            base_ejection: "30s".to_owned(),
+            max_ejection: "300s".to_owned(),
+        }
+    }
 }
 
 /// The health-checked service.
@@ -262,6 +288,7 @@ impl Config {
                 }),
                 tls: None,
                 connect_timeout: None,
+                outlier: None,
             }],
             limits: Limits::default(),
         }
@@ -303,6 +330,12 @@ impl Config {
             c.balance().map_err(|m| error(key("balance"), m))?;
             if let Some(t) = &c.connect_timeout {
                 parse_duration(t).map_err(|m| error(key("connect_timeout"), m))?;
+            }
+            if let Some(o) = &c.outlier {
+                parse_duration(&o.base_ejection)
+                    .map_err(|m| error(key("outlier.base_ejection"), m))?;
+                parse_duration(&o.max_ejection)
+                    .map_err(|m| error(key("outlier.max_ejection"), m))?;
             }
         }
         if self.routes.is_empty() {

@@ -95,6 +95,7 @@ async fn forward(
         );
         return Ok(answered(record, response, Outcome::Answered));
     };
+    record.cluster_ref = Some(route.cluster.clone());
     let (parts, body) = request.into_parts();
     // The call's deadline: the route's limit, or the client's grpc-timeout counted
     // from when the proxy received the call, whichever comes first. The client's

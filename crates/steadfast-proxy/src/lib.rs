@@ -33,6 +33,7 @@ mod cluster;
 pub mod config;
 mod forward;
 pub mod metrics;
+mod outlier;
 mod record;
 mod router;
 

@@ -7,6 +7,7 @@
 //! | `steadfast_proxy_call_duration_seconds` | histogram | `route`, `cluster`, `grpc_method`, `grpc_status` |
 //! | `steadfast_proxy_unanswered_total` | counter | `cluster`, `fate`: calls no backend answered, by how far they got |
 //! | `steadfast_proxy_transparent_retries_total` | counter | `cluster`, `cause`: `not_sent`, `refused_goaway`, `refused_stream` |
+//! | `steadfast_proxy_ejections_total` | counter | `cluster`, `backend`: outlier ejections |
 //! | `steadfast_proxy_backend_ready` | gauge | `cluster`, `backend`: 1 while READY (connected, and SERVING if health-checked) |
 //! | `steadfast_proxy_calls_shed_total` | counter | calls the proxy refused itself (REFUSED_STREAM) at `limits.max_in_flight` |
 //!
@@ -214,6 +215,22 @@ impl Collector for Clusters {
             None,
             counter.metric_type(),
         )?)?;
+        let counter = ConstCounter::new(0u64);
+        let mut family = encoder.encode_descriptor(
+            "steadfast_proxy_ejections",
+            "Times outlier detection ejected a backend (consecutive failures)",
+            None,
+            counter.metric_type(),
+        )?;
+        for c in &clusters {
+            for (backend, n) in c.outlier.ejections() {
+                let labels = BackendLabels {
+                    cluster: c.name.to_string(),
+                    backend: backend.to_string(),
+                };
+                ConstCounter::new(u64::from(n)).encode(family.encode_family(&labels)?)?;
+            }
+        }
         let gauge = ConstGauge::new(0i64);
         let mut family = encoder.encode_descriptor(
             "steadfast_proxy_backend_ready",

@@ -13,6 +13,7 @@ use std::time::Instant;
 use http::HeaderMap;
 use steadfast::{Fate, StreamId};
 
+use crate::cluster::Cluster;
 use crate::metrics::ProxyMetrics;
 
 /// How a call ended.
@@ -53,6 +54,8 @@ pub(crate) struct Record {
     pub(crate) grpc_status: Option<String>,
     pub(crate) fate: Option<Fate>,
     pub(crate) error: Option<String>,
+    /// The cluster whose outlier detector hears of the call's end.
+    pub(crate) cluster_ref: Option<Arc<Cluster>>,
     done: bool,
 }
 
@@ -77,6 +80,7 @@ impl Record {
             grpc_status: None,
             fate: None,
             error: None,
+            cluster_ref: None,
             done: false,
         }
     }
@@ -98,6 +102,16 @@ impl Record {
         }
         let elapsed = self.started.elapsed();
         self.metrics.observe(self, outcome, elapsed);
+        if let (Some(cluster), Some(backend)) = (&self.cluster_ref, self.backend) {
+            if outcome != Outcome::Cancelled {
+                let failed = crate::outlier::is_failure(
+                    outcome == Outcome::Failed,
+                    self.http_status,
+                    self.grpc_status.as_deref(),
+                );
+                cluster.observe(backend, failed);
+            }
+        }
         tracing::info!(
             target: "steadfast_proxy::access",
             route = %self.route,

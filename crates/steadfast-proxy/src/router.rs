@@ -83,6 +83,7 @@ mod tests {
             health_check: None,
             tls: None,
             connect_timeout: None,
+            outlier: None,
         };
         Arc::new(Cluster::new(&config, &Limits::default()).expect("valid"))
     }

@@ -514,3 +514,63 @@ async fn a_tls_backend_behind_an_h2c_cluster_is_unavailable_with_that_reason() {
         status.message()
     );
 }
+
+/// A backend that answers every gRPC call UNAVAILABLE (Trailers-Only).
+async fn broken_backend() -> SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let service = steadfast::service_fn(|_request: Request<steadfast::RecvBody>| async move {
+        let mut response = Response::new(http_body_util::Empty::<Bytes>::new());
+        let headers = response.headers_mut();
+        headers.insert("content-type", "application/grpc".parse().unwrap());
+        headers.insert("grpc-status", "14".parse().unwrap());
+        headers.insert("grpc-message", "broken".parse().unwrap());
+        Ok::<_, std::convert::Infallible>(response)
+    });
+    tokio::spawn(steadfast::Server::new(ServerConfig::default()).serve(listener, service));
+    addr
+}
+
+#[tokio::test]
+async fn a_backend_failing_every_call_is_ejected() {
+    let broken = broken_backend().await;
+    let a = serve_echo().await;
+    let b = serve_echo().await;
+    let (proxy, running) = proxy_with(&[broken, a.addr, b.addr], |config| {
+        config.clusters[0].health_check = None;
+        let mut outlier = steadfast_proxy::config::OutlierConfig::default();
+        outlier.consecutive_failures = 3;
+        config.clusters[0].outlier = Some(outlier);
+    })
+    .await;
+    let ready = proxy.wait_for_backends("default", |subs| {
+        subs.len() == 3
+            && subs
+                .iter()
+                .all(|s| s.state == steadfast::client::ConnectivityState::Ready)
+    });
+    bounded(ready).await.unwrap();
+    let mut client = echo_client(&url(&running));
+    let mut failures = 0;
+    for i in 0..60 {
+        if let Err(status) = bounded(client.unary(echo(&format!("{i}")))).await {
+            assert_eq!(status.message(), "broken");
+            failures += 1;
+        }
+    }
+    // Round robin sends every third call to it until its third failure in a row.
+    assert_eq!(failures, 3, "ejected after 3 failures in a row");
+    let broken_info = proxy
+        .backends("default")
+        .into_iter()
+        .find(|s| s.address == broken)
+        .unwrap();
+    assert!(broken_info.ejected, "{broken_info:?}");
+    let mut registry = prometheus_client::registry::Registry::default();
+    proxy.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let line =
+        format!("steadfast_proxy_ejections_total{{cluster=\"default\",backend=\"{broken}\"}} 1");
+    assert!(text.lines().any(|l| l == line), "{text}");
+}

@@ -261,6 +261,8 @@ pub struct SubchannelInfo {
     pub health: Option<Health>,
     /// The last thing that went wrong (connect error, GOAWAY, health), if any.
     pub last_error: Option<String>,
+    /// Ejected by outlier detection ([`Client::eject`](super::Client::eject)) now.
+    pub ejected: bool,
 }
 
 /// The subchannels of one authority, and the picker over them.
@@ -396,6 +398,22 @@ impl Balancer {
         subs.iter().map(|s| s.info()).collect()
     }
 
+    /// Ejects the subchannel of `addr` until `until`; false if there is none.
+    pub(crate) fn eject(&self, addr: SocketAddr, until: Instant) -> bool {
+        let Ok(state) = self.state.lock() else {
+            return false;
+        };
+        let Some(sub) = state.subchannels.iter().find(|s| s.addr == addr) else {
+            return false;
+        };
+        if let Ok(mut s) = sub.inner.lock() {
+            s.ejected_until = Some(until);
+        }
+        drop(state);
+        self.notify();
+        true
+    }
+
     /// Waits until `done` holds for the subchannels, starting resolution and
     /// connections as a request would.
     pub(crate) async fn wait_for(&self, done: impl Fn(&[SubchannelInfo]) -> bool) {
@@ -442,12 +460,16 @@ impl Balancer {
             state.subchannels.iter().map(|s| s.effective()).collect();
         let candidates: Vec<Candidate> = views
             .iter()
-            .map(|(state, conn)| Candidate {
+            .zip(&state.subchannels)
+            .map(|((state, conn), sub)| Candidate {
                 state: *state,
-                avoided: match (conn, avoid) {
-                    (Some(c), Some(a)) => c.same_connection(a),
-                    _ => false,
-                },
+                // An ejected backend is used only when no other READY one is left
+                // (Envoy's panic threshold at 100%: better than failing).
+                avoided: sub.is_ejected()
+                    || match (conn, avoid) {
+                        (Some(c), Some(a)) => c.same_connection(a),
+                        _ => false,
+                    },
                 load: conn.as_ref().map_or(0, SendRequest::in_flight),
             })
             .collect();

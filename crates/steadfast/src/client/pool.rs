@@ -348,6 +348,23 @@ impl Client {
         balancer.map(|b| b.subchannels()).unwrap_or_default()
     }
 
+    /// Outlier ejection: requests to `uri`'s authority avoid the backend at `addr`
+    /// for `duration` (under `round_robin` and `least_request`): it is
+    /// picked only while no other READY backend is left. False when the authority has
+    /// no such subchannel (or balances with the least-loaded policy).
+    pub fn eject(&self, uri: &Uri, addr: std::net::SocketAddr, duration: Duration) -> bool {
+        let Some(key) = authority_key(uri) else {
+            return false;
+        };
+        let balancer = self
+            .inner
+            .authorities
+            .lock()
+            .ok()
+            .and_then(|map| map.get(&key).and_then(|a| a.balancer.clone()));
+        balancer.is_some_and(|b| b.eject(addr, tokio::time::Instant::now() + duration))
+    }
+
     /// Resolves `uri`'s name and connects its subchannels as a request would, and
     /// waits until `done` holds for them (e.g. every subchannel READY). Returns at
     /// once under the least-loaded policy. Bound it with a timeout.

@@ -32,6 +32,9 @@ pub(super) struct SubState {
     pub(super) next_attempt: Option<Instant>,
     /// Its round_robin task is running.
     pub(super) task_running: bool,
+    /// Ejected by outlier detection until then: picked only when no READY
+    /// subchannel that is not ejected is left.
+    pub(super) ejected_until: Option<Instant>,
 }
 
 impl Subchannel {
@@ -48,6 +51,7 @@ impl Subchannel {
                 backoff: Backoff::new(backoff.clone(), SplitMix64::seed() ^ addr.port() as u64),
                 next_attempt: None,
                 task_running: false,
+                ejected_until: None,
             }),
         })
     }
@@ -81,7 +85,15 @@ impl Subchannel {
             state,
             health,
             last_error,
+            ejected: self.is_ejected(),
         }
+    }
+
+    /// Ejected by outlier detection now.
+    pub(super) fn is_ejected(&self) -> bool {
+        self.inner
+            .lock()
+            .is_ok_and(|s| s.ejected_until.is_some_and(|until| Instant::now() < until))
     }
 
     pub(super) async fn stopped(&self) {
