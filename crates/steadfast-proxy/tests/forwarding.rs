@@ -574,3 +574,116 @@ async fn a_backend_failing_every_call_is_ejected() {
         format!("steadfast_proxy_ejections_total{{cluster=\"default\",backend=\"{broken}\"}} 1");
     assert!(text.lines().any(|l| l == line), "{text}");
 }
+
+#[tokio::test]
+async fn a_backend_whose_health_check_says_not_serving_gets_no_calls() {
+    use steadfast_grpc_example::echo::echo_server::EchoServer;
+    let mut backends = Vec::new();
+    let mut reporters = Vec::new();
+    for _ in 0..2 {
+        let (service, events) = common::EchoService::new();
+        let (health, health_service) = tonic_health::server::health_reporter();
+        health
+            .set_service_status("", tonic_health::ServingStatus::Serving)
+            .await;
+        let server = steadfast_grpc::Server::builder()
+            .add_service(EchoServer::new(service))
+            .add_service(health_service);
+        backends.push(common::serve(server, events).await);
+        reporters.push(health);
+    }
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let (proxy, running) = proxy(&addrs).await;
+    let ready = |n: usize| {
+        let proxy = proxy.clone();
+        async move {
+            proxy
+                .wait_for_backends("default", |subs| {
+                    subs.iter()
+                        .filter(|s| s.state == steadfast::client::ConnectivityState::Ready)
+                        .count()
+                        == n
+                })
+                .await
+        }
+    };
+    bounded(ready(2)).await.unwrap();
+    // The second backend says NOT_SERVING: the proxy's Watch stream hears it.
+    reporters[1]
+        .set_service_status("", tonic_health::ServingStatus::NotServing)
+        .await;
+    bounded(ready(1)).await.unwrap();
+    let _ = backends[0].take_finished();
+    let _ = backends[1].take_finished();
+    let mut client = echo_client(&url(&running));
+    for i in 0..20 {
+        bounded(client.unary(echo(&format!("{i}"))))
+            .await
+            .expect("served");
+    }
+    assert_eq!(backends[0].take_finished(), 20);
+    assert_eq!(backends[1].take_finished(), 0);
+}
+
+#[tokio::test]
+async fn a_client_that_does_not_read_holds_its_backend_stream_back() {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    // The backend streams 32 MiB in 16 KiB chunks, counting what its body handed to
+    // the connection.
+    let produced = Arc::new(AtomicUsize::new(0));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let counter = produced.clone();
+    let service = steadfast::service_fn(move |_request: Request<steadfast::RecvBody>| {
+        let counter = counter.clone();
+        async move {
+            use tokio_stream::StreamExt;
+            let chunks = tokio_stream::iter(0..2048).map(move |_| {
+                counter.fetch_add(16 << 10, Ordering::Relaxed);
+                Ok::<_, std::convert::Infallible>(http_body::Frame::data(Bytes::from(vec![
+                    7u8;
+                    16 << 10
+                ])))
+            });
+            Ok::<_, std::convert::Infallible>(Response::new(http_body_util::StreamBody::new(
+                chunks,
+            )))
+        }
+    });
+    tokio::spawn(steadfast::Server::new(ServerConfig::default()).serve(listener, service));
+    let (_proxy, running) = proxy_with(&[addr], |config| {
+        config.clusters[0].health_check = None;
+    })
+    .await;
+    let client = steadfast::Client::new(steadfast::PoolConfig::default());
+    let request = Request::get(format!("{}/big", url(&running)))
+        .body(Full::new(Bytes::new()))
+        .unwrap();
+    let response = bounded(client.send(request)).await.expect("head");
+    // Nothing is read: the backend must stall once the windows and the proxy's
+    // per-stream buffer are full. Wait until it stops producing.
+    let mut last = usize::MAX;
+    loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = produced.load(Ordering::Relaxed);
+        if now == last {
+            break;
+        }
+        last = now;
+    }
+    println!("the backend pushed {} KiB while nobody read", last >> 10);
+    // Two hops of windows (1 MiB stream, 2 MiB connection each) and the send
+    // buffers in between: far below the 32 MiB the backend would push.
+    assert!(
+        last <= 8 << 20,
+        "the backend pushed {} KiB with nobody reading",
+        last >> 10
+    );
+    // Reading lets all of it through, intact.
+    let body = bounded(response.into_body().collect())
+        .await
+        .expect("body")
+        .to_bytes();
+    assert_eq!(body.len(), 32 << 20);
+    assert!(body.iter().all(|&b| b == 7));
+}
