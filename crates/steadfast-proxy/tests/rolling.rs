@@ -32,12 +32,18 @@ struct Backend {
 
 impl Backend {
     async fn start(addr: SocketAddr) -> Self {
+        Self::start_with(addr, steadfast::ServerConfig::default()).await
+    }
+
+    async fn start_with(addr: SocketAddr, config: steadfast::ServerConfig) -> Self {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .expect("bind the backend's port");
         let addr = listener.local_addr().unwrap();
         let (service, events) = EchoService::new();
-        let server = Server::builder().add_service(EchoServer::new(service));
+        let server = Server::builder()
+            .config(config)
+            .add_service(EchoServer::new(service));
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let task = tokio::spawn(server.serve_with_listener(listener, async {
             let _ = stopped.await;
@@ -96,7 +102,11 @@ struct Load(Python);
 
 impl Load {
     fn start(proxy: SocketAddr) -> Self {
-        let python = Python::start(SCRIPT, &["load", &proxy.to_string(), &THREADS.to_string()]);
+        Self::start_with(proxy, THREADS)
+    }
+
+    fn start_with(proxy: SocketAddr, threads: usize) -> Self {
+        let python = Python::start(SCRIPT, &["load", &proxy.to_string(), &threads.to_string()]);
         let line = tokio::task::block_in_place(|| python.line(Duration::from_secs(60)));
         assert_eq!(line.as_deref(), Some("started"), "the grpcio load started");
         Self(python)
@@ -181,5 +191,61 @@ async fn rolling_restarts_fail_no_call_and_crashes_fail_only_calls_in_flight() {
         assert_eq!(code, "UNAVAILABLE", "{details}");
         assert!(details.contains("may have processed"), "{details}");
     }
+    running.shutdown().await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn backends_shedding_with_refused_stream_cost_no_call_while_one_has_room() {
+    // Three backends taking one call at a time each, and three clients calling
+    // without pause: whenever a call starts, a backend has room (the one its
+    // client's last call just left), but round robin often picks a busy one, which
+    // refuses it.
+    let mut config = steadfast::ServerConfig::default();
+    config.max_in_flight = Some(1);
+    let mut backends = Vec::new();
+    for _ in 0..3 {
+        backends.push(Backend::start_with("127.0.0.1:0".parse().unwrap(), config.clone()).await);
+    }
+    let addrs: Vec<SocketAddr> = backends.iter().map(|b| b.addr).collect();
+    let mut proxy_config = Config::simple("127.0.0.1:0".parse().unwrap(), &addrs);
+    // The backends answer the health Watch with UNIMPLEMENTED, which would take one
+    // of their two places for a moment: no health check here.
+    proxy_config.clusters[0].health_check = None;
+    let proxy = Arc::new(Proxy::new(proxy_config).unwrap());
+    let running = proxy.bind().await.unwrap();
+    all_ready(&proxy).await;
+    let load = Load::start_with(running.local_addrs()[0], 3);
+    let refused = || {
+        let mut registry = prometheus_client::registry::Registry::default();
+        proxy.register_metrics(&mut registry);
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        text.lines()
+            .find(|l| {
+                l.starts_with(
+                    "steadfast_proxy_transparent_retries_total{cluster=\"default\",cause=\"refused_stream\"}",
+                )
+            })
+            .and_then(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+            .expect("the retries metric")
+    };
+    // Until each backend served its share and some calls were refused (collisions
+    // are likely, not certain, in any one round).
+    for _ in 0..10 {
+        for b in &mut backends {
+            b.served(100).await;
+        }
+        if refused() > 0.0 {
+            break;
+        }
+    }
+    let (ok, failed) = load.finish();
+    let refused = refused();
+    println!(
+        "overload: {ok} calls, {} failed, {refused} refused and sent elsewhere",
+        failed.len()
+    );
+    assert!(failed.is_empty(), "{failed:?}");
+    assert!(refused > 0.0, "the backends did shed");
     running.shutdown().await.unwrap();
 }
