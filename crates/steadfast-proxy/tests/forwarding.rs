@@ -687,3 +687,22 @@ async fn a_client_that_does_not_read_holds_its_backend_stream_back() {
     assert_eq!(body.len(), 32 << 20);
     assert!(body.iter().all(|&b| b == 7));
 }
+
+#[tokio::test]
+async fn a_dns_cluster_resolves_its_name() {
+    let backend = serve_echo().await;
+    let (_proxy, running) = proxy_with(&[backend.addr], |config| {
+        // `localhost` resolves to 127.0.0.1 (and perhaps ::1, where nothing
+        // listens: that subchannel fails and round robin uses the other).
+        config.clusters[0].backends.clear();
+        config.clusters[0].dns = Some(format!("localhost:{}", backend.addr.port()));
+    })
+    .await;
+    let mut client = echo_client(&url(&running));
+    for i in 0..5 {
+        let reply = bounded(client.unary(echo(&format!("dns {i}"))))
+            .await
+            .expect("served");
+        assert_eq!(reply.get_ref().message, format!("dns {i}"));
+    }
+}
