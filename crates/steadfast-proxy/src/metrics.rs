@@ -12,8 +12,10 @@
 //! | `steadfast_proxy_calls_shed_total` | counter | calls the proxy refused itself (REFUSED_STREAM) at `limits.max_in_flight` |
 //!
 //! `grpc_method` is the request path (`/package.Service/Method`) for gRPC calls and
-//! `other` for plain HTTP requests, so a scan of URLs cannot blow up the label set;
-//! `grpc_status` is the status the client got (`""` for plain HTTP); `backend` is the
+//! `other` for plain HTTP requests; past [`MAX_METHODS`] distinct paths, new ones
+//! count as `other` too, so clients sending made-up paths cannot grow the label set
+//! without bound. `grpc_status` is the status the client got (`""` for plain HTTP,
+//! `invalid` for a value that is not a status code 0–16, whatever a backend sent); `backend` is the
 //! backend's `ip:port`, or `none` when no backend answered; `outcome` is `answered`,
 //! `failed` (the proxy answered for the backend) or `cancelled` (the client left
 //! first).
@@ -65,12 +67,25 @@ const BUCKETS: [f64; 24] = [
     0.25, 0.4, 0.65, 1.0, 2.0, 5.0, 10.0, 20.0, 50.0, 100.0,
 ];
 
+/// Distinct `grpc_method` values kept; beyond, `other`.
+pub const MAX_METHODS: usize = 1000;
+
 /// The proxy's counters and histograms; cheap to update from every call.
 #[derive(Debug)]
 pub(crate) struct ProxyMetrics {
     calls: Family<CallLabels, Counter>,
     duration: Family<DurationLabels, Histogram, fn() -> Histogram>,
     unanswered: Family<FateLabels, Counter>,
+    methods: std::sync::Mutex<std::collections::HashSet<String>>,
+}
+
+/// A grpc-status as a label: the code, or `invalid`.
+fn status_label(status: Option<&str>) -> String {
+    match status {
+        None => String::new(),
+        Some(s) if s.parse::<u8>().is_ok_and(|c| c <= 16) => s.to_owned(),
+        Some(_) => "invalid".to_owned(),
+    }
 }
 
 fn histogram() -> Histogram {
@@ -83,13 +98,30 @@ impl Default for ProxyMetrics {
             calls: Family::default(),
             duration: Family::new_with_constructor(histogram),
             unanswered: Family::default(),
+            methods: std::sync::Mutex::default(),
         }
     }
 }
 
 impl ProxyMetrics {
+    /// `method`, or `other` once [`MAX_METHODS`] others are known.
+    fn method_label(&self, method: &str) -> String {
+        let Ok(mut methods) = self.methods.lock() else {
+            return "other".to_owned();
+        };
+        if methods.contains(method) {
+            return method.to_owned();
+        }
+        if methods.len() < MAX_METHODS {
+            methods.insert(method.to_owned());
+            return method.to_owned();
+        }
+        "other".to_owned()
+    }
+
     pub(crate) fn observe(&self, record: &Record, outcome: Outcome, elapsed: Duration) {
-        let grpc_status = record.grpc_status.clone().unwrap_or_default();
+        let grpc_status = status_label(record.grpc_status.as_deref());
+        let method = self.method_label(&record.method);
         self.calls
             .get_or_create(&CallLabels {
                 route: record.route.to_string(),
@@ -97,7 +129,7 @@ impl ProxyMetrics {
                 backend: record
                     .backend
                     .map_or_else(|| "none".to_owned(), |a| a.to_string()),
-                grpc_method: record.method.clone(),
+                grpc_method: method.clone(),
                 grpc_status: grpc_status.clone(),
                 outcome: match outcome {
                     Outcome::Answered => "answered",
@@ -110,7 +142,7 @@ impl ProxyMetrics {
             .get_or_create(&DurationLabels {
                 route: record.route.to_string(),
                 cluster: record.cluster.to_string(),
-                grpc_method: record.method.clone(),
+                grpc_method: method,
                 grpc_status,
             })
             .observe(elapsed.as_secs_f64());
@@ -249,5 +281,31 @@ impl Collector for Clusters {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn labels_stay_bounded_whatever_clients_and_backends_send() {
+        let metrics = ProxyMetrics::default();
+        for i in 0..MAX_METHODS {
+            assert_eq!(
+                metrics.method_label(&format!("/s.S/M{i}")),
+                format!("/s.S/M{i}")
+            );
+        }
+        assert_eq!(
+            metrics.method_label("/s.S/M0"),
+            "/s.S/M0",
+            "known ones stay"
+        );
+        assert_eq!(metrics.method_label("/s.S/New"), "other");
+        assert_eq!(status_label(Some("14")), "14");
+        assert_eq!(status_label(Some("17")), "invalid");
+        assert_eq!(status_label(Some("lots of labels")), "invalid");
+        assert_eq!(status_label(None), "");
     }
 }
