@@ -21,7 +21,8 @@
 //!   around a [`Channel`].
 //! - [`register_server_stats`] and [`register_channel_stats`]: steadfast's own
 //!   counters (requests shed, transparent retries by cause, failures by fate, A6
-//!   retries and hedges), read at scrape time.
+//!   retries and hedges, RST_STREAM and GOAWAY frames sent and received by code,
+//!   connections opened and closed by reason), read at scrape time.
 //!
 //! Not measured: A66's per-attempt metrics (`grpc.client.attempt.*`: the attempts
 //! are made inside the channel, below this wrapper) and the message-size
@@ -494,8 +495,11 @@ fn labelled<L: EncodeLabelSet>(
 
 /// Registers a collector of a [`steadfast::Server`]'s counters, read at scrape time:
 /// `steadfast_server_requests_accepted_total`, `steadfast_server_requests_shed_total`
-/// (refused with REFUSED_STREAM by load shedding) and the gauge
-/// `steadfast_server_requests_in_flight`.
+/// (refused with REFUSED_STREAM by load shedding), the gauge
+/// `steadfast_server_requests_in_flight`, `steadfast_server_connections_opened_total`,
+/// `steadfast_server_connections_closed_total{reason}` and the RST_STREAM and
+/// GOAWAY frames sent and received by code
+/// (`steadfast_server_{rst_stream,goaway}_{sent,received}_total{code}`).
 pub fn register_server_stats(registry: &mut Registry, stats: steadfast::server::StatsHandle) {
     registry.register_collector(Box::new(ServerStats(stats)));
 }
@@ -503,9 +507,96 @@ pub fn register_server_stats(registry: &mut Registry, stats: steadfast::server::
 #[derive(Debug)]
 struct ServerStats(steadfast::server::StatsHandle);
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetCodeLabel {
+    grpc_target: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetReasonLabel {
+    grpc_target: String,
+    reason: &'static str,
+}
+
+/// The four frame families (`{prefix}_rst_stream_sent_total{code}`, …) and
+/// `{prefix}_connections_closed_total{reason}`, each label set extended by `with`.
+/// A code appears once one frame with it was counted; every reason always appears.
+fn connection_families<C: EncodeLabelSet, R: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    prefix: &str,
+    stats: &steadfast::ConnectionStats,
+    code_label: impl Fn(&'static str) -> C,
+    reason_label: impl Fn(&'static str) -> R,
+) -> fmt::Result {
+    let frames = &stats.frames;
+    let families: [(&str, &str, &steadfast_proto::ByCode); 4] = [
+        (
+            "rst_stream_sent",
+            "RST_STREAM frames sent, by error code",
+            &frames.rst_stream_sent,
+        ),
+        (
+            "rst_stream_received",
+            "RST_STREAM frames received, by error code",
+            &frames.rst_stream_received,
+        ),
+        (
+            "goaway_sent",
+            "GOAWAY frames sent, by error code (a two-phase drain sends two)",
+            &frames.goaway_sent,
+        ),
+        (
+            "goaway_received",
+            "GOAWAY frames received, by error code",
+            &frames.goaway_received,
+        ),
+    ];
+    for (name, help, counts) in families {
+        let values: Vec<(C, u64)> = steadfast_proto::FrameCounts::labelled(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(code, n)| (code_label(code), n))
+            .collect();
+        labelled(encoder, &format!("{prefix}_{name}"), help, &values)?;
+    }
+    let closed: Vec<(R, u64)> = stats
+        .closed_by_reason()
+        .map(|(reason, n)| (reason_label(reason.name()), n))
+        .collect();
+    labelled(
+        encoder,
+        &format!("{prefix}_connections_closed"),
+        "Connections closed, by reason: graceful, max_age, max_idle, drain_timeout, peer_closed, io_error, protocol_error, peer_error, keepalive_timeout, aborted, tls_error",
+        &closed,
+    )
+}
+
 impl Collector for ServerStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let stats = self.0.get();
+        counter(
+            &mut encoder,
+            "steadfast_server_connections_opened",
+            "Connections accepted (before TLS)",
+            stats.connections.opened,
+        )?;
+        connection_families(
+            &mut encoder,
+            "steadfast_server",
+            &stats.connections,
+            |code| CodeLabel { code },
+            |reason| ReasonLabel { reason },
+        )?;
         counter(
             &mut encoder,
             "steadfast_server_requests_accepted",
@@ -530,7 +621,9 @@ impl Collector for ServerStats {
 
 /// Registers a collector of a [`Channel`]'s counters, read at scrape time, each
 /// labelled `grpc_target=target`: transparent retries by cause, failures by fate,
-/// connections, and the service config's retries and hedges (gRFC A6).
+/// connections opened and closed by reason, RST_STREAM and GOAWAY frames sent and
+/// received by code (`steadfast_client_{rst_stream,goaway}_{sent,received}_total`),
+/// and the service config's retries and hedges (gRFC A6).
 pub fn register_channel_stats(
     registry: &mut Registry,
     channel: &Channel,
@@ -570,6 +663,19 @@ impl Collector for ChannelStats {
         let s = self.channel.client().stats();
         let r = self.channel.retry_stats();
         let target = || self.target.to_string();
+        connection_families(
+            &mut encoder,
+            "steadfast_client",
+            &s.connections,
+            |code| TargetCodeLabel {
+                grpc_target: target(),
+                code,
+            },
+            |reason| TargetReasonLabel {
+                grpc_target: target(),
+                reason,
+            },
+        )?;
         let cause = |cause, v| {
             (
                 CauseLabel {

@@ -369,3 +369,134 @@ async fn the_channel_wrapper_counts_calls_by_method_target_status_and_deadline_b
     );
     drop(server);
 }
+
+#[tokio::test]
+async fn goaway_and_rst_stream_by_code_and_connections_by_reason_on_both_ends() {
+    let mut server_registry = Registry::default();
+    let (service, _events) = EchoService::new();
+    let grpc = Server::builder()
+        .add_service(EchoServer::new(service))
+        .into_service();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = steadfast::Server::new(steadfast::ServerConfig::default());
+    metrics::register_server_stats(&mut server_registry, server.stats_handle());
+    let shutdown = server.shutdown_handle();
+    let serving = tokio::spawn(server.serve(listener, grpc));
+    let mut client_registry = Registry::default();
+    let channel = channel(&url);
+    metrics::register_channel_stats(&mut client_registry, &channel, &url);
+    let mut client = EchoClient::new(channel.clone());
+
+    for i in 0..2 {
+        bounded(client.unary(echo(&format!("ok {i}"))))
+            .await
+            .unwrap();
+    }
+    // Past its 50 ms deadline the client resets the stream: RST_STREAM(CANCEL).
+    let slow = EchoRequest {
+        sleep_ms: 2_000,
+        ..echo("slow")
+    };
+    let status = bounded(client.unary(with_timeout(slow, Duration::from_millis(50))))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::DeadlineExceeded);
+    // A drain: GOAWAY(NO_ERROR); the idle client closes on it.
+    shutdown.graceful();
+    bounded(serving).await.unwrap().unwrap();
+
+    let client_samples = scrape_until(&client_registry, |s| {
+        s.iter().any(|s| {
+            s["name"] == "steadfast_client_connections_closed_total"
+                && s["labels"]["reason"] == "graceful"
+                && s["value"] == 1.0
+        })
+    })
+    .await;
+    let server_samples = scrape(&server_registry);
+
+    let s = |name: &str, labels: &[(&str, &str)]| value(&server_samples, name, labels);
+    assert_eq!(
+        family_type(&server_samples, "steadfast_server_goaway_sent"),
+        "counter"
+    );
+    assert_eq!(
+        s(
+            "steadfast_server_goaway_sent_total",
+            &[("code", "NO_ERROR")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        s(
+            "steadfast_server_rst_stream_received_total",
+            &[("code", "CANCEL")]
+        ),
+        1.0
+    );
+    assert_eq!(s("steadfast_server_connections_opened_total", &[]), 1.0);
+    assert_eq!(
+        s(
+            "steadfast_server_connections_closed_total",
+            &[("reason", "graceful")]
+        ),
+        1.0
+    );
+    for reason in ["peer_closed", "io_error", "protocol_error", "tls_error"] {
+        assert_eq!(
+            s(
+                "steadfast_server_connections_closed_total",
+                &[("reason", reason)]
+            ),
+            0.0
+        );
+    }
+    // Only codes that were counted have a series.
+    let series =
+        |samples: &[Value], name: &str| samples.iter().filter(|s| s["name"] == name).count();
+    assert_eq!(
+        series(&server_samples, "steadfast_server_rst_stream_sent_total"),
+        0
+    );
+    assert_eq!(
+        series(&server_samples, "steadfast_server_goaway_received_total"),
+        0
+    );
+
+    let target = ("grpc_target", url.as_str());
+    let c = |name: &str, labels: &[(&str, &str)]| {
+        let mut all = vec![target];
+        all.extend_from_slice(labels);
+        value(&client_samples, name, &all)
+    };
+    assert_eq!(
+        c(
+            "steadfast_client_rst_stream_sent_total",
+            &[("code", "CANCEL")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        c(
+            "steadfast_client_goaway_received_total",
+            &[("code", "NO_ERROR")]
+        ),
+        1.0
+    );
+    assert_eq!(c("steadfast_client_connections_opened_total", &[]), 1.0);
+    assert_eq!(
+        c(
+            "steadfast_client_connections_closed_total",
+            &[("reason", "graceful")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        series(
+            &client_samples,
+            "steadfast_client_rst_stream_received_total"
+        ),
+        0
+    );
+}

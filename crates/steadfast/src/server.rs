@@ -21,6 +21,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use crate::body::{boxed, RecvBody};
+use crate::conn_stats::{CloseReason, ConnCounters, ConnectionStats};
 use crate::driver::{Command, Dispatch, Driver, DriverConfig, Shedding};
 use crate::error::BoxError;
 use crate::tls;
@@ -152,6 +153,7 @@ pub struct Server {
     config: ServerConfig,
     signal: Arc<watch::Sender<Signal>>,
     shed: Arc<Shedding>,
+    connections: Arc<ConnCounters>,
 }
 
 /// Counters of a [`Server`].
@@ -163,11 +165,14 @@ pub struct ServerStats {
     pub refused: u64,
     /// Requests in the service now.
     pub in_flight: usize,
+    /// Connections accepted and closed (by reason), RST_STREAM and GOAWAY frames
+    /// sent and received (by code).
+    pub connections: ConnectionStats,
 }
 
 /// Reads a [`Server`]'s counters from anywhere.
 #[derive(Clone, Debug)]
-pub struct StatsHandle(Arc<Shedding>);
+pub struct StatsHandle(Arc<Shedding>, Arc<ConnCounters>);
 
 impl StatsHandle {
     /// The counters now.
@@ -176,6 +181,7 @@ impl StatsHandle {
             accepted: self.0.accepted.load(Ordering::Relaxed),
             refused: self.0.refused.load(Ordering::Relaxed),
             in_flight: self.0.in_flight.load(Ordering::Relaxed),
+            connections: self.1.get(),
         }
     }
 }
@@ -193,12 +199,13 @@ impl Server {
             config,
             signal: Arc::new(tx),
             shed,
+            connections: Arc::default(),
         }
     }
 
     /// A handle to read the server's counters.
     pub fn stats_handle(&self) -> StatsHandle {
-        StatsHandle(self.shed.clone())
+        StatsHandle(self.shed.clone(), self.connections.clone())
     }
 
     /// A handle that can shut the server down.
@@ -266,6 +273,7 @@ impl Server {
                 _ = signal.changed() => break,
             };
             let id = next_id.fetch_add(1, Ordering::Relaxed);
+            self.connections.opened();
             let config = self.config.clone();
             let acceptor = acceptor.clone();
             let dispatch = make_dispatch(service.clone());
@@ -283,6 +291,7 @@ impl Server {
             );
             let signal_now = signal.clone();
             let shed = self.shed.clone();
+            let counters = self.connections.clone();
             tasks.spawn(
                 async move {
                     serve_connection(
@@ -290,7 +299,7 @@ impl Server {
                         (peer, local),
                         id,
                         config,
-                        shed,
+                        (shed, counters),
                         acceptor,
                         dispatch,
                         connections,
@@ -329,7 +338,7 @@ async fn serve_connection<IO>(
     (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
     id: u64,
     config: ServerConfig,
-    shed: Arc<Shedding>,
+    (shed, counters): (Arc<Shedding>, Arc<ConnCounters>),
     acceptor: Option<TlsAcceptor>,
     dispatch: Dispatch,
     connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>>,
@@ -350,6 +359,7 @@ async fn serve_connection<IO>(
         shed: Some(shed),
         connection_info: None,
         stream_end: config.stream_end,
+        counters: Some(counters.clone()),
     };
     let run = |commands: mpsc::UnboundedSender<Command>| {
         if let Ok(mut c) = connections.lock() {
@@ -370,10 +380,12 @@ async fn serve_connection<IO>(
                 Ok(Ok(s)) => s,
                 Ok(Err(why)) => {
                     tracing::debug!(?peer, %why, "TLS handshake failed");
+                    counters.closed(CloseReason::TlsError);
                     return;
                 }
                 Err(_) => {
                     tracing::debug!(?peer, "TLS handshake timed out");
+                    counters.closed(CloseReason::TlsError);
                     return;
                 }
             };
@@ -393,6 +405,7 @@ async fn serve_connection<IO>(
             let Ok((driver, commands, _, _)) =
                 Driver::new(stream, Role::Server, driver_config, Some(dispatch))
             else {
+                counters.closed(CloseReason::ProtocolError);
                 return;
             };
             run(commands);
@@ -404,6 +417,7 @@ async fn serve_connection<IO>(
             let Ok((driver, commands, _, _)) =
                 Driver::new(tcp, Role::Server, driver_config, Some(dispatch))
             else {
+                counters.closed(CloseReason::ProtocolError);
                 return;
             };
             run(commands);

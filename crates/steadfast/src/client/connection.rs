@@ -32,6 +32,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// TLS settings for `https` targets; `None` uses the Web PKI roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// (A [`Client`](super::Client)'s connections) where frames and ends are counted.
+    pub(crate) counters: Option<Arc<crate::conn_stats::ConnCounters>>,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +42,7 @@ impl Default for ClientConfig {
             proto: steadfast_proto::Config::default(),
             connect_timeout: Duration::from_secs(20),
             tls: None,
+            counters: None,
         }
     }
 }
@@ -284,6 +287,7 @@ where
         shed: None,
         connection_info: None,
         stream_end: false,
+        counters: config.counters.clone(),
     };
     let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None)
         .map_err(|e| Error::with_fate(Kind::Config(e), Some(Fate::NotSent), None))?;

@@ -288,7 +288,9 @@ impl Client {
     }
 
     /// A client with its own name resolution.
-    pub fn with_resolver(config: PoolConfig, resolver: impl Resolve) -> Self {
+    pub fn with_resolver(mut config: PoolConfig, resolver: impl Resolve) -> Self {
+        let counters = Arc::new(Counters::default());
+        config.connection.counters = Some(counters.connections.clone());
         Self {
             inner: Arc::new(Inner {
                 buffer_available: Arc::new(super::replay::ByteBudget::new(
@@ -297,7 +299,7 @@ impl Client {
                 config,
                 resolver: Arc::new(resolver),
                 authorities: Mutex::new(HashMap::new()),
-                counters: Arc::default(),
+                counters,
             }),
         }
     }
@@ -322,6 +324,7 @@ impl Client {
             connect_failures: get(&c.connect_failures),
             connections_unused: get(&c.connections_unused),
             resolutions: get(&c.resolutions),
+            connections: c.connections.get(),
         }
     }
 
