@@ -477,6 +477,9 @@ impl Shared {
         inherited: Option<Instant>,
     ) -> Result<Response<ResponseBody>, Status> {
         let (mut parts, body) = request.into_parts();
+        let attempts = parts
+            .extensions
+            .remove::<Arc<crate::metrics::AttemptRecorder>>();
         let now = Instant::now();
         if parts.uri.scheme().is_none() {
             let path = parts
@@ -567,14 +570,24 @@ impl Shared {
                     buffer: &self.replay_buffer,
                     deadline: budget.map(|b| b.deadline),
                     failure: &failure,
+                    attempts: attempts.as_ref(),
                 };
                 retry::call(cx, parts, body, policy).await?
             }
-            None => self
-                .client
-                .send(Request::from_parts(parts, body))
-                .await
-                .map_err(failure)?,
+            None => {
+                let attempt = crate::metrics::Attempt::of(attempts.as_ref());
+                match self.client.send(Request::from_parts(parts, body)).await {
+                    Ok(response) => {
+                        attempt.committed();
+                        response
+                    }
+                    Err(error) => {
+                        let status = failure(error);
+                        attempt.failed(status.code());
+                        return Err(status);
+                    }
+                }
+            }
         };
         let (mut parts, body) = response.into_parts();
         crate::status::drop_malformed_details(&mut parts.headers);

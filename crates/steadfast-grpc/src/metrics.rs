@@ -24,9 +24,22 @@
 //!   retries and hedges, RST_STREAM and GOAWAY frames sent and received by code,
 //!   connections opened and closed by reason), read at scrape time.
 //!
-//! Not measured: A66's per-attempt metrics (`grpc.client.attempt.*`: the attempts
-//! are made inside the channel, below this wrapper) and the message-size
-//! histograms.
+//! # Attempts
+//!
+//! [`ChannelMetrics`] also counts A66's `grpc_client_attempt_started_total` and
+//! `grpc_client_attempt_duration_seconds{grpc_method,grpc_target,grpc_status}`. An
+//! attempt is one request the [`Channel`] hands to its `steadfast::Client`: the only
+//! one of a call without a retry or hedging policy, each try of a retry policy, each
+//! copy of a hedging policy (gRFC A6). A transparent retry inside the client (a
+//! request the server provably never processed, sent again) belongs to the attempt
+//! it retries and is counted by `steadfast_client_transparent_retries_total` instead
+//! (grpc-java and grpc-go open a new attempt for it). An attempt ends when it fails
+//! (with its own status), when the call committed to it ends (with the call's
+//! status), or when it is abandoned (`CANCELLED`: a hedged copy another copy beat, a
+//! call the application dropped). A call refused before any attempt (a zero budget,
+//! a malformed `grpc-timeout`) has none.
+//!
+//! Not measured: A66's message-size histograms.
 
 use std::fmt;
 use std::future::Future;
@@ -48,6 +61,9 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::{timeout, Channel};
+
+mod attempt;
+pub(crate) use attempt::{Attempt, AttemptRecorder};
 
 /// A66's recommended latency buckets, in seconds (the leading 0 left out).
 const BUCKETS: [f64; 40] = [
@@ -347,22 +363,28 @@ impl<B: Body> Body for MetricsBody<B> {
     }
 }
 
-/// The channel's A66 call metrics, registered once, shared by every clone.
+/// The channel's A66 call and attempt metrics, registered once, shared by every clone.
 #[derive(Clone, Debug)]
 pub struct ChannelMetrics {
     started: Family<ClientStarted, Counter>,
     duration: HistogramFamily<ClientDuration>,
+    attempt_started: Family<ClientStarted, Counter>,
+    attempt_duration: HistogramFamily<attempt::AttemptDuration>,
 }
 
 impl ChannelMetrics {
-    /// Registers `grpc_client_call_started` and `grpc_client_call_duration_seconds`
-    /// into `registry`.
+    /// Registers `grpc_client_call_started`, `grpc_client_call_duration_seconds`,
+    /// `grpc_client_attempt_started` and `grpc_client_attempt_duration_seconds`
+    /// into `registry`. What an attempt is: [Attempts](crate::metrics#attempts).
     pub fn register(registry: &mut Registry) -> Self {
         let started = Family::default();
         let duration = HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
+        let attempt_started = Family::default();
+        let attempt_duration =
+            HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
         registry.register(
             "grpc_client_call_started",
-            "Calls started by the client, before any attempt (steadfast's client-side counterpart of A66 grpc.client.attempt.started, per call)",
+            "Calls started by the client, before any attempt (steadfast's; A66 counts attempts only)",
             started.clone(),
         );
         registry.register_with_unit(
@@ -371,7 +393,23 @@ impl ChannelMetrics {
             Unit::Seconds,
             duration.clone(),
         );
-        Self { started, duration }
+        registry.register(
+            "grpc_client_attempt_started",
+            "Attempts started: the one of a call without a retry policy, each retry, each hedged copy; not transparent retries (A66 grpc.client.attempt.started)",
+            attempt_started.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_client_attempt_duration",
+            "From an attempt's start to its status (its failure, or the end of the call committed to it; CANCELLED if abandoned), per method, target and status (A66 grpc.client.attempt.duration)",
+            Unit::Seconds,
+            attempt_duration.clone(),
+        );
+        Self {
+            started,
+            duration,
+            attempt_started,
+            attempt_duration,
+        }
     }
 
     /// `channel` measured by these metrics, its calls labelled `grpc_target=target`
@@ -410,7 +448,7 @@ impl tower_service::Service<Request<tonic::body::Body>> for MetricsChannel {
         tower_service::Service::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         let start = Instant::now();
         let grpc_method = method_of(&request);
         // The budget as the channel computes it, less the service config's
@@ -445,9 +483,20 @@ impl tower_service::Service<Request<tonic::body::Body>> for MetricsChannel {
                 grpc_target: self.target.clone(),
             })
             .inc();
+        let attempts = Arc::new(AttemptRecorder {
+            started: self.metrics.attempt_started.clone(),
+            duration: self.metrics.attempt_duration.clone(),
+            labels: ClientStarted {
+                grpc_method: grpc_method.clone(),
+                grpc_target: self.target.clone(),
+            },
+            committed: std::sync::Mutex::new(None),
+        });
+        request.extensions_mut().insert(attempts.clone());
         let duration = self.metrics.duration.clone();
         let target = self.target.clone();
         let record = move |status: Code| {
+            attempts.call_ended(status);
             duration
                 .get_or_create(&ClientDuration {
                     grpc_method,

@@ -500,3 +500,132 @@ async fn goaway_and_rst_stream_by_code_and_connections_by_reason_on_both_ends() 
         0
     );
 }
+
+/// A channel to `url` under this service config for `steadfast.test.Echo/Unary`.
+fn configured(url: &str, policy: &str) -> Channel {
+    let config = format!(
+        r#"{{"methodConfig": [{{"name": [{{"service": "steadfast.test.Echo", "method": "Unary"}}], {policy}}}]}}"#
+    );
+    Channel::builder(url)
+        .unwrap()
+        .connect_timeout(Duration::from_secs(5))
+        .service_config(steadfast_grpc::ServiceConfig::from_json(&config).unwrap())
+        .build()
+}
+
+/// Waits (at most 5 s) until the exposition contains `needle`, without the parser:
+/// it runs synchronously, and the runtime's other tasks would wait for it.
+async fn exposition_until(registry: &Registry, needle: &str) {
+    let until = tokio::time::Instant::now() + Duration::from_secs(5);
+    loop {
+        let mut text = String::new();
+        prometheus_client::encoding::text::encode(&mut text, registry).unwrap();
+        if text.contains(needle) || tokio::time::Instant::now() > until {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn attempts_are_each_retry_and_each_hedged_copy_with_their_own_status() {
+    let server = common::serve_echo().await;
+    let url = server.url();
+    let mut registry = Registry::default();
+    let metrics = ChannelMetrics::register(&mut registry);
+    let plain = EchoClient::new(metrics.wrap(channel(&url), "plain"));
+    let retry = configured(
+        &url,
+        r#""retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.01s",
+            "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}"#,
+    );
+    let retrying = EchoClient::new(metrics.wrap(retry, "retry"));
+    let hedge = configured(
+        &url,
+        r#""hedgingPolicy": {"maxAttempts": 2, "hedgingDelay": "0.1s", "nonFatalStatusCodes": ["UNAVAILABLE"]}"#,
+    );
+    let hedging = EchoClient::new(metrics.wrap(hedge, "hedge"));
+
+    // No policy: one attempt each, ending with the call's status.
+    let mut client = plain.clone();
+    bounded(client.unary(echo("ok"))).await.unwrap();
+    let status = bounded(client.unary(failing("nf", Code::NotFound)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    // A retry policy: three attempts that fail, then a call whose first succeeds.
+    let mut client = retrying.clone();
+    let status = bounded(client.unary(failing("ua", Code::Unavailable)))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::Unavailable);
+    bounded(client.unary(echo("ok"))).await.unwrap();
+    // Hedging: the first copy answers after 300 ms, the second, sent at 100 ms, is
+    // cancelled when the first wins.
+    let mut client = hedging.clone();
+    let slow = EchoRequest {
+        sleep_ms: 300,
+        ..echo("slow")
+    };
+    bounded(client.unary(slow)).await.unwrap();
+
+    // The losing copy's task is aborted, and its attempt recorded, just after.
+    exposition_until(&registry, r#"grpc_target="hedge",grpc_status="CANCELLED""#).await;
+    let samples = scrape(&registry);
+    let count = "grpc_client_attempt_duration_seconds_count";
+    assert_eq!(
+        family_type(&samples, "grpc_client_attempt_started"),
+        "counter"
+    );
+    assert_eq!(
+        family_type(&samples, "grpc_client_attempt_duration_seconds"),
+        "histogram"
+    );
+    let method = ("grpc_method", UNARY);
+    let started = |target| {
+        value(
+            &samples,
+            "grpc_client_attempt_started_total",
+            &[method, ("grpc_target", target)],
+        )
+    };
+    let ended = |target, status| {
+        value(
+            &samples,
+            count,
+            &[method, ("grpc_target", target), ("grpc_status", status)],
+        )
+    };
+    assert_eq!(started("plain"), 2.0);
+    assert_eq!(ended("plain", "OK"), 1.0);
+    assert_eq!(ended("plain", "NOT_FOUND"), 1.0);
+    assert_eq!(started("retry"), 4.0);
+    assert_eq!(ended("retry", "UNAVAILABLE"), 3.0);
+    assert_eq!(ended("retry", "OK"), 1.0);
+    assert_eq!(started("hedge"), 2.0);
+    assert_eq!(ended("hedge", "OK"), 1.0);
+    assert_eq!(ended("hedge", "CANCELLED"), 1.0);
+    assert_eq!(samples.iter().filter(|s| s["name"] == count).count(), 6);
+    // Calls, not attempts: two per channel but one for hedging.
+    let calls = |target| {
+        value(
+            &samples,
+            "grpc_client_call_started_total",
+            &[method, ("grpc_target", target)],
+        )
+    };
+    assert_eq!(
+        (calls("plain"), calls("retry"), calls("hedge")),
+        (2.0, 2.0, 1.0)
+    );
+    // The winning copy took its 300 ms; the cancelled one lived about 200 ms.
+    let sum = |status| {
+        value(
+            &samples,
+            "grpc_client_attempt_duration_seconds_sum",
+            &[method, ("grpc_target", "hedge"), ("grpc_status", status)],
+        )
+    };
+    assert!((0.29..2.0).contains(&sum("OK")), "{}", sum("OK"));
+    assert!(sum("CANCELLED") < sum("OK"), "{}", sum("CANCELLED"));
+}
