@@ -457,7 +457,11 @@ where
                     slot.recv_tx = Some(tx);
                     Some(rx)
                 };
-                let (parts, ()) = response.into_parts();
+                let (mut parts, ()) = response.into_parts();
+                if let Some(info) = &self.connection_info {
+                    parts.extensions.insert(info.clone());
+                }
+                parts.extensions.insert(id);
                 let body = RecvBody::new(id, rx, commands, content_length);
                 let delivered = slot
                     .response_tx
@@ -558,7 +562,11 @@ where
                     .peer_max_concurrent
                     .store(self.conn.peer_max_concurrent_streams(), Ordering::Release);
             }
-            Event::StreamClosed { id } => self.remove_slot(id),
+            Event::StreamClosed { id } => {
+                // A normal end: both sides sent END_STREAM (a failure is `stream failed`).
+                tracing::debug!(stream = %id, end = "end_stream", "stream ended");
+                self.remove_slot(id);
+            }
             Event::SettingsAcked | Event::StreamsAvailable => {}
             Event::PingAck(payload) => {
                 if let Some(pos) = self.pings.iter().position(|(p, _)| *p == payload) {

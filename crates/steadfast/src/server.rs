@@ -487,7 +487,9 @@ impl StreamEnd {
 /// beside the request's [`StreamId`](crate::StreamId)
 /// (`request.extensions().get::<steadfast::StreamId>()`): together they are the join key
 /// (client address:port, server address:port, stream id) that matches a server's record
-/// of a call with the client's.
+/// of a call with the client's. A [`Client`](crate::Client)'s and a
+/// [`connect`](crate::connect)ed connection's responses carry it too (TCP only), with
+/// the addresses the other way round.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo(Arc<ConnectionInfoInner>);
 
@@ -517,12 +519,19 @@ impl ConnectionInfo {
         }))
     }
 
-    /// The client's address (`None` for transports without one).
+    /// A client connection's: `local` is the client's address, `peer` the server's.
+    pub(crate) fn client(peer: SocketAddr, local: SocketAddr) -> Self {
+        Self::new(Some(peer), Some(local), None)
+    }
+
+    /// The peer's address: on a server, the client's; on a client's response, the
+    /// server's (`None` for transports without one).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.0.remote_addr
     }
 
-    /// The server's address the client connected to.
+    /// This end's address: on a server, the one the client connected to; on a
+    /// client's response, the client's own.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.0.local_addr
     }

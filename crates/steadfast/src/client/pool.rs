@@ -28,7 +28,7 @@ use steadfast_proto::Fate;
 
 use super::backoff::{Backoff, BackoffConfig, SplitMix64};
 use super::balance::{BalanceConfig, Balancer, BalancerParts, SubchannelInfo};
-use super::connection::{connect_transport_to, handshake_for, ClientConfig, SendRequest};
+use super::connection::{connect_to, ClientConfig, SendRequest};
 use super::replay::Replay;
 use super::resolve::{DnsResolver, Resolve};
 pub use super::stats::ClientStats;
@@ -741,12 +741,9 @@ impl Client {
         // Try each address once, starting after the one used last (spreads connections).
         for i in 0..addrs.len() {
             let addr = addrs[(state.next_addr + i) % addrs.len()];
-            let result = async {
-                let io = connect_transport_to(uri, Some(addr), &config).await?;
-                handshake_for(io, uri, &config).await
-            }
-            .instrument(super::connection::tcp_span())
-            .await;
+            let result = async { connect_to(uri, Some(addr), &config).await }
+                .instrument(super::connection::tcp_span())
+                .await;
             match result {
                 Ok(conn) => {
                     state.next_addr = (state.next_addr + i + 1) % addrs.len();
