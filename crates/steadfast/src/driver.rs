@@ -677,17 +677,18 @@ where
         }
     }
 
-    /// Counts the connection's end by its reason, once. A client connection that
-    /// never completed its handshake was never counted as opened, nor is its end.
+    /// Logs the connection's end with its reason and counts it, once. A client
+    /// connection that never completed its handshake was never counted as opened,
+    /// nor is its end.
     fn count_close(&mut self) {
+        let reason = self.close_reason();
+        tracing::debug!(reason = %reason, "connection ended");
         let Some(counters) = self.counters.take() else {
             return;
         };
         if self.role == Role::Client && !self.shared.established.load(Ordering::Acquire) {
             return;
         }
-        let reason = self.close_reason();
-        tracing::debug!(reason = %reason, "connection ended");
         counters.closed(reason);
     }
 
