@@ -576,6 +576,7 @@ impl Shared {
             }
             None => {
                 let attempt = crate::metrics::Attempt::of(attempts.as_ref());
+                let body = attempt.count(body);
                 match self.client.send(Request::from_parts(parts, body)).await {
                     Ok(response) => {
                         attempt.committed();

@@ -299,7 +299,8 @@ async fn retry(
     loop {
         let body = ReplayBody::new(tee.clone());
         let attempt = Attempt::of(cx.attempts);
-        let result = cx.client.send(attempt_request(parts, body, n)).await;
+        let request = attempt_request(parts, body, n).map(|b| attempt.count(b));
+        let result = cx.client.send(request).await;
         let (status, response, pushback, final_) = match classify(result, cx.failure) {
             Outcome::Committed(response) => {
                 attempt.committed();
@@ -381,11 +382,12 @@ async fn hedge(
                 if sent > 1 {
                     bump(&cx.counters.hedges);
                 }
-                let request = attempt_request(parts, ReplayBody::new(tee.clone()), sent);
                 let client = cx.client.clone();
                 // Aborted (another copy won, or the call was dropped), the task drops
                 // its attempt: CANCELLED.
                 let attempt = Attempt::of(cx.attempts);
+                let request = attempt_request(parts, ReplayBody::new(tee.clone()), sent)
+                    .map(|b| attempt.count(b));
                 copies.spawn(async move { (attempt, client.send(request).await) });
                 tracing::debug!(copy = sent, "gRPC hedged copy");
                 next_at =

@@ -629,3 +629,123 @@ async fn attempts_are_each_retry_and_each_hedged_copy_with_their_own_status() {
     assert!((0.29..2.0).contains(&sum("OK")), "{}", sum("OK"));
     assert!(sum("CANCELLED") < sum("OK"), "{}", sum("CANCELLED"));
 }
+
+#[tokio::test]
+async fn message_sizes_are_the_messages_bytes_without_framing_on_both_ends() {
+    use prost::Message;
+    let mut registry = Registry::default();
+    let (service, _events) = EchoService::new();
+    let grpc = Server::builder()
+        .add_service(EchoServer::new(service))
+        .into_service();
+    let layer = ServerMetrics::register(&mut registry).known_services(&["steadfast.test.Echo"]);
+    let measured = tower::ServiceBuilder::new().layer(layer).service(grpc);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    let server = steadfast::Server::new(steadfast::ServerConfig::default());
+    let shutdown = server.shutdown_handle();
+    tokio::spawn(server.serve(listener, measured));
+    let calls = ChannelMetrics::register(&mut registry);
+    let mut client = EchoClient::new(calls.wrap(channel(&url), "t"));
+
+    let ok = echo(&"x".repeat(100));
+    let reply = bounded(client.unary(ok.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let refused = failing(&"y".repeat(50), Code::NotFound);
+    bounded(client.unary(refused.clone())).await.unwrap_err();
+    let stream = EchoRequest {
+        count: 3,
+        ..echo("three")
+    };
+    let mut replies = bounded(client.server_stream(stream.clone()))
+        .await
+        .unwrap()
+        .into_inner();
+    let mut streamed = 0;
+    while let Some(reply) = bounded(replies.message()).await.unwrap() {
+        streamed += reply.encoded_len();
+    }
+    assert!(streamed > 0);
+
+    let samples = scrape_until(&registry, |s| {
+        s.iter()
+            .filter(|s| {
+                s["name"] == "grpc_server_call_sent_total_compressed_message_size_bytes_count"
+            })
+            .count()
+            == 3
+    })
+    .await;
+    let len = |m: &EchoRequest| m.encoded_len() as f64;
+    let size = |name: &str, labels: &[(&str, &str)]| {
+        let count = value(&samples, &format!("{name}_count"), labels);
+        assert_eq!(count, 1.0, "{name} {labels:?}");
+        value(&samples, &format!("{name}_sum"), labels)
+    };
+    let server_sent = "grpc_server_call_sent_total_compressed_message_size_bytes";
+    let server_rcvd = "grpc_server_call_rcvd_total_compressed_message_size_bytes";
+    let on_server = |method, status| [("grpc_method", method), ("grpc_status", status)];
+    assert_eq!(
+        family_type(&samples, server_sent),
+        "histogram",
+        "{samples:#?}"
+    );
+    assert_eq!(size(server_rcvd, &on_server(UNARY, "OK")), len(&ok));
+    assert_eq!(
+        size(server_sent, &on_server(UNARY, "OK")),
+        reply.encoded_len() as f64
+    );
+    assert_eq!(
+        size(server_rcvd, &on_server(UNARY, "NOT_FOUND")),
+        len(&refused)
+    );
+    assert_eq!(size(server_sent, &on_server(UNARY, "NOT_FOUND")), 0.0);
+    let streaming = "steadfast.test.Echo/ServerStream";
+    assert_eq!(size(server_rcvd, &on_server(streaming, "OK")), len(&stream));
+    assert_eq!(
+        size(server_sent, &on_server(streaming, "OK")),
+        streamed as f64
+    );
+
+    let client_sent = "grpc_client_attempt_sent_total_compressed_message_size_bytes";
+    let client_rcvd = "grpc_client_attempt_rcvd_total_compressed_message_size_bytes";
+    let on_client = |method, status| {
+        [
+            ("grpc_method", method),
+            ("grpc_target", "t"),
+            ("grpc_status", status),
+        ]
+    };
+    assert_eq!(size(client_sent, &on_client(UNARY, "OK")), len(&ok));
+    assert_eq!(
+        size(client_rcvd, &on_client(UNARY, "OK")),
+        reply.encoded_len() as f64
+    );
+    assert_eq!(
+        size(client_sent, &on_client(UNARY, "NOT_FOUND")),
+        len(&refused)
+    );
+    assert_eq!(size(client_rcvd, &on_client(UNARY, "NOT_FOUND")), 0.0);
+    assert_eq!(size(client_sent, &on_client(streaming, "OK")), len(&stream));
+    assert_eq!(
+        size(client_rcvd, &on_client(streaming, "OK")),
+        streamed as f64
+    );
+    // A66's size buckets: 0, 1 KiB, 2 KiB, … 4 GiB.
+    assert_eq!(
+        value(
+            &samples,
+            &format!("{client_sent}_bucket"),
+            &[
+                ("grpc_method", UNARY),
+                ("grpc_target", "t"),
+                ("grpc_status", "OK"),
+                ("le", "1024.0")
+            ]
+        ),
+        1.0
+    );
+    shutdown.abort();
+}

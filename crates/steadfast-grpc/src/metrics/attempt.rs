@@ -1,5 +1,5 @@
-//! A66's per-attempt client metrics: `grpc_client_attempt_started_total` and
-//! `grpc_client_attempt_duration_seconds`.
+//! A66's per-attempt client metrics: `grpc_client_attempt_started_total`,
+//! `grpc_client_attempt_duration_seconds` and the attempts' message sizes.
 //!
 //! An attempt is one request the [`Channel`](crate::Channel) hands to its
 //! `steadfast::Client`: the only one of a call without a retry or hedging policy,
@@ -14,8 +14,13 @@
 //! status, at its trailers), or when it is abandoned (`CANCELLED`: a hedged copy
 //! another copy beat, or a call the application dropped).
 
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
 
+use bytes::Bytes;
+use http_body::{Body, Frame, SizeHint};
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -23,6 +28,7 @@ use tokio::time::Instant;
 use tonic::Code;
 
 use super::{status_name, ClientStarted, HistogramFamily};
+use crate::limits::MessageScanner;
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub(super) struct AttemptDuration {
@@ -37,9 +43,12 @@ pub(super) struct AttemptDuration {
 pub(crate) struct AttemptRecorder {
     pub(super) started: Family<ClientStarted, Counter>,
     pub(super) duration: HistogramFamily<AttemptDuration>,
+    pub(super) sent: HistogramFamily<AttemptDuration>,
+    pub(super) rcvd: HistogramFamily<AttemptDuration>,
     pub(super) labels: ClientStarted,
-    /// When the attempt the call is committed to started; it ends with the call.
-    pub(super) committed: Mutex<Option<Instant>>,
+    /// When the attempt the call is committed to started, and what it sent so far;
+    /// it ends with the call.
+    pub(super) committed: Mutex<Option<(Instant, Arc<AtomicU64>)>>,
 }
 
 impl AttemptRecorder {
@@ -49,33 +58,41 @@ impl AttemptRecorder {
         Attempt {
             recorder: Some(self.clone()),
             start: Instant::now(),
+            sent: Arc::default(),
         }
     }
 
-    fn observe(&self, start: Instant, code: Code) {
+    fn observe(&self, start: Instant, code: Code, sent: u64, received: u64) {
+        let labels = AttemptDuration {
+            grpc_method: self.labels.grpc_method.clone(),
+            grpc_target: self.labels.grpc_target.clone(),
+            grpc_status: status_name(code),
+        };
+        self.sent.get_or_create(&labels).observe(sent as f64);
+        self.rcvd.get_or_create(&labels).observe(received as f64);
         self.duration
-            .get_or_create(&AttemptDuration {
-                grpc_method: self.labels.grpc_method.clone(),
-                grpc_target: self.labels.grpc_target.clone(),
-                grpc_status: status_name(code),
-            })
+            .get_or_create(&labels)
             .observe(start.elapsed().as_secs_f64());
     }
 
-    /// The call ended with `code`: so did the attempt it was committed to.
-    pub(super) fn call_ended(&self, code: Code) {
-        let start = self.committed.lock().ok().and_then(|mut c| c.take());
-        if let Some(start) = start {
-            self.observe(start, code);
+    /// The call ended with `code`, its response body having carried `received`
+    /// bytes of messages: so did the attempt it was committed to.
+    pub(super) fn call_ended(&self, code: Code, received: u64) {
+        let committed = self.committed.lock().ok().and_then(|mut c| c.take());
+        if let Some((start, sent)) = committed {
+            self.observe(start, code, sent.load(Ordering::Relaxed), received);
         }
     }
 }
 
-/// One attempt in progress; recorded `CANCELLED` if dropped unresolved.
+/// One attempt in progress; recorded `CANCELLED` if dropped unresolved. An attempt
+/// that did not commit received no message its application read: 0 bytes.
 #[derive(Debug)]
 pub(crate) struct Attempt {
     recorder: Option<Arc<AttemptRecorder>>,
     start: Instant,
+    /// Bytes of request messages its body yielded.
+    sent: Arc<AtomicU64>,
 }
 
 impl Attempt {
@@ -86,14 +103,26 @@ impl Attempt {
             None => Self {
                 recorder: None,
                 start: Instant::now(),
+                sent: Arc::default(),
             },
+        }
+    }
+
+    /// `body` as this attempt sends it, its messages sized (if measured).
+    pub(crate) fn count<B>(&self, body: B) -> CountedBody<B> {
+        CountedBody {
+            inner: body,
+            counter: self
+                .recorder
+                .is_some()
+                .then(|| (MessageScanner::default(), self.sent.clone())),
         }
     }
 
     /// The attempt failed with `code`.
     pub(crate) fn failed(mut self, code: Code) {
         if let Some(r) = self.recorder.take() {
-            r.observe(self.start, code);
+            r.observe(self.start, code, self.sent.load(Ordering::Relaxed), 0);
         }
     }
 
@@ -101,7 +130,7 @@ impl Attempt {
     pub(crate) fn committed(mut self) {
         if let Some(r) = self.recorder.take() {
             if let Ok(mut c) = r.committed.lock() {
-                *c = Some(self.start);
+                *c = Some((self.start, self.sent.clone()));
             }
         }
     }
@@ -110,7 +139,47 @@ impl Attempt {
 impl Drop for Attempt {
     fn drop(&mut self) {
         if let Some(r) = self.recorder.take() {
-            r.observe(self.start, Code::Cancelled);
+            r.observe(
+                self.start,
+                Code::Cancelled,
+                self.sent.load(Ordering::Relaxed),
+                0,
+            );
         }
+    }
+}
+
+/// A request body whose messages' bytes an attempt counts as they are sent.
+pub(crate) struct CountedBody<B> {
+    inner: B,
+    counter: Option<(MessageScanner, Arc<AtomicU64>)>,
+}
+
+impl<B: Body<Data = Bytes> + Unpin> Body for CountedBody<B> {
+    type Data = Bytes;
+    type Error = B::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, B::Error>>> {
+        let this = &mut *self;
+        let polled = Pin::new(&mut this.inner).poll_frame(cx);
+        if let (Poll::Ready(Some(Ok(frame))), Some((scanner, sent))) = (&polled, &mut this.counter)
+        {
+            if let Some(data) = frame.data_ref() {
+                scanner.count(data);
+                sent.store(scanner.payload(), Ordering::Relaxed);
+            }
+        }
+        polled
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
     }
 }
