@@ -179,3 +179,49 @@ async fn a_bad_preface_and_a_silent_peer_close_for_different_reasons() {
     shutdown.graceful();
     task.await.unwrap();
 }
+
+#[tokio::test]
+async fn a_failed_tls_handshake_is_a_tls_error_and_a_good_one_opens_a_connection() {
+    let cert = steadfast_testkit::self_signed(&["localhost"]);
+    let certs = vec![rustls::pki_types::CertificateDer::from(cert.cert_der)];
+    let key = rustls::pki_types::PrivateKeyDer::Pkcs8(cert.key_der.into());
+    let mut config = ServerConfig::default();
+    config.tls = Some(steadfast::tls::server_config(certs.clone(), key).unwrap());
+    let (addr, shutdown, server_stats, task, _events) = start(config).await;
+    // Plaintext HTTP/2 against the TLS port: the server's handshake fails.
+    let plaintext = steadfast::connect(
+        &format!("http://{addr}/").parse().unwrap(),
+        &steadfast::ClientConfig::default(),
+    )
+    .await;
+    assert!(plaintext.is_err());
+    let mut client_config = steadfast::ClientConfig::default();
+    client_config.tls =
+        Some(steadfast::tls::client_config(steadfast::tls::Roots::Certificates(certs)).unwrap());
+    let conn = steadfast::connect(
+        &format!("https://localhost:{}/", addr.port())
+            .parse()
+            .unwrap(),
+        &client_config,
+    )
+    .await
+    .unwrap();
+    let res = conn
+        .send(Request::get("/").body(body::empty()).unwrap())
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    drop((res, conn));
+    let server = until(
+        || server_stats.get().connections,
+        |s| s.closed_by_reason().map(|(_, n)| n).sum::<u64>() == 2,
+    )
+    .await;
+    assert_eq!(server.opened, 2);
+    assert_eq!(server.closed(CloseReason::TlsError), 1, "{server:?}");
+    // The TLS client dropped its last handle: its GOAWAY(NO_ERROR) ends the connection.
+    assert_eq!(server.closed(CloseReason::Graceful), 1, "{server:?}");
+    assert_eq!(of(&server.frames.goaway_received, "NO_ERROR"), 1);
+    shutdown.graceful();
+    task.await.unwrap();
+}
