@@ -13,11 +13,11 @@
 //! at its start, bucketed as `none`, `<100ms`, `<1s`, `<10s` or `>=10s`, which makes
 //! a deadline cascade visible at a glance.
 //!
-//! - [`ServerMetrics`]: `grpc_server_call_started_total{grpc_method}`,
+//! - [`ServerMetrics`] counts `grpc_server_call_started_total{grpc_method}`,
 //!   `grpc_server_call_duration_seconds{grpc_method,grpc_status,deadline_budget}` and
 //!   the message sizes `grpc_server_call_{sent,rcvd}_total_compressed_message_size_bytes{grpc_method,grpc_status}`,
 //!   as a tower layer (or [`ServerMetrics::wrap`]) around a [`GrpcService`](crate::GrpcService).
-//! - [`ChannelMetrics`]: `grpc_client_call_started_total{grpc_method,grpc_target}`,
+//! - [`ChannelMetrics`] counts `grpc_client_call_started_total{grpc_method,grpc_target}`,
 //!   `grpc_client_call_duration_seconds{grpc_method,grpc_target,grpc_status,deadline_budget}`
 //!   and the attempts' metrics (below) around a [`Channel`].
 //! - [`register_server_stats`] and [`register_channel_stats`]: steadfast's own

@@ -49,6 +49,9 @@ pub(crate) enum RecvItem {
     Error(Error),
 }
 
+/// What [`RecvBody::inspect_data`] is given.
+type Inspector = Box<dyn FnMut(&[u8]) + Send + Sync>;
+
 /// The body of a received request or response, with trailers.
 ///
 /// Data is delivered as the peer sends it; each chunk handed out is released to the
@@ -62,7 +65,7 @@ pub struct RecvBody {
     content_length: Option<u64>,
     received: u64,
     /// Shown each chunk of data as the reader takes it (metrics).
-    inspect: Option<Box<dyn FnMut(&[u8]) + Send + Sync>>,
+    inspect: Option<Inspector>,
 }
 
 impl std::fmt::Debug for RecvBody {
