@@ -562,9 +562,18 @@ where
                     .peer_max_concurrent
                     .store(self.conn.peer_max_concurrent_streams(), Ordering::Release);
             }
-            Event::StreamClosed { id } => {
-                // A normal end: both sides sent END_STREAM (a failure is `stream failed`).
-                tracing::debug!(stream = %id, end = "end_stream", "stream ended");
+            Event::StreamClosed {
+                id,
+                peer_ended_last,
+            } => {
+                // A normal end: both sides sent END_STREAM (a failure is `stream
+                // failed`); `by` is the side whose END_STREAM came last.
+                let by = if peer_ended_last {
+                    Initiator::Remote
+                } else {
+                    Initiator::Application
+                };
+                tracing::debug!(stream = %id, end = "end_stream", ?by, "stream ended");
                 self.remove_slot(id);
             }
             Event::SettingsAcked | Event::StreamsAvailable => {}

@@ -191,5 +191,12 @@ async fn a_response_carries_the_join_key_the_server_saw() {
         assert!(ended
             .iter()
             .all(|r| r["end"] == "end_stream" && r.contains_key("peer")));
+        // The server's END_STREAM (its response) came last, as each end saw it.
+        let last = if role == "server" {
+            "Application"
+        } else {
+            "Remote"
+        };
+        assert!(ended.iter().all(|r| r["by"] == last), "{role}: {ended:#?}");
     }
 }

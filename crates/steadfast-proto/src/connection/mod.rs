@@ -710,11 +710,16 @@ impl Connection {
         }
     }
 
-    fn maybe_close_stream(&mut self, id: StreamId) {
+    /// Forgets a stream both sides ended; `by_peer`: called for the peer's
+    /// END_STREAM (else for ours).
+    fn maybe_close_stream(&mut self, id: StreamId, by_peer: bool) {
         if let Some(s) = self.streams.get(&id) {
             if s.send_closed && s.recv_closed {
                 self.remove_stream(id);
-                self.events.push_back(Event::StreamClosed { id });
+                self.events.push_back(Event::StreamClosed {
+                    id,
+                    peer_ended_last: by_peer,
+                });
                 self.maybe_finish();
             }
         }
