@@ -458,10 +458,10 @@ where
                     Some(rx)
                 };
                 let (mut parts, ()) = response.into_parts();
+                // The join key's address pair (the stream id is the body's).
                 if let Some(info) = &self.connection_info {
                     parts.extensions.insert(info.clone());
                 }
-                parts.extensions.insert(id);
                 let body = RecvBody::new(id, rx, commands, content_length);
                 let delivered = slot
                     .response_tx

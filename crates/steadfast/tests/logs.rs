@@ -167,7 +167,7 @@ async fn a_response_carries_the_join_key_the_server_saw() {
                 .extensions()
                 .get::<steadfast::ConnectionInfo>()
                 .expect("the connection's addresses");
-            let stream = response.extensions().get::<steadfast::StreamId>().unwrap();
+            let stream = response.body().stream_id();
             let header = |name| response.headers()[name].to_str().unwrap().to_owned();
             assert_eq!(info.local_addr().unwrap().to_string(), header("x-client"));
             assert_eq!(info.remote_addr().unwrap().to_string(), header("x-server"));
