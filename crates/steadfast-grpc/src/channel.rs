@@ -477,6 +477,9 @@ impl Shared {
         inherited: Option<Instant>,
     ) -> Result<Response<ResponseBody>, Status> {
         let (mut parts, body) = request.into_parts();
+        let attempts = parts
+            .extensions
+            .remove::<Arc<crate::metrics::AttemptRecorder>>();
         let now = Instant::now();
         if parts.uri.scheme().is_none() {
             let path = parts
@@ -567,14 +570,25 @@ impl Shared {
                     buffer: &self.replay_buffer,
                     deadline: budget.map(|b| b.deadline),
                     failure: &failure,
+                    attempts: attempts.as_ref(),
                 };
                 retry::call(cx, parts, body, policy).await?
             }
-            None => self
-                .client
-                .send(Request::from_parts(parts, body))
-                .await
-                .map_err(failure)?,
+            None => {
+                let attempt = crate::metrics::Attempt::of(attempts.as_ref());
+                let body = attempt.count(body);
+                match self.client.send(Request::from_parts(parts, body)).await {
+                    Ok(response) => {
+                        attempt.committed();
+                        response
+                    }
+                    Err(error) => {
+                        let status = failure(error);
+                        attempt.failed(status.code());
+                        return Err(status);
+                    }
+                }
+            }
         };
         let (mut parts, body) = response.into_parts();
         crate::status::drop_malformed_details(&mut parts.headers);
@@ -584,8 +598,11 @@ impl Shared {
             // Dropping `body` cancels the stream if it is still open.
             return Err(status_for_http(parts.status));
         }
+        let info = parts.extensions.get::<steadfast::ConnectionInfo>();
         let body = ResponseBody {
             stream: Some(body.stream_id()),
+            client: info.and_then(steadfast::ConnectionInfo::local_addr),
+            server: info.and_then(steadfast::ConnectionInfo::remote_addr),
             inner: Some(body),
             budget,
             limit: response_limit.map(|l| (crate::limits::MessageScanner::default(), l)),
@@ -611,7 +628,10 @@ fn method_of(parts: &http::request::Parts) -> (&str, &str) {
 pub struct ResponseBody {
     /// `None` once finished or failed.
     inner: Option<RecvBody>,
+    /// The join key of the call's records: stream id, client and server address:port.
     stream: Option<steadfast::StreamId>,
+    client: Option<std::net::SocketAddr>,
+    server: Option<std::net::SocketAddr>,
     /// The call's deadline, to say how it was set when it passes.
     budget: Option<Budget>,
     /// `maxResponseMessageBytes`, with the boundaries of the messages so far.
@@ -624,6 +644,8 @@ impl Default for ResponseBody {
         Self {
             inner: None,
             stream: None,
+            client: None,
+            server: None,
             budget: None,
             limit: None,
         }
@@ -656,10 +678,11 @@ impl Body for ResponseBody {
             Poll::Ready(Some(Ok(mut frame))) => {
                 if let Some(trailers) = frame.trailers_mut() {
                     crate::status::drop_malformed_details(trailers);
-                    // The call's end, with the join key's stream id (the connection's
-                    // records hold the address pair).
+                    // The call's end, with the join key.
                     tracing::debug!(
                         stream = this.stream.map(tracing::field::display),
+                        client = this.client.map(tracing::field::display),
+                        server = this.server.map(tracing::field::display),
                         grpc_status = trailers
                             .get(tonic::Status::GRPC_STATUS)
                             .and_then(|v| v.to_str().ok()),
@@ -682,8 +705,14 @@ impl Body for ResponseBody {
             }
             Poll::Ready(Some(Err(error))) => {
                 this.inner = None;
+                // Who ended the stream and how, what the server may have done.
                 tracing::debug!(
                     stream = this.stream.map(tracing::field::display),
+                    client = this.client.map(tracing::field::display),
+                    server = this.server.map(tracing::field::display),
+                    by = ?error.initiator(),
+                    code = error.code().map(tracing::field::display),
+                    fate = error.fate().map(tracing::field::debug),
                     %error,
                     "call failed"
                 );

@@ -18,6 +18,8 @@ pub(crate) struct MessageScanner {
     have: usize,
     /// Bytes of the current message still to come.
     left: u64,
+    /// Bytes of messages seen so far, their 5-byte prefixes left out.
+    payload: u64,
 }
 
 impl MessageScanner {
@@ -29,6 +31,7 @@ impl MessageScanner {
                     .len()
                     .min(usize::try_from(self.left).unwrap_or(usize::MAX));
                 self.left -= take as u64;
+                self.payload += take as u64;
                 data = &data[take..];
                 continue;
             }
@@ -51,6 +54,17 @@ impl MessageScanner {
             }
         }
         Ok(())
+    }
+
+    /// Takes the next bytes, whatever the messages' sizes.
+    pub(crate) fn count(&mut self, data: &[u8]) {
+        let _ = self.scan(data, usize::MAX);
+    }
+
+    /// The messages' bytes so far (A66's message size: compressed, without gRPC's
+    /// framing).
+    pub(crate) fn payload(&self) -> u64 {
+        self.payload
     }
 }
 
@@ -147,5 +161,19 @@ mod tests {
         }
         let mut scanner = MessageScanner::default();
         assert_eq!(scanner.scan(&stream[..stream.len() - 12], 10), Ok(()));
+    }
+
+    #[test]
+    fn counts_the_messages_bytes_without_their_prefixes_wherever_cut() {
+        let mut stream = message(3);
+        stream.extend(message(0));
+        stream.extend(message(1000));
+        for cut in 1..stream.len() {
+            let mut scanner = MessageScanner::default();
+            for chunk in stream.chunks(cut) {
+                scanner.count(chunk);
+            }
+            assert_eq!(scanner.payload(), 1003, "chunks of {cut}");
+        }
     }
 }

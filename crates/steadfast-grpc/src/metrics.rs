@@ -13,27 +13,53 @@
 //! at its start, bucketed as `none`, `<100ms`, `<1s`, `<10s` or `>=10s`, which makes
 //! a deadline cascade visible at a glance.
 //!
-//! - [`ServerMetrics`]: `grpc_server_call_started_total{grpc_method}` and
-//!   `grpc_server_call_duration_seconds{grpc_method,grpc_status,deadline_budget}`,
+//! - [`ServerMetrics`] counts `grpc_server_call_started_total{grpc_method}`,
+//!   `grpc_server_call_duration_seconds{grpc_method,grpc_status,deadline_budget}` and
+//!   the message sizes `grpc_server_call_{sent,rcvd}_total_compressed_message_size_bytes{grpc_method,grpc_status}`,
 //!   as a tower layer (or [`ServerMetrics::wrap`]) around a [`GrpcService`](crate::GrpcService).
-//! - [`ChannelMetrics`]: `grpc_client_call_started_total{grpc_method,grpc_target}` and
+//! - [`ChannelMetrics`] counts `grpc_client_call_started_total{grpc_method,grpc_target}`,
 //!   `grpc_client_call_duration_seconds{grpc_method,grpc_target,grpc_status,deadline_budget}`
-//!   around a [`Channel`].
+//!   and the attempts' metrics (below) around a [`Channel`].
 //! - [`register_server_stats`] and [`register_channel_stats`]: steadfast's own
 //!   counters (requests shed, transparent retries by cause, failures by fate, A6
-//!   retries and hedges), read at scrape time.
+//!   retries and hedges, RST_STREAM and GOAWAY frames sent and received by code,
+//!   connections opened and closed by reason), read at scrape time.
 //!
-//! Not measured: A66's per-attempt metrics (`grpc.client.attempt.*`: the attempts
-//! are made inside the channel, below this wrapper) and the message-size
-//! histograms.
+//! # Attempts
+//!
+//! [`ChannelMetrics`] also counts A66's `grpc_client_attempt_started_total` and
+//! `grpc_client_attempt_duration_seconds{grpc_method,grpc_target,grpc_status}`. An
+//! attempt is one request the [`Channel`] hands to its `steadfast::Client`: the only
+//! one of a call without a retry or hedging policy, each try of a retry policy, each
+//! copy of a hedging policy (gRFC A6). A transparent retry inside the client (a
+//! request the server provably never processed, sent again) belongs to the attempt
+//! it retries and is counted by `steadfast_client_transparent_retries_total` instead
+//! (grpc-java and grpc-go open a new attempt for it). An attempt ends when it fails
+//! (with its own status), when the call committed to it ends (with the call's
+//! status), or when it is abandoned (`CANCELLED`: a hedged copy another copy beat, a
+//! call the application dropped). A call refused before any attempt (a zero budget,
+//! a malformed `grpc-timeout`) has none.
+//!
+//! # Message sizes
+//!
+//! A66's `*_total_compressed_message_size` histograms, in bytes with A66's buckets
+//! (0, 1 KiB … 4 GiB): the bytes of a call's (server) or an attempt's (client)
+//! messages in each direction, as they are on the wire (compressed if they were),
+//! without gRPC's 5-byte framing or any metadata. What is counted is what passed
+//! through: the request bytes the service read, the response bytes the server's
+//! body yielded, the request bytes an attempt's body yielded, and the response bytes
+//! the application read through the committed attempt (0 for an attempt that did
+//! not commit).
 
 use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::Bytes;
 use http::{HeaderMap, Request, Response};
 use http_body::{Body, Frame, SizeHint};
 use prometheus_client::collector::Collector;
@@ -43,10 +69,14 @@ use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::ConstGauge;
 use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::{Registry, Unit};
+use steadfast::RecvBody;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::{timeout, Channel};
+
+mod attempt;
+pub(crate) use attempt::{Attempt, AttemptRecorder};
 
 /// A66's recommended latency buckets, in seconds (the leading 0 left out).
 const BUCKETS: [f64; 40] = [
@@ -57,6 +87,28 @@ const BUCKETS: [f64; 40] = [
 
 fn histogram() -> Histogram {
     Histogram::new(BUCKETS)
+}
+
+/// A66's recommended message-size buckets, in bytes (0 to 4 GiB).
+const SIZE_BUCKETS: [f64; 14] = [
+    0.0,
+    1024.0,
+    2048.0,
+    4096.0,
+    16384.0,
+    65536.0,
+    262144.0,
+    1048576.0,
+    4194304.0,
+    16777216.0,
+    67108864.0,
+    268435456.0,
+    1073741824.0,
+    4294967296.0,
+];
+
+fn size_histogram() -> Histogram {
+    Histogram::new(SIZE_BUCKETS)
 }
 
 /// The `deadline_budget` label of a call whose deadline, at its start, was `budget`
@@ -136,6 +188,12 @@ struct ClientDuration {
     deadline_budget: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ServerSize {
+    grpc_method: String,
+    grpc_status: &'static str,
+}
+
 type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 
 /// The server's A66 call metrics, registered once, shared by every clone.
@@ -143,16 +201,21 @@ type HistogramFamily<L> = Family<L, Histogram, fn() -> Histogram>;
 pub struct ServerMetrics {
     started: Family<ServerStarted, Counter>,
     duration: HistogramFamily<ServerDuration>,
+    sent: HistogramFamily<ServerSize>,
+    rcvd: HistogramFamily<ServerSize>,
     /// Services whose methods get their own `grpc_method`; any other is `other`.
     known: Option<Arc<[&'static str]>>,
 }
 
 impl ServerMetrics {
-    /// Registers `grpc_server_call_started` and `grpc_server_call_duration_seconds`
+    /// Registers `grpc_server_call_started`, `grpc_server_call_duration_seconds` and
+    /// the message sizes `grpc_server_call_{sent,rcvd}_total_compressed_message_size_bytes`
     /// into `registry`.
     pub fn register(registry: &mut Registry) -> Self {
         let started = Family::default();
         let duration = HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
+        let sent = HistogramFamily::new_with_constructor(size_histogram as fn() -> Histogram);
+        let rcvd = HistogramFamily::new_with_constructor(size_histogram as fn() -> Histogram);
         registry.register(
             "grpc_server_call_started",
             "Calls started on the server (A66 grpc.server.call.started)",
@@ -164,9 +227,23 @@ impl ServerMetrics {
             Unit::Seconds,
             duration.clone(),
         );
+        registry.register_with_unit(
+            "grpc_server_call_sent_total_compressed_message_size",
+            "Bytes of the response messages of a call, as sent (compressed if they were), without gRPC framing, per method and status (A66 grpc.server.call.sent_total_compressed_message_size)",
+            Unit::Bytes,
+            sent.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_server_call_rcvd_total_compressed_message_size",
+            "Bytes of the request messages of a call the service read, without gRPC framing, per method and status (A66 grpc.server.call.rcvd_total_compressed_message_size)",
+            Unit::Bytes,
+            rcvd.clone(),
+        );
         Self {
             started,
             duration,
+            sent,
+            rcvd,
             known: None,
         }
     }
@@ -222,11 +299,11 @@ pub struct MetricsService<S> {
 
 type BoxFuture<T> = Pin<Box<dyn Future<Output = T> + Send>>;
 
-impl<S, B, RB> tower_service::Service<Request<B>> for MetricsService<S>
+impl<S, RB> tower_service::Service<Request<RecvBody>> for MetricsService<S>
 where
-    S: tower_service::Service<Request<B>, Response = Response<RB>>,
+    S: tower_service::Service<Request<RecvBody>, Response = Response<RB>>,
     S::Future: Send + 'static,
-    RB: Body + Send + 'static,
+    RB: Body<Data = Bytes> + Send + 'static,
 {
     type Response = Response<MetricsBody<RB>>;
     type Error = S::Error;
@@ -236,9 +313,17 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<B>) -> Self::Future {
+    fn call(&mut self, mut request: Request<RecvBody>) -> Self::Future {
         let start = Instant::now();
         let grpc_method = self.metrics.method(&request);
+        // The request's messages, sized as the service reads them.
+        let received = Arc::new(AtomicU64::new(0));
+        let mut scanner = crate::limits::MessageScanner::default();
+        let counted = received.clone();
+        request.body_mut().inspect_data(move |data| {
+            scanner.count(data);
+            counted.store(scanner.payload(), Ordering::Relaxed);
+        });
         // A malformed grpc-timeout is answered INTERNAL by the server; its budget is none.
         let budget = request
             .headers()
@@ -250,15 +335,26 @@ where
                 grpc_method: grpc_method.clone(),
             })
             .inc();
-        let duration = self.metrics.duration.clone();
+        let (duration, sent, rcvd) = (
+            self.metrics.duration.clone(),
+            self.metrics.sent.clone(),
+            self.metrics.rcvd.clone(),
+        );
         let future = self.inner.call(request);
         Box::pin(async move {
             let response = future.await?;
-            let record = move |status: Code| {
+            let record = move |status: Code, sent_bytes: u64| {
+                let size = ServerSize {
+                    grpc_method: grpc_method.clone(),
+                    grpc_status: status_name(status),
+                };
+                sent.get_or_create(&size).observe(sent_bytes as f64);
+                rcvd.get_or_create(&size)
+                    .observe(received.load(Ordering::Relaxed) as f64);
                 duration
                     .get_or_create(&ServerDuration {
                         grpc_method,
-                        grpc_status: status_name(status),
+                        grpc_status: size.grpc_status,
                         deadline_budget: deadline_budget(budget),
                     })
                     .observe(start.elapsed().as_secs_f64());
@@ -268,13 +364,16 @@ where
     }
 }
 
-type Record = Box<dyn FnOnce(Code) + Send>;
+/// Records a call's end: its status and the bytes of the messages its response
+/// body carried.
+type Record = Box<dyn FnOnce(Code, u64) + Send>;
 
 fn measured<RB>(response: Response<RB>, record: Record) -> Response<MetricsBody<RB>> {
     let status = grpc_status(response.headers());
     response.map(|body| MetricsBody {
         inner: Box::pin(body),
         status,
+        sizes: crate::limits::MessageScanner::default(),
         record: Some(record),
     })
 }
@@ -285,6 +384,8 @@ pub struct MetricsBody<B> {
     inner: Pin<Box<B>>,
     /// `grpc-status` seen so far (trailers-only responses carry it in the headers).
     status: Option<Code>,
+    /// The messages' sizes so far.
+    sizes: crate::limits::MessageScanner,
     record: Option<Record>,
 }
 
@@ -299,7 +400,7 @@ impl<B> fmt::Debug for MetricsBody<B> {
 impl<B> MetricsBody<B> {
     fn finish(&mut self, otherwise: Code) {
         if let Some(record) = self.record.take() {
-            record(self.status.unwrap_or(otherwise));
+            record(self.status.unwrap_or(otherwise), self.sizes.payload());
         }
     }
 }
@@ -311,7 +412,7 @@ impl<B> Drop for MetricsBody<B> {
     }
 }
 
-impl<B: Body> Body for MetricsBody<B> {
+impl<B: Body<Data = Bytes>> Body for MetricsBody<B> {
     type Data = B::Data;
     type Error = B::Error;
 
@@ -323,6 +424,9 @@ impl<B: Body> Body for MetricsBody<B> {
         let polled = this.inner.as_mut().poll_frame(cx);
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
+                if let Some(data) = frame.data_ref() {
+                    this.sizes.count(data);
+                }
                 if let Some(trailers) = frame.trailers_ref() {
                     if let Some(code) = grpc_status(trailers) {
                         this.status = Some(code);
@@ -346,22 +450,36 @@ impl<B: Body> Body for MetricsBody<B> {
     }
 }
 
-/// The channel's A66 call metrics, registered once, shared by every clone.
+/// The channel's A66 call and attempt metrics, registered once, shared by every clone.
 #[derive(Clone, Debug)]
 pub struct ChannelMetrics {
     started: Family<ClientStarted, Counter>,
     duration: HistogramFamily<ClientDuration>,
+    attempt_started: Family<ClientStarted, Counter>,
+    attempt_duration: HistogramFamily<attempt::AttemptDuration>,
+    attempt_sent: HistogramFamily<attempt::AttemptDuration>,
+    attempt_rcvd: HistogramFamily<attempt::AttemptDuration>,
 }
 
 impl ChannelMetrics {
-    /// Registers `grpc_client_call_started` and `grpc_client_call_duration_seconds`
-    /// into `registry`.
+    /// Registers `grpc_client_call_started`, `grpc_client_call_duration_seconds`,
+    /// `grpc_client_attempt_started`, `grpc_client_attempt_duration_seconds` and
+    /// the attempts' message sizes
+    /// `grpc_client_attempt_{sent,rcvd}_total_compressed_message_size_bytes` into
+    /// `registry`. What an attempt is: [Attempts](crate::metrics#attempts).
     pub fn register(registry: &mut Registry) -> Self {
         let started = Family::default();
         let duration = HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
+        let attempt_started = Family::default();
+        let attempt_duration =
+            HistogramFamily::new_with_constructor(histogram as fn() -> Histogram);
+        let attempt_sent =
+            HistogramFamily::new_with_constructor(size_histogram as fn() -> Histogram);
+        let attempt_rcvd =
+            HistogramFamily::new_with_constructor(size_histogram as fn() -> Histogram);
         registry.register(
             "grpc_client_call_started",
-            "Calls started by the client, before any attempt (steadfast's client-side counterpart of A66 grpc.client.attempt.started, per call)",
+            "Calls started by the client, before any attempt (steadfast's; A66 counts attempts only)",
             started.clone(),
         );
         registry.register_with_unit(
@@ -370,7 +488,37 @@ impl ChannelMetrics {
             Unit::Seconds,
             duration.clone(),
         );
-        Self { started, duration }
+        registry.register(
+            "grpc_client_attempt_started",
+            "Attempts started: the one of a call without a retry policy, each retry, each hedged copy; not transparent retries (A66 grpc.client.attempt.started)",
+            attempt_started.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_client_attempt_duration",
+            "From an attempt's start to its status (its failure, or the end of the call committed to it; CANCELLED if abandoned), per method, target and status (A66 grpc.client.attempt.duration)",
+            Unit::Seconds,
+            attempt_duration.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_client_attempt_sent_total_compressed_message_size",
+            "Bytes of the request messages an attempt sent (compressed if they were), without gRPC framing, per method, target and status (A66 grpc.client.attempt.sent_total_compressed_message_size)",
+            Unit::Bytes,
+            attempt_sent.clone(),
+        );
+        registry.register_with_unit(
+            "grpc_client_attempt_rcvd_total_compressed_message_size",
+            "Bytes of the response messages an attempt received and the application read, without gRPC framing, per method, target and status (A66 grpc.client.attempt.rcvd_total_compressed_message_size)",
+            Unit::Bytes,
+            attempt_rcvd.clone(),
+        );
+        Self {
+            started,
+            duration,
+            attempt_started,
+            attempt_duration,
+            attempt_sent,
+            attempt_rcvd,
+        }
     }
 
     /// `channel` measured by these metrics, its calls labelled `grpc_target=target`
@@ -409,7 +557,7 @@ impl tower_service::Service<Request<tonic::body::Body>> for MetricsChannel {
         tower_service::Service::poll_ready(&mut self.inner, cx)
     }
 
-    fn call(&mut self, request: Request<tonic::body::Body>) -> Self::Future {
+    fn call(&mut self, mut request: Request<tonic::body::Body>) -> Self::Future {
         let start = Instant::now();
         let grpc_method = method_of(&request);
         // The budget as the channel computes it, less the service config's
@@ -444,9 +592,22 @@ impl tower_service::Service<Request<tonic::body::Body>> for MetricsChannel {
                 grpc_target: self.target.clone(),
             })
             .inc();
+        let attempts = Arc::new(AttemptRecorder {
+            started: self.metrics.attempt_started.clone(),
+            duration: self.metrics.attempt_duration.clone(),
+            sent: self.metrics.attempt_sent.clone(),
+            rcvd: self.metrics.attempt_rcvd.clone(),
+            labels: ClientStarted {
+                grpc_method: grpc_method.clone(),
+                grpc_target: self.target.clone(),
+            },
+            committed: std::sync::Mutex::new(None),
+        });
+        request.extensions_mut().insert(attempts.clone());
         let duration = self.metrics.duration.clone();
         let target = self.target.clone();
-        let record = move |status: Code| {
+        let record = move |status: Code, received: u64| {
+            attempts.call_ended(status, received);
             duration
                 .get_or_create(&ClientDuration {
                     grpc_method,
@@ -461,7 +622,7 @@ impl tower_service::Service<Request<tonic::body::Body>> for MetricsChannel {
             match future.await {
                 Ok(response) => Ok(measured(response, Box::new(record))),
                 Err(status) => {
-                    record(status.code());
+                    record(status.code(), 0);
                     Err(status)
                 }
             }
@@ -494,8 +655,11 @@ fn labelled<L: EncodeLabelSet>(
 
 /// Registers a collector of a [`steadfast::Server`]'s counters, read at scrape time:
 /// `steadfast_server_requests_accepted_total`, `steadfast_server_requests_shed_total`
-/// (refused with REFUSED_STREAM by load shedding) and the gauge
-/// `steadfast_server_requests_in_flight`.
+/// (refused with REFUSED_STREAM by load shedding), the gauge
+/// `steadfast_server_requests_in_flight`, `steadfast_server_connections_opened_total`,
+/// `steadfast_server_connections_closed_total{reason}` and the RST_STREAM and
+/// GOAWAY frames sent and received by code
+/// (`steadfast_server_{rst_stream,goaway}_{sent,received}_total{code}`).
 pub fn register_server_stats(registry: &mut Registry, stats: steadfast::server::StatsHandle) {
     registry.register_collector(Box::new(ServerStats(stats)));
 }
@@ -503,9 +667,96 @@ pub fn register_server_stats(registry: &mut Registry, stats: steadfast::server::
 #[derive(Debug)]
 struct ServerStats(steadfast::server::StatsHandle);
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabel {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReasonLabel {
+    reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetCodeLabel {
+    grpc_target: String,
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct TargetReasonLabel {
+    grpc_target: String,
+    reason: &'static str,
+}
+
+/// The four frame families (`{prefix}_rst_stream_sent_total{code}`, …) and
+/// `{prefix}_connections_closed_total{reason}`, each label set extended by `with`.
+/// A code appears once one frame with it was counted; every reason always appears.
+fn connection_families<C: EncodeLabelSet, R: EncodeLabelSet>(
+    encoder: &mut DescriptorEncoder<'_>,
+    prefix: &str,
+    stats: &steadfast::ConnectionStats,
+    code_label: impl Fn(&'static str) -> C,
+    reason_label: impl Fn(&'static str) -> R,
+) -> fmt::Result {
+    let frames = &stats.frames;
+    let families: [(&str, &str, &steadfast_proto::ByCode); 4] = [
+        (
+            "rst_stream_sent",
+            "RST_STREAM frames sent, by error code",
+            &frames.rst_stream_sent,
+        ),
+        (
+            "rst_stream_received",
+            "RST_STREAM frames received, by error code",
+            &frames.rst_stream_received,
+        ),
+        (
+            "goaway_sent",
+            "GOAWAY frames sent, by error code (a two-phase drain sends two)",
+            &frames.goaway_sent,
+        ),
+        (
+            "goaway_received",
+            "GOAWAY frames received, by error code",
+            &frames.goaway_received,
+        ),
+    ];
+    for (name, help, counts) in families {
+        let values: Vec<(C, u64)> = steadfast_proto::FrameCounts::labelled(counts)
+            .filter(|(_, n)| *n > 0)
+            .map(|(code, n)| (code_label(code), n))
+            .collect();
+        labelled(encoder, &format!("{prefix}_{name}"), help, &values)?;
+    }
+    let closed: Vec<(R, u64)> = stats
+        .closed_by_reason()
+        .map(|(reason, n)| (reason_label(reason.name()), n))
+        .collect();
+    labelled(
+        encoder,
+        &format!("{prefix}_connections_closed"),
+        "Connections closed, by reason: graceful, max_age, max_idle, drain_timeout, peer_closed, io_error, protocol_error, peer_error, keepalive_timeout, aborted, tls_error",
+        &closed,
+    )
+}
+
 impl Collector for ServerStats {
     fn encode(&self, mut encoder: DescriptorEncoder<'_>) -> fmt::Result {
         let stats = self.0.get();
+        counter(
+            &mut encoder,
+            "steadfast_server_connections_opened",
+            "Connections accepted (before TLS)",
+            stats.connections.opened,
+        )?;
+        connection_families(
+            &mut encoder,
+            "steadfast_server",
+            &stats.connections,
+            |code| CodeLabel { code },
+            |reason| ReasonLabel { reason },
+        )?;
         counter(
             &mut encoder,
             "steadfast_server_requests_accepted",
@@ -530,7 +781,9 @@ impl Collector for ServerStats {
 
 /// Registers a collector of a [`Channel`]'s counters, read at scrape time, each
 /// labelled `grpc_target=target`: transparent retries by cause, failures by fate,
-/// connections, and the service config's retries and hedges (gRFC A6).
+/// connections opened and closed by reason, RST_STREAM and GOAWAY frames sent and
+/// received by code (`steadfast_client_{rst_stream,goaway}_{sent,received}_total`),
+/// and the service config's retries and hedges (gRFC A6).
 pub fn register_channel_stats(
     registry: &mut Registry,
     channel: &Channel,
@@ -570,6 +823,19 @@ impl Collector for ChannelStats {
         let s = self.channel.client().stats();
         let r = self.channel.retry_stats();
         let target = || self.target.to_string();
+        connection_families(
+            &mut encoder,
+            "steadfast_client",
+            &s.connections,
+            |code| TargetCodeLabel {
+                grpc_target: target(),
+                code,
+            },
+            |reason| TargetReasonLabel {
+                grpc_target: target(),
+                reason,
+            },
+        )?;
         let cause = |cause, v| {
             (
                 CauseLabel {

@@ -30,6 +30,7 @@ use steadfast::RecvBody;
 use tokio::time::Instant;
 use tonic::{Code, Status};
 
+use crate::metrics::Attempt;
 use crate::service_config::{CallPolicy, Codes, HedgingPolicy, RetryPolicy, RetryThrottling};
 use crate::status::status_for_http;
 
@@ -144,6 +145,8 @@ pub(crate) struct CallContext<'a> {
     pub(crate) deadline: Option<Instant>,
     /// Maps a failure below gRPC (deadline ones included) to the call's status.
     pub(crate) failure: &'a (dyn Fn(steadfast::Error) -> Status + Sync),
+    /// Where attempts are counted, if the channel is measured.
+    pub(crate) attempts: Option<&'a Arc<crate::metrics::AttemptRecorder>>,
 }
 
 /// How the server's pushback reads.
@@ -295,15 +298,23 @@ async fn retry(
     let mut n = 1;
     loop {
         let body = ReplayBody::new(tee.clone());
-        let result = cx.client.send(attempt_request(parts, body, n)).await;
+        let attempt = Attempt::of(cx.attempts);
+        let request = attempt_request(parts, body, n).map(|b| attempt.count(b));
+        let result = cx.client.send(request).await;
         let (status, response, pushback, final_) = match classify(result, cx.failure) {
-            Outcome::Committed(response) => return commit(cx, response, n),
+            Outcome::Committed(response) => {
+                attempt.committed();
+                return commit(cx, response, n);
+            }
             Outcome::Failed {
                 status,
                 response,
                 pushback,
                 final_,
-            } => (status, response, pushback, final_),
+            } => {
+                attempt.failed(status.code());
+                (status, response, pushback, final_)
+            }
         };
         let retryable = !final_ && is(policy.retryable_status_codes, status.code());
         if let Some(t) = cx.throttle {
@@ -371,9 +382,13 @@ async fn hedge(
                 if sent > 1 {
                     bump(&cx.counters.hedges);
                 }
-                let request = attempt_request(parts, ReplayBody::new(tee.clone()), sent);
                 let client = cx.client.clone();
-                copies.spawn(async move { client.send(request).await });
+                // Aborted (another copy won, or the call was dropped), the task drops
+                // its attempt: CANCELLED.
+                let attempt = Attempt::of(cx.attempts);
+                let request = attempt_request(parts, ReplayBody::new(tee.clone()), sent)
+                    .map(|b| attempt.count(b));
+                copies.spawn(async move { (attempt, client.send(request).await) });
                 tracing::debug!(copy = sent, "gRPC hedged copy");
                 next_at =
                     (sent < policy.max_attempts).then(|| Instant::now() + policy.hedging_delay);
@@ -397,25 +412,36 @@ async fn hedge(
             None => copies.join_next().await,
         };
         let Some(joined) = joined else { continue };
-        let outcome = match joined {
-            Ok(result) => classify(result, cx.failure),
+        let (attempt, outcome) = match joined {
+            Ok((attempt, result)) => (Some(attempt), classify(result, cx.failure)),
             // The copy's task panicked or was aborted: no status came, and no other
             // copy should be sent for it.
-            Err(e) => Outcome::Failed {
-                status: Status::internal(format!("a hedged copy's task ended: {e}")),
-                response: None,
-                pushback: Pushback::None,
-                final_: true,
-            },
+            Err(e) => (
+                None,
+                Outcome::Failed {
+                    status: Status::internal(format!("a hedged copy's task ended: {e}")),
+                    response: None,
+                    pushback: Pushback::None,
+                    final_: true,
+                },
+            ),
         };
         match outcome {
-            Outcome::Committed(response) => return commit(cx, response, sent),
+            Outcome::Committed(response) => {
+                if let Some(attempt) = attempt {
+                    attempt.committed();
+                }
+                return commit(cx, response, sent);
+            }
             Outcome::Failed {
                 status,
                 response,
                 pushback,
                 final_,
             } => {
+                if let Some(attempt) = attempt {
+                    attempt.failed(status.code());
+                }
                 let non_fatal = !final_ && is(policy.non_fatal_status_codes, status.code());
                 if let Some(t) = cx.throttle {
                     if non_fatal || pushback == Pushback::Stop {

@@ -19,6 +19,7 @@
 #![warn(missing_docs)]
 
 mod connection;
+mod counters;
 mod error;
 pub mod frame;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -32,6 +33,7 @@ mod window;
 pub use connection::{
     Config, Connection, Event, FloodLimits, Keepalive, PingPolicy, Role, PREFACE,
 };
+pub use counters::{ByCode, FrameCounters, FrameCounts, CODE_NAMES, CODE_SLOTS};
 pub use error::{ConfigError, Error, ErrorCode, Fate, GoAway, Initiator, UserError};
 pub use frame::{Settings, StreamId, StreamIdMap};
 pub use message::Protocol;

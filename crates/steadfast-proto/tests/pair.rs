@@ -504,3 +504,32 @@ fn many_refused_streams_do_not_trip_the_clients_reset_budget() {
     }
     assert!(!pair.client.is_closed(), "{:?}", pair.client.error());
 }
+
+/// Whether each side's `StreamClosed` for `id` said the peer's END_STREAM came last.
+fn closed_last(events: &[Event], id: StreamId) -> Option<bool> {
+    events.iter().find_map(|e| match e {
+        Event::StreamClosed {
+            id: i,
+            peer_ended_last,
+        } if *i == id => Some(*peer_ended_last),
+        _ => None,
+    })
+}
+
+#[test]
+fn a_normal_end_says_whose_end_stream_came_last() {
+    let mut pair = Pair::new();
+    let id = pair
+        .client
+        .send_request(&request("POST", "/echo"), false)
+        .unwrap();
+    pair.client
+        .send_data(id, Bytes::from_static(b"hello"), true)
+        .unwrap();
+    pair.drive();
+    pair.server.send_response(id, &response(200), true).unwrap();
+    pair.drive();
+    // The request ended first; the response's END_STREAM closed the stream.
+    assert_eq!(closed_last(&pair.take_server_events(), id), Some(false));
+    assert_eq!(closed_last(&pair.take_client_events(), id), Some(true));
+}

@@ -49,19 +49,35 @@ pub(crate) enum RecvItem {
     Error(Error),
 }
 
+/// What [`RecvBody::inspect_data`] is given.
+type Inspector = Box<dyn FnMut(&[u8]) + Send + Sync>;
+
 /// The body of a received request or response, with trailers.
 ///
 /// Data is delivered as the peer sends it; each chunk handed out is released to the
 /// connection's flow control, so the peer may send more. Dropping the body before its
 /// end tells the peer to stop (RST_STREAM CANCEL from a client; from a server, once its
 /// response is complete, RST_STREAM NO_ERROR).
-#[derive(Debug)]
 pub struct RecvBody {
     id: StreamId,
     rx: Option<queue::Receiver>,
     commands: Option<mpsc::UnboundedSender<Command>>,
     content_length: Option<u64>,
     received: u64,
+    /// Shown each chunk of data as the reader takes it (metrics).
+    inspect: Option<Inspector>,
+}
+
+impl std::fmt::Debug for RecvBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RecvBody")
+            .field("id", &self.id)
+            .field("open", &self.rx.is_some())
+            .field("content_length", &self.content_length)
+            .field("received", &self.received)
+            .field("inspected", &self.inspect.is_some())
+            .finish()
+    }
 }
 
 impl RecvBody {
@@ -77,7 +93,20 @@ impl RecvBody {
             commands: Some(commands),
             content_length,
             received: 0,
+            inspect: None,
         }
+    }
+
+    /// Shows `inspect` every chunk of data as the reader takes it (after any given
+    /// to an earlier inspector): how a metrics layer sizes a request it hands on.
+    pub fn inspect_data(&mut self, mut inspect: impl FnMut(&[u8]) + Send + Sync + 'static) {
+        self.inspect = Some(match self.inspect.take() {
+            None => Box::new(inspect),
+            Some(mut earlier) => Box::new(move |data: &[u8]| {
+                earlier(data);
+                inspect(data);
+            }),
+        });
     }
 
     /// The HTTP/2 stream this body arrives on.
@@ -115,6 +144,9 @@ impl Body for RecvBody {
                     });
                 }
                 self.received += data.len() as u64;
+                if let Some(inspect) = &mut self.inspect {
+                    inspect(&data);
+                }
                 Poll::Ready(Some(Ok(Frame::data(data))))
             }
             Some(RecvItem::Trailers(trailers)) => {

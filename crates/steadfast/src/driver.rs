@@ -21,13 +21,14 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use http::{Request, Response};
-use steadfast_proto::{Connection, ErrorCode, Event, Fate, Role, StreamId};
+use steadfast_proto::{Connection, ErrorCode, Event, Fate, Initiator, Role, StreamId};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::{mpsc, oneshot};
 use tokio::task::AbortHandle;
 use tracing::Instrument;
 
 use crate::body::{recv_channel, BoxBody, RecvBody, RecvItem, RecvSender};
+use crate::conn_stats::{CloseReason, ConnCounters};
 use crate::error::{BoxError, Error, Kind};
 
 mod bodies;
@@ -223,6 +224,8 @@ pub(crate) struct DriverConfig {
     /// (Server) Put a [`StreamEnd`](crate::server::StreamEnd) in each request's
     /// extensions, set if the stream fails.
     pub(crate) stream_end: bool,
+    /// Where this connection's RST_STREAM and GOAWAY frames and its end are counted.
+    pub(crate) counters: Option<Arc<ConnCounters>>,
 }
 
 /// Server-side admission limits and counters, shared by a server's connections.
@@ -281,6 +284,8 @@ pub(crate) struct Driver<IO> {
     preface_written: bool,
     /// Where `poll_bodies` starts next (it rotates, for fairness).
     next_body: usize,
+    /// Where the connection's end is counted (taken when it is).
+    counters: Option<Arc<ConnCounters>>,
 }
 
 /// A new driver with what its handles need: the command channel, the shared state,
@@ -306,7 +311,10 @@ where
         config: DriverConfig,
         dispatch: Option<Dispatch>,
     ) -> Result<Started<IO>, steadfast_proto::ConfigError> {
-        let conn = Connection::new(role, config.proto, now())?;
+        let mut conn = Connection::new(role, config.proto, now())?;
+        if let Some(counters) = &config.counters {
+            conn.count_frames_into(counters.frames.clone());
+        }
         let (ready_tx, ready_rx) = oneshot::channel();
         let (commands_tx, commands) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared::new());
@@ -338,6 +346,7 @@ where
             scratch: Vec::new(),
             preface_written: false,
             next_body: 0,
+            counters: config.counters,
             shed: config.shed.clone(),
             connection_info: config.connection_info,
             stream_end: config.stream_end,
@@ -448,7 +457,11 @@ where
                     slot.recv_tx = Some(tx);
                     Some(rx)
                 };
-                let (parts, ()) = response.into_parts();
+                let (mut parts, ()) = response.into_parts();
+                // The join key's address pair (the stream id is the body's).
+                if let Some(info) = &self.connection_info {
+                    parts.extensions.insert(info.clone());
+                }
                 let body = RecvBody::new(id, rx, commands, content_length);
                 let delivered = slot
                     .response_tx
@@ -539,12 +552,30 @@ where
                 self.shared.established.store(true, Ordering::Release);
                 if let Some(ready) = self.ready.take() {
                     let _ = ready.send(());
+                    if self.role == Role::Client {
+                        if let Some(counters) = &self.counters {
+                            counters.opened();
+                        }
+                    }
                 }
                 self.shared
                     .peer_max_concurrent
                     .store(self.conn.peer_max_concurrent_streams(), Ordering::Release);
             }
-            Event::StreamClosed { id } => self.remove_slot(id),
+            Event::StreamClosed {
+                id,
+                peer_ended_last,
+            } => {
+                // A normal end: both sides sent END_STREAM (a failure is `stream
+                // failed`); `by` is the side whose END_STREAM came last.
+                let by = if peer_ended_last {
+                    Initiator::Remote
+                } else {
+                    Initiator::Application
+                };
+                tracing::debug!(stream = %id, end = "end_stream", ?by, "stream ended");
+                self.remove_slot(id);
+            }
             Event::SettingsAcked | Event::StreamsAvailable => {}
             Event::PingAck(payload) => {
                 if let Some(pos) = self.pings.iter().position(|(p, _)| *p == payload) {
@@ -655,6 +686,58 @@ where
         }
     }
 
+    /// Logs the connection's end with its reason and counts it, once. A client
+    /// connection that never completed its handshake was never counted as opened,
+    /// nor is its end.
+    fn count_close(&mut self) {
+        let reason = self.close_reason();
+        tracing::debug!(reason = %reason, "connection ended");
+        let Some(counters) = self.counters.take() else {
+            return;
+        };
+        if self.role == Role::Client && !self.shared.established.load(Ordering::Acquire) {
+            return;
+        }
+        counters.closed(reason);
+    }
+
+    /// Why the connection ended, as far as the engine and the transport tell.
+    fn close_reason(&self) -> CloseReason {
+        use steadfast_proto::Error as E;
+        if self.aborted {
+            return CloseReason::Aborted;
+        }
+        let graceful = || {
+            let debug = self
+                .conn
+                .goaway_sent()
+                .or(self.conn.goaway_received())
+                .map(|g| g.debug_data.as_ref());
+            match debug {
+                Some(b"max_age") => CloseReason::MaxAge,
+                Some(b"max_idle") => CloseReason::MaxIdle,
+                _ => CloseReason::Graceful,
+            }
+        };
+        match self.conn.error() {
+            // The engine finished cleanly (a failed last write changes nothing).
+            None if self.conn.is_closed() => graceful(),
+            _ if self.io_failed => CloseReason::IoError,
+            None => CloseReason::PeerClosed,
+            Some(E::GoAway {
+                goaway, initiator, ..
+            }) => match (*initiator, goaway.code == ErrorCode::NO_ERROR) {
+                (Initiator::Remote, true) => graceful(),
+                (Initiator::Remote, false) => CloseReason::PeerError,
+                (_, true) => CloseReason::DrainTimeout,
+                (_, false) => CloseReason::ProtocolError,
+            },
+            Some(E::KeepaliveTimeout { .. }) => CloseReason::KeepaliveTimeout,
+            Some(E::TransportClosed { .. }) => CloseReason::PeerClosed,
+            Some(_) => CloseReason::ProtocolError,
+        }
+    }
+
     fn fail_remaining(&mut self) {
         // From here on a request can no longer reach this driver: `send` fails at
         // once, which proves the request was never sent. Requests already queued are
@@ -715,6 +798,7 @@ where
                 // Dropping the driver drops the socket: no GOAWAY, like a crash.
                 this.shared.set_closed();
                 this.fail_remaining();
+                this.count_close();
                 return Poll::Ready(());
             }
             progress |= this.poll_read(cx);
@@ -755,6 +839,7 @@ where
                     this.handle_event(event);
                 }
                 this.fail_remaining();
+                this.count_close();
                 if !this.io_failed {
                     let _ = Pin::new(&mut this.io).poll_shutdown(cx);
                 }

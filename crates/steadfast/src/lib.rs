@@ -12,6 +12,7 @@
 
 pub mod body;
 pub mod client;
+mod conn_stats;
 mod driver;
 mod error;
 pub mod server;
@@ -22,6 +23,7 @@ pub use client::{
     connect, Client, ClientConfig, Deadline, FailFast, Idempotent, PoolConfig, RetryPolicy,
     SendRequest, TimeoutHeader,
 };
+pub use conn_stats::{CloseReason, ConnectionStats};
 pub use error::{BoxError, ConnectStep, Error, Layer};
 pub use server::{
     bind_reuseport, service_fn, ConnectionInfo, Listener, ResetStream, Server, ServerConfig,

@@ -21,6 +21,7 @@ use tower_service::Service;
 use tracing::Instrument;
 
 use crate::body::{boxed, RecvBody};
+use crate::conn_stats::{CloseReason, ConnCounters, ConnectionStats};
 use crate::driver::{Command, Dispatch, Driver, DriverConfig, Shedding};
 use crate::error::BoxError;
 use crate::tls;
@@ -152,6 +153,7 @@ pub struct Server {
     config: ServerConfig,
     signal: Arc<watch::Sender<Signal>>,
     shed: Arc<Shedding>,
+    connections: Arc<ConnCounters>,
 }
 
 /// Counters of a [`Server`].
@@ -163,11 +165,14 @@ pub struct ServerStats {
     pub refused: u64,
     /// Requests in the service now.
     pub in_flight: usize,
+    /// Connections accepted and closed (by reason), RST_STREAM and GOAWAY frames
+    /// sent and received (by code).
+    pub connections: ConnectionStats,
 }
 
 /// Reads a [`Server`]'s counters from anywhere.
 #[derive(Clone, Debug)]
-pub struct StatsHandle(Arc<Shedding>);
+pub struct StatsHandle(Arc<Shedding>, Arc<ConnCounters>);
 
 impl StatsHandle {
     /// The counters now.
@@ -176,6 +181,7 @@ impl StatsHandle {
             accepted: self.0.accepted.load(Ordering::Relaxed),
             refused: self.0.refused.load(Ordering::Relaxed),
             in_flight: self.0.in_flight.load(Ordering::Relaxed),
+            connections: self.1.get(),
         }
     }
 }
@@ -193,12 +199,13 @@ impl Server {
             config,
             signal: Arc::new(tx),
             shed,
+            connections: Arc::default(),
         }
     }
 
     /// A handle to read the server's counters.
     pub fn stats_handle(&self) -> StatsHandle {
-        StatsHandle(self.shed.clone())
+        StatsHandle(self.shed.clone(), self.connections.clone())
     }
 
     /// A handle that can shut the server down.
@@ -266,6 +273,7 @@ impl Server {
                 _ = signal.changed() => break,
             };
             let id = next_id.fetch_add(1, Ordering::Relaxed);
+            self.connections.opened();
             let config = self.config.clone();
             let acceptor = acceptor.clone();
             let dispatch = make_dispatch(service.clone());
@@ -283,6 +291,7 @@ impl Server {
             );
             let signal_now = signal.clone();
             let shed = self.shed.clone();
+            let counters = self.connections.clone();
             tasks.spawn(
                 async move {
                     serve_connection(
@@ -290,7 +299,7 @@ impl Server {
                         (peer, local),
                         id,
                         config,
-                        shed,
+                        (shed, counters),
                         acceptor,
                         dispatch,
                         connections,
@@ -329,7 +338,7 @@ async fn serve_connection<IO>(
     (peer, local): (Option<SocketAddr>, Option<SocketAddr>),
     id: u64,
     config: ServerConfig,
-    shed: Arc<Shedding>,
+    (shed, counters): (Arc<Shedding>, Arc<ConnCounters>),
     acceptor: Option<TlsAcceptor>,
     dispatch: Dispatch,
     connections: Arc<Mutex<HashMap<u64, mpsc::UnboundedSender<Command>>>>,
@@ -350,6 +359,7 @@ async fn serve_connection<IO>(
         shed: Some(shed),
         connection_info: None,
         stream_end: config.stream_end,
+        counters: Some(counters.clone()),
     };
     let run = |commands: mpsc::UnboundedSender<Command>| {
         if let Ok(mut c) = connections.lock() {
@@ -370,10 +380,12 @@ async fn serve_connection<IO>(
                 Ok(Ok(s)) => s,
                 Ok(Err(why)) => {
                     tracing::debug!(?peer, %why, "TLS handshake failed");
+                    counters.closed(CloseReason::TlsError);
                     return;
                 }
                 Err(_) => {
                     tracing::debug!(?peer, "TLS handshake timed out");
+                    counters.closed(CloseReason::TlsError);
                     return;
                 }
             };
@@ -393,6 +405,7 @@ async fn serve_connection<IO>(
             let Ok((driver, commands, _, _)) =
                 Driver::new(stream, Role::Server, driver_config, Some(dispatch))
             else {
+                counters.closed(CloseReason::ProtocolError);
                 return;
             };
             run(commands);
@@ -404,6 +417,7 @@ async fn serve_connection<IO>(
             let Ok((driver, commands, _, _)) =
                 Driver::new(tcp, Role::Server, driver_config, Some(dispatch))
             else {
+                counters.closed(CloseReason::ProtocolError);
                 return;
             };
             run(commands);
@@ -497,7 +511,9 @@ impl StreamEnd {
 /// beside the request's [`StreamId`](crate::StreamId)
 /// (`request.extensions().get::<steadfast::StreamId>()`): together they are the join key
 /// (client address:port, server address:port, stream id) that matches a server's record
-/// of a call with the client's.
+/// of a call with the client's. A [`Client`](crate::Client)'s and a
+/// [`connect`](crate::connect)ed connection's responses carry it too (TCP only), with
+/// the addresses the other way round.
 #[derive(Clone, Debug)]
 pub struct ConnectionInfo(Arc<ConnectionInfoInner>);
 
@@ -527,12 +543,19 @@ impl ConnectionInfo {
         }))
     }
 
-    /// The client's address (`None` for transports without one).
+    /// A client connection's: `local` is the client's address, `peer` the server's.
+    pub(crate) fn client(peer: SocketAddr, local: SocketAddr) -> Self {
+        Self::new(Some(peer), Some(local), None)
+    }
+
+    /// The peer's address: on a server, the client's; on a client's response, the
+    /// server's (`None` for transports without one).
     pub fn remote_addr(&self) -> Option<SocketAddr> {
         self.0.remote_addr
     }
 
-    /// The server's address the client connected to.
+    /// This end's address: on a server, the one the client connected to; on a
+    /// client's response, the client's own.
     pub fn local_addr(&self) -> Option<SocketAddr> {
         self.0.local_addr
     }

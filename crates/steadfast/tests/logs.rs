@@ -123,3 +123,80 @@ async fn a_failed_request_is_logged_at_both_ends_with_the_same_join_key() {
     assert_eq!(client["by"], "Remote", "{client:?}");
     assert!(server["error"].contains("the handler failed"), "{server:?}");
 }
+
+#[tokio::test]
+async fn a_response_carries_the_join_key_the_server_saw() {
+    let capture = Capture::default();
+    let _guard =
+        tracing::subscriber::set_default(tracing_subscriber::registry().with(capture.clone()));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let server = Server::new(ServerConfig::default());
+    let shutdown = server.shutdown_handle();
+    let server_task = tokio::spawn(server.serve(
+        listener,
+        service_fn(|req: Request<RecvBody>| async move {
+            // The server's view of the key, sent back in headers.
+            let info = req.extensions().get::<steadfast::ConnectionInfo>().unwrap();
+            let stream = req.extensions().get::<steadfast::StreamId>().unwrap();
+            let response = Response::builder()
+                .header("x-client", info.remote_addr().unwrap().to_string())
+                .header("x-server", info.local_addr().unwrap().to_string())
+                .header("x-stream", stream.get().to_string())
+                .body(body::empty())
+                .unwrap();
+            Ok::<_, BoxError>(response)
+        }),
+    ));
+    let uri: http::Uri = format!("http://{addr}/").parse().unwrap();
+    // A single connection and a pooled client: both responses carry the key.
+    let conn = steadfast::connect(&uri, &ClientConfig::default())
+        .await
+        .expect("connects");
+    let pool = steadfast::Client::new(steadfast::PoolConfig::default());
+    for _ in 0..2 {
+        for response in [
+            conn.send(Request::get(uri.clone()).body(body::empty()).unwrap())
+                .await
+                .unwrap(),
+            pool.send(Request::get(uri.clone()).body(body::empty()).unwrap())
+                .await
+                .unwrap(),
+        ] {
+            let info = response
+                .extensions()
+                .get::<steadfast::ConnectionInfo>()
+                .expect("the connection's addresses");
+            let stream = response.body().stream_id();
+            let header = |name| response.headers()[name].to_str().unwrap().to_owned();
+            assert_eq!(info.local_addr().unwrap().to_string(), header("x-client"));
+            assert_eq!(info.remote_addr().unwrap().to_string(), header("x-server"));
+            assert_eq!(info.remote_addr(), Some(addr));
+            assert_eq!(stream.get().to_string(), header("x-stream"));
+        }
+    }
+    shutdown.graceful();
+    let _ = tokio::time::timeout(Duration::from_secs(20), server_task).await;
+    // Each normal end is recorded by both drivers, in their connection spans.
+    let records = capture.0.lock().unwrap().clone();
+    for role in ["client", "server"] {
+        let ended: Vec<_> = records
+            .iter()
+            .filter(|r| {
+                r.get("role").map(String::as_str) == Some(role)
+                    && r.get("message").map(String::as_str) == Some("stream ended")
+            })
+            .collect();
+        assert_eq!(ended.len(), 4, "{role}: {ended:#?}");
+        assert!(ended
+            .iter()
+            .all(|r| r["end"] == "end_stream" && r.contains_key("peer")));
+        // The server's END_STREAM (its response) came last, as each end saw it.
+        let last = if role == "server" {
+            "Application"
+        } else {
+            "Remote"
+        };
+        assert!(ended.iter().all(|r| r["by"] == last), "{role}: {ended:#?}");
+    }
+}

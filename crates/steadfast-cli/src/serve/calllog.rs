@@ -1,5 +1,6 @@
-//! `serve --log-format json`'s record per call: one `tracing` event at info, target
-//! `steadfast::call`, when the call's stream ends (or is dropped unfinished).
+//! `serve`'s record per call (`--log-format json`, or `--log-calls` in text): one
+//! `tracing` event at info, target `steadfast::call`, when the call's stream ends (or
+//! is dropped unfinished).
 
 use std::fmt::Display;
 use std::net::SocketAddr;
@@ -90,6 +91,26 @@ impl CallRecord {
         });
         let code = failure.and_then(steadfast::Error::code);
         let goaway = failure.and_then(steadfast::Error::goaway);
+        // A stream failed by a GOAWAY (a drain whose grace ran out, a connection
+        // error) ended with the connection, not with a RST_STREAM of its own.
+        let end = if goaway.is_some() && end != "error" {
+            "goaway"
+        } else {
+            end
+        };
+        // Who ended it: the server's END_STREAM completes a call; a failure is the
+        // resetting side's (unknown when the driver did not say).
+        let ended_by = match end {
+            "end_stream" => Some("server"),
+            _ => reset_by,
+        };
+        // The call's fate as the client's library classifies it: the service saw
+        // the request; once the response head was sent the client can know it.
+        let fate = if self.status.is_some() {
+            "processed"
+        } else {
+            "maybe_processed"
+        };
         let error = error
             .map(ToString::to_string)
             .or(failure.map(ToString::to_string));
@@ -106,6 +127,8 @@ impl CallRecord {
             grpc_timeout = self.grpc_timeout.as_deref(),
             duration_ms,
             end,
+            ended_by,
+            fate,
             reset_by,
             code = code.map(tracing::field::display),
             goaway = goaway.map(tracing::field::display),

@@ -101,7 +101,7 @@ impl Connection {
             end_stream,
         );
         if end_stream {
-            self.maybe_close_stream(id);
+            self.maybe_close_stream(id, false);
         }
         Ok(())
     }

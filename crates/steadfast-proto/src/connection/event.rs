@@ -67,6 +67,9 @@ pub enum Event {
     StreamClosed {
         /// The stream.
         id: StreamId,
+        /// The peer's END_STREAM came last (ours was sent first): for a server, the
+        /// client finished its request after the response ended.
+        peer_ended_last: bool,
     },
     /// The peer's SETTINGS took effect (the first one completes the handshake).
     PeerSettings(Settings),

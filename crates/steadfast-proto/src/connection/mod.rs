@@ -195,6 +195,8 @@ pub struct Connection {
     stream_available_signalled: bool,
     /// Keepalive, PING policy, idle and age (see `timers.rs`).
     timers: timers::Timers,
+    /// Where RST_STREAM and GOAWAY frames are counted, if anywhere.
+    frame_counters: Option<std::sync::Arc<crate::counters::FrameCounters>>,
     /// How many times `schedule` ran, so unit tests can tell O(1) from O(streams).
     #[cfg(test)]
     schedule_calls: usize,
@@ -276,6 +278,7 @@ impl Connection {
             events: VecDeque::new(),
             stream_available_signalled: false,
             timers: timers::Timers::new(now),
+            frame_counters: None,
             #[cfg(test)]
             schedule_calls: 0,
             state: State::Open,
@@ -389,6 +392,14 @@ impl Connection {
     /// Finished and nothing left to write: the transport can be closed.
     pub fn is_done(&self) -> bool {
         self.is_closed() && self.out.is_empty() && self.out_chunks.is_empty()
+    }
+
+    /// Counts every RST_STREAM and GOAWAY frame this connection writes or reads from
+    /// now on into `counters`, by error code (one relaxed atomic add per such frame;
+    /// other frames are not counted). A frame counted as sent is one encoded for the
+    /// transport; a client that fails before its output is written drops it unsent.
+    pub fn count_frames_into(&mut self, counters: std::sync::Arc<crate::FrameCounters>) {
+        self.frame_counters = Some(counters);
     }
 
     /// The error that ended the connection, if it failed. Sticky.
@@ -539,6 +550,13 @@ impl Connection {
     }
 
     fn write_frame(&mut self, frame: &crate::frame::Frame) {
+        if let Some(counters) = &self.frame_counters {
+            match frame {
+                crate::frame::Frame::RstStream(f) => counters.rst_stream_sent(f.code),
+                crate::frame::Frame::GoAway(f) => counters.goaway_sent(f.0.code),
+                _ => {}
+            }
+        }
         frame.encode(&mut self.out);
     }
 
@@ -692,11 +710,16 @@ impl Connection {
         }
     }
 
-    fn maybe_close_stream(&mut self, id: StreamId) {
+    /// Forgets a stream both sides ended; `by_peer`: called for the peer's
+    /// END_STREAM (else for ours).
+    fn maybe_close_stream(&mut self, id: StreamId, by_peer: bool) {
         if let Some(s) = self.streams.get(&id) {
             if s.send_closed && s.recv_closed {
                 self.remove_stream(id);
-                self.events.push_back(Event::StreamClosed { id });
+                self.events.push_back(Event::StreamClosed {
+                    id,
+                    peer_ended_last: by_peer,
+                });
                 self.maybe_finish();
             }
         }

@@ -182,7 +182,7 @@ impl Connection {
                 continue;
             };
             if stream.send_closed {
-                self.maybe_close_stream(id);
+                self.maybe_close_stream(id, false);
             } else if wrote > 0 && stream.has_send_work() {
                 // More to send: back of the queue, for fairness.
                 self.schedule(id);

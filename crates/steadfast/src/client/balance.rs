@@ -45,7 +45,7 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::backoff::{BackoffConfig, SplitMix64};
-use super::connection::{connect_transport_to, handshake_for, ClientConfig, SendRequest};
+use super::connection::{connect_to, ClientConfig, SendRequest};
 use super::picker::{self, Candidate, Decision};
 use super::pool::{note_too_many_pings, Counters};
 use super::resolve::Resolve;
@@ -677,12 +677,9 @@ impl Balancer {
         }
         self.notify();
         let uri = &self.uri;
-        let result = async {
-            let io = connect_transport_to(uri, Some(sub.addr), &config).await?;
-            handshake_for(io, uri, &config).await
-        }
-        .instrument(super::connection::tcp_span())
-        .await;
+        let result = async { connect_to(uri, Some(sub.addr), &config).await }
+            .instrument(super::connection::tcp_span())
+            .await;
         let outcome = match result {
             Ok(conn) => {
                 conn.set_peer_addr(sub.addr);

@@ -32,6 +32,8 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// TLS settings for `https` targets; `None` uses the Web PKI roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// (A [`Client`](super::Client)'s connections) where frames and ends are counted.
+    pub(crate) counters: Option<Arc<crate::conn_stats::ConnCounters>>,
 }
 
 impl Default for ClientConfig {
@@ -40,6 +42,7 @@ impl Default for ClientConfig {
             proto: steadfast_proto::Config::default(),
             connect_timeout: Duration::from_secs(20),
             tls: None,
+            counters: None,
         }
     }
 }
@@ -91,12 +94,26 @@ pub type BoxIo = Box<dyn Io>;
 /// here, in words. Every error says which step failed and carries fate `NotSent`: no
 /// request was sent.
 pub async fn connect(uri: &Uri, config: &ClientConfig) -> Result<SendRequest, Error> {
-    async {
-        let io = connect_transport(uri, config).await?;
-        handshake_for(io, uri, config).await
-    }
-    .instrument(tcp_span())
-    .await
+    connect_to(uri, None, config).instrument(tcp_span()).await
+}
+
+/// [`connect_transport_to`] then [`handshake_for`], keeping the TCP connection's
+/// address pair: every response on the connection carries it
+/// ([`ConnectionInfo`](crate::ConnectionInfo) in its extensions).
+pub(crate) async fn connect_to(
+    uri: &Uri,
+    addr: Option<std::net::SocketAddr>,
+    config: &ClientConfig,
+) -> Result<SendRequest, Error> {
+    let (io, addrs) = transport(uri, addr, config)
+        .await
+        .map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
+    let (_, _, _, target) = target(uri).map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
+    let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
+    let span = tracing::debug_span!("h2", role = "client", peer = %target);
+    let info = addrs.map(|(local, peer)| crate::ConnectionInfo::client(peer, local));
+    let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span, info)?;
+    wait_ready(handle, ready, config.connect_timeout, &target).await
 }
 
 /// The span around a client connection's `h2` span: the transport records the local
@@ -121,14 +138,18 @@ pub async fn connect_transport_to(
 ) -> Result<BoxIo, Error> {
     transport(uri, addr, config)
         .await
+        .map(|(io, _)| io)
         .map_err(|e| e.with_fate_if_none(Fate::NotSent))
 }
+
+/// The (local, peer) addresses of a TCP connection.
+type AddressPair = (std::net::SocketAddr, std::net::SocketAddr);
 
 async fn transport(
     uri: &Uri,
     addr: Option<std::net::SocketAddr>,
     config: &ClientConfig,
-) -> Result<BoxIo, Error> {
+) -> Result<(BoxIo, Option<AddressPair>), Error> {
     let (tls, host, port, target) = target(uri)?;
     let timeout = config.connect_timeout;
     let addrs = match addr {
@@ -172,13 +193,14 @@ async fn transport(
     if let Ok(local) = tcp.local_addr() {
         tracing::Span::current().record("local", tracing::field::display(local));
     }
+    let addrs = tcp.local_addr().ok().zip(tcp.peer_addr().ok());
     tracing::debug!(
         local = ?tcp.local_addr().ok(),
         peer = ?tcp.peer_addr().ok(),
         "TCP connected"
     );
     if !tls {
-        return Ok(Box::new(tcp));
+        return Ok((Box::new(tcp), addrs));
     }
     let tls_config = match &config.tls {
         Some(c) => c.clone(),
@@ -196,7 +218,7 @@ async fn transport(
                 .context(format!("TLS handshake with {target}"))
         })?
         .map_err(|e| e.context(format!("TLS handshake with {target}")))?;
-    Ok(Box::new(stream))
+    Ok((Box::new(stream), addrs))
 }
 
 /// Runs `f` within `timeout`; a zero timeout means no limit.
@@ -218,7 +240,7 @@ pub async fn handshake_for<IO: Io>(
     let (_, _, _, target) = target(uri).map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
     let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
     let span = tracing::debug_span!("h2", role = "client", peer = %target);
-    let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span)?;
+    let (handle, ready) = start(io, scheme, uri.authority().cloned(), config, span, None)?;
     wait_ready(handle, ready, config.connect_timeout, &target).await
 }
 
@@ -272,6 +294,7 @@ pub async fn handshake<IO: Io>(io: IO, config: &ClientConfig) -> Result<SendRequ
         None,
         config,
         tracing::debug_span!("h2", role = "client"),
+        None,
     )?;
     wait_ready(handle, ready, config.connect_timeout, "peer").await
 }
@@ -282,6 +305,7 @@ fn start<IO>(
     authority: Option<Authority>,
     config: &ClientConfig,
     span: tracing::Span,
+    info: Option<crate::ConnectionInfo>,
 ) -> Result<(SendRequest, oneshot::Receiver<()>), Error>
 where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
@@ -290,8 +314,9 @@ where
         proto: config.proto.clone(),
         shutdown_grace: Duration::from_secs(3600),
         shed: None,
-        connection_info: None,
+        connection_info: info,
         stream_end: false,
+        counters: config.counters.clone(),
     };
     let (driver, commands, shared, ready) = Driver::new(io, Role::Client, driver_config, None)
         .map_err(|e| Error::with_fate(Kind::Config(e), Some(Fate::NotSent), None))?;

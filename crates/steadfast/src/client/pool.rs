@@ -28,7 +28,7 @@ use steadfast_proto::Fate;
 
 use super::backoff::{Backoff, BackoffConfig, SplitMix64};
 use super::balance::{BalanceConfig, Balancer, BalancerParts, SubchannelInfo};
-use super::connection::{connect_transport_to, handshake_for, ClientConfig, SendRequest};
+use super::connection::{connect_to, ClientConfig, SendRequest};
 use super::replay::Replay;
 use super::resolve::{DnsResolver, Resolve};
 pub use super::stats::ClientStats;
@@ -295,7 +295,9 @@ impl Client {
     }
 
     /// A client with its own name resolution.
-    pub fn with_resolver(config: PoolConfig, resolver: impl Resolve) -> Self {
+    pub fn with_resolver(mut config: PoolConfig, resolver: impl Resolve) -> Self {
+        let counters = Arc::new(Counters::default());
+        config.connection.counters = Some(counters.connections.clone());
         Self {
             inner: Arc::new(Inner {
                 buffer_available: Arc::new(super::replay::ByteBudget::new(
@@ -304,7 +306,7 @@ impl Client {
                 config,
                 resolver: Arc::new(resolver),
                 authorities: Mutex::new(HashMap::new()),
-                counters: Arc::default(),
+                counters,
             }),
         }
     }
@@ -329,6 +331,7 @@ impl Client {
             connect_failures: get(&c.connect_failures),
             connections_unused: get(&c.connections_unused),
             resolutions: get(&c.resolutions),
+            connections: c.connections.get(),
         }
     }
 
@@ -768,12 +771,9 @@ impl Client {
         // Try each address once, starting after the one used last (spreads connections).
         for i in 0..addrs.len() {
             let addr = addrs[(state.next_addr + i) % addrs.len()];
-            let result = async {
-                let io = connect_transport_to(uri, Some(addr), &config).await?;
-                handshake_for(io, uri, &config).await
-            }
-            .instrument(super::connection::tcp_span())
-            .await;
+            let result = async { connect_to(uri, Some(addr), &config).await }
+                .instrument(super::connection::tcp_span())
+                .await;
             match result {
                 Ok(conn) => {
                     conn.set_peer_addr(addr);

@@ -37,6 +37,10 @@ pub struct ClientStats {
     pub connections_unused: u64,
     /// Name resolutions a `pick_first` or `round_robin` balancer completed.
     pub resolutions: u64,
+    /// Connections opened (HTTP/2 handshake done) and closed by reason, RST_STREAM
+    /// and GOAWAY frames sent and received by code, over all the client's
+    /// connections.
+    pub connections: crate::ConnectionStats,
 }
 
 #[derive(Debug, Default)]
@@ -51,4 +55,5 @@ pub(crate) struct Counters {
     pub(crate) connect_failures: AtomicU64,
     pub(crate) connections_unused: AtomicU64,
     pub(crate) resolutions: AtomicU64,
+    pub(crate) connections: std::sync::Arc<crate::conn_stats::ConnCounters>,
 }

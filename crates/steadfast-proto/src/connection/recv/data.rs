@@ -124,7 +124,7 @@ impl Connection {
         }
         self.flush_window_updates(Some(id));
         if f.end_stream {
-            self.maybe_close_stream(id);
+            self.maybe_close_stream(id, true);
         }
     }
 }

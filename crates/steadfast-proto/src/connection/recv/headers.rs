@@ -364,7 +364,7 @@ impl Connection {
                 end_stream,
             });
             if end_stream {
-                self.maybe_close_stream(id);
+                self.maybe_close_stream(id, true);
             } else {
                 self.timers_on_body_expected(id, now);
             }
@@ -404,7 +404,7 @@ impl Connection {
         };
         stream.recv_closed = true;
         self.events.push_back(Event::Trailers { id, trailers });
-        self.maybe_close_stream(id);
+        self.maybe_close_stream(id, true);
     }
 
     /// A field block over `max_header_list_size` arrived: true when that closed the

@@ -159,6 +159,13 @@ impl Connection {
             }
         }
         tracing::trace!(?frame, "recv");
+        if let Some(counters) = &self.frame_counters {
+            match &frame {
+                Frame::RstStream(f) => counters.rst_stream_received(f.code),
+                Frame::GoAway(f) => counters.goaway_received(f.0.code),
+                _ => {}
+            }
+        }
         match frame {
             Frame::Data(f) => self.recv_data(f, now),
             Frame::Headers(f) => self.recv_headers(f, now),
