@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use http::{header, HeaderMap, HeaderName, Request, Response};
 use http_body::Body as _;
-use steadfast::client::{PeerAddr, SendAuthority};
+use steadfast::client::SendAuthority;
 use steadfast::{BoxError, ConnectionInfo, Deadline, RecvBody, StreamId, TimeoutHeader};
 use steadfast_grpc::timeout;
 
@@ -132,7 +132,10 @@ async fn forward(
     match route.cluster.client.send(upstream).await {
         Ok(response) => {
             let (head, body) = response.into_parts();
-            record.backend = head.extensions.get::<PeerAddr>().map(|p| p.0);
+            record.backend = head
+                .extensions
+                .get::<ConnectionInfo>()
+                .and_then(ConnectionInfo::remote_addr);
             record.backend_stream = Some(body.stream_id());
             record.http_status = head.status.as_u16();
             record.status_from(&head.headers);

@@ -682,7 +682,6 @@ impl Balancer {
             .await;
         let outcome = match result {
             Ok(conn) => {
-                conn.set_peer_addr(sub.addr);
                 self.counters.connects.fetch_add(1, Ordering::Relaxed);
                 let Ok(mut s) = sub.inner.lock() else {
                     return Err(Error::no_ready_address("poisoned"));

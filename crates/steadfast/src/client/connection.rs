@@ -61,15 +61,7 @@ struct HandleInner {
     next_token: AtomicU64,
     scheme: Scheme,
     authority: Option<Authority>,
-    /// The server's address, when the pool connected to a known one.
-    peer: std::sync::OnceLock<std::net::SocketAddr>,
 }
-
-/// A response extension: the address of the server that answered, when the
-/// [`Client`](super::Client) connected to a resolved address (a proxy logs which
-/// backend served a call so).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct PeerAddr(pub std::net::SocketAddr);
 
 impl Drop for HandleInner {
     fn drop(&mut self) {
@@ -328,7 +320,6 @@ where
             next_token: AtomicU64::new(1),
             scheme,
             authority,
-            peer: std::sync::OnceLock::new(),
         }),
     };
     Ok((handle, ready))
@@ -367,7 +358,6 @@ impl SendRequest {
             armed: sent.is_ok(),
         };
         let shared = self.inner.shared.clone();
-        let peer = self.inner.peer.get().copied();
         async move {
             let mut guard = guard;
             if !guard.armed {
@@ -376,12 +366,6 @@ impl SendRequest {
             let result = rx.await;
             guard.armed = false;
             match result {
-                Ok(Ok(mut response)) => {
-                    if let Some(peer) = peer {
-                        response.extensions_mut().insert(PeerAddr(peer));
-                    }
-                    Ok(response)
-                }
                 Ok(result) => result,
                 // The driver ended without answering (its task panicked or its
                 // runtime shut down) after it accepted the request: nothing proves
@@ -409,15 +393,6 @@ impl SendRequest {
         if let Ok(uri) = Uri::from_parts(parts) {
             *head.uri_mut() = uri;
         }
-    }
-
-    /// The server's address, when the pool connected to a known one.
-    pub fn peer_addr(&self) -> Option<std::net::SocketAddr> {
-        self.inner.peer.get().copied()
-    }
-
-    pub(crate) fn set_peer_addr(&self, addr: std::net::SocketAddr) {
-        let _ = self.inner.peer.set(addr);
     }
 
     /// True once the connection can take no more requests (closed or going away).

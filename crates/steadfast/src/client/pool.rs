@@ -776,7 +776,6 @@ impl Client {
                 .await;
             match result {
                 Ok(conn) => {
-                    conn.set_peer_addr(addr);
                     state.next_addr = (state.next_addr + i + 1) % addrs.len();
                     counters.connects.fetch_add(1, Ordering::Relaxed);
                     return Ok(conn);
