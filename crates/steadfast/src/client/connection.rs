@@ -1,5 +1,6 @@
 //! The HTTP/2 client: one connection, over TCP (h2c with prior knowledge) or TLS.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -32,6 +33,21 @@ pub struct ClientConfig {
     pub connect_timeout: Duration,
     /// TLS settings for `https` targets; `None` uses the Web PKI roots.
     pub tls: Option<Arc<rustls::ClientConfig>>,
+    /// Wraps each new connection's transport (after TLS, before HTTP/2): a tap that
+    /// decodes or records the frames, for diagnosis tools. `None`: the transport
+    /// as it is.
+    pub wrap_transport: Option<WrapTransport>,
+}
+
+/// A function that wraps a connection's transport (see
+/// [`ClientConfig::wrap_transport`]).
+#[derive(Clone)]
+pub struct WrapTransport(pub Arc<dyn Fn(BoxIo) -> BoxIo + Send + Sync>);
+
+impl fmt::Debug for WrapTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WrapTransport")
+    }
 }
 
 impl Default for ClientConfig {
@@ -40,6 +56,7 @@ impl Default for ClientConfig {
             proto: steadfast_proto::Config::default(),
             connect_timeout: Duration::from_secs(20),
             tls: None,
+            wrap_transport: None,
         }
     }
 }
@@ -111,9 +128,13 @@ pub async fn connect_transport_to(
     addr: Option<std::net::SocketAddr>,
     config: &ClientConfig,
 ) -> Result<BoxIo, Error> {
-    transport(uri, addr, config)
+    let io = transport(uri, addr, config)
         .await
-        .map_err(|e| e.with_fate_if_none(Fate::NotSent))
+        .map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
+    Ok(match &config.wrap_transport {
+        Some(wrap) => (wrap.0)(io),
+        None => io,
+    })
 }
 
 async fn transport(
