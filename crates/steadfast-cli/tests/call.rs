@@ -111,7 +111,7 @@ fn failures_say_which_layer_who_and_the_fate() {
     assert_eq!(v["layer"], "gRPC status");
     assert_eq!(v["retry_safe"], false);
 
-    // An unknown service: UNIMPLEMENTED from the server.
+    // A method the server lists, whose handler answers UNIMPLEMENTED.
     let (code, v) = diagnosis(&[
         "--plaintext",
         &addr,
@@ -282,8 +282,14 @@ fn connection_level_faults_get_their_own_diagnosis() {
     let (_http, _lines) = spawn_reporting(command, "python3 -m http.server");
     wait_listening(([127, 0, 0, 1], port).into());
     let (code, v) = diagnosis(&["--plaintext", &format!("127.0.0.1:{port}"), "list"]);
-    assert_eq!(code, 4, "{v}");
+    // The HTTP/2 connection never came up: could not connect (exit 3), nothing sent.
+    assert_eq!(code, 3, "{v}");
     assert_eq!(v["layer"], "HTTP/2 connection", "{v}");
+    assert_eq!(v["fate"], "never sent", "{v}");
+    assert!(
+        v["advice"].as_str().unwrap().contains("speaks HTTP/1"),
+        "{v}"
+    );
     assert!(
         v["message"]
             .as_str()
@@ -330,7 +336,7 @@ fn connection_level_faults_get_their_own_diagnosis() {
 }
 
 #[test]
-fn verbose_shows_headers_and_trailers_and_bin_metadata_goes_as_base64() {
+fn verbose_shows_frames_headers_and_trailers_and_bin_metadata_goes_as_base64() {
     let (_server, addr) = steadfast_serve(&[]);
     let out = run(
         STEADFAST,
@@ -361,4 +367,27 @@ fn verbose_shows_headers_and_trailers_and_bin_metadata_goes_as_base64() {
         "{err}"
     );
     assert!(err.contains("< trailer grpc-status: 0"), "{err}");
+    // And every HTTP/2 frame, each line with the seconds since the start, `[ 0.001234]`.
+    for frame in [
+        "send connection preface",
+        "send SETTINGS ",
+        "recv SETTINGS ",
+        "recv SETTINGS ACK",
+        "send HEADERS stream=",
+        "send DATA stream=",
+        "recv HEADERS stream=",
+        "recv DATA stream=",
+        "END_STREAM",
+    ] {
+        assert!(err.contains(frame), "no {frame:?} in\n{err}");
+    }
+    let framed = err
+        .lines()
+        .filter(|l| l.starts_with('[') && (l.contains("] send ") || l.contains("] recv ")))
+        .count();
+    assert!(framed >= 8, "{err}");
+    assert!(
+        err.contains(":path: /grpc.testing.TestService/StreamingOutputCall"),
+        "the request's headers, decoded: {err}"
+    );
 }
