@@ -13,7 +13,7 @@
 //! - 5: (`probe`) no complete response within `--timeout`
 //! - 130: (`probe`) interrupted by Ctrl-C, after printing what was known
 //! - 10 + code: (`call`) the server answered with that gRPC status (or the deadline
-//!   passed: 14)
+//!   passed here: 14); a non-gRPC HTTP answer (a proxy's 502) is 4
 
 mod call;
 mod demo;
@@ -63,11 +63,16 @@ enum Command {
     /// failed, who caused it, whether the server could have processed it, and what to
     /// do.
     ///
-    /// `steadfast call [--plaintext] ADDR list [SERVICE] | describe SYMBOL |
-    /// SERVICE/METHOD [-d JSON]`, through the server's reflection service. Exit
-    /// codes: 0 the call succeeded; 2 usage; 3 could not connect (nothing sent); 4 the
-    /// transport or HTTP/2 failed after connecting; 10 + the status code for a gRPC
-    /// status from the server (e.g. 15 NOT_FOUND, 24 UNAVAILABLE) or a deadline.
+    /// `steadfast call [--plaintext] [--proto F… -I DIR…] ADDR list [SERVICE] |
+    /// describe SYMBOL | SERVICE/METHOD [-d JSON]`, through the server's reflection
+    /// service, or `.proto` files compiled here. `-v` prints every HTTP/2 frame with
+    /// timestamps, and the headers and trailers; `--json` the result or the diagnosis
+    /// as one object. Exit codes: 0 the call succeeded; 2 usage; 3 could not connect
+    /// (name resolution, TCP, TLS or the HTTP/2 handshake failed: nothing sent); 4 the
+    /// transport, HTTP/2 or HTTP failed after connecting (GOAWAY, RST_STREAM, a
+    /// connection lost, a proxy's non-gRPC answer); 10 + the status code for a gRPC
+    /// status from the server (e.g. 12 UNIMPLEMENTED is 22, 14 UNAVAILABLE is 24) or
+    /// a deadline that passed here (14).
     Call(call::Args),
 }
 

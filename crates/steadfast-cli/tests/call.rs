@@ -155,6 +155,28 @@ fn failures_say_which_layer_who_and_the_fate() {
     // A usage error: exit 2.
     let (code, _) = call(&["--plaintext", &addr, "nonsense"]);
     assert_eq!(code, 2);
+    let (code, _) = call(&["--plaintext", "127.0.0.1:", "list"]);
+    assert_eq!(code, 2, "an address without a port is a usage error");
+    // The exit codes are in --help.
+    let help = run(STEADFAST, &["call", "--help"], LIMIT);
+    let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    for words in [
+        "2 usage",
+        "3 could not connect",
+        "4 the transport",
+        "10 + the status code",
+    ] {
+        assert!(help.contains(words), "no {words:?} in --help: {help}");
+    }
+    for option in [
+        "--proto",
+        "--import-path",
+        "--cert",
+        "--key",
+        "--keepalive-time",
+    ] {
+        assert!(help.contains(option), "no {option} in --help: {help}");
+    }
 }
 
 #[test]
@@ -201,6 +223,14 @@ fn faults_of_the_path_and_the_http2_layer_are_told_apart() {
     assert_eq!(code, 4, "{v}");
     assert_eq!(v["retry_safe"], false, "{v}");
     assert!(v["fate"].as_str().unwrap().starts_with("sent;"), "{v}");
+    assert_eq!(v["layer"], "transport", "{v}");
+    assert!(
+        v["advice"]
+            .as_str()
+            .unwrap()
+            .contains("reset the connection"),
+        "{v}"
+    );
 }
 
 #[test]

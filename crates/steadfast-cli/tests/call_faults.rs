@@ -251,6 +251,10 @@ fn deadline_exceeded_raised_here_returned_by_the_server_or_inherited() {
     );
     assert_eq!(v["retry_safe"], false, "{v}");
     assert!(has(&v, "message", "budget of 400ms"), "{v}");
+    assert!(
+        has(&v, "advice", "this client's deadline (400ms) passed"),
+        "{v}"
+    );
 
     // Returned: the server answers 4 at once, far within a 5 s budget.
     let (_server, addr) = grpc_fault_server(&["status", "4"]);

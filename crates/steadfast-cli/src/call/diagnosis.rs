@@ -201,6 +201,17 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
         Some(_) if refused_client => "the server closed the connection right after the TLS handshake: it most likely requires a client certificate (TLS 1.3 reports that only after the handshake): give one with --cert and --key".to_owned(),
         Some(_) if speaks_http1(status) => "this port speaks HTTP/1.x, not HTTP/2: use the server's gRPC port, or enable h2c (prior knowledge) there".to_owned(),
         Some(_) if speaks_tls(status) => "the server speaks TLS on this port: drop --plaintext (and trust its certificate with --cacert, or -k against a test server)".to_owned(),
+        Some(e) if e.is_deadline_exceeded() => format!(
+            "this client's deadline ({}) passed before the server answered: raise --deadline \
+             if the call needs longer, or find what is slow; {}",
+            humantime(context.budget),
+            e.advice()
+        ),
+        Some(e) if e.io_error_kind() == Some(std::io::ErrorKind::ConnectionReset) => format!(
+            "the server's side reset the connection (a process that crashed or was killed, or \
+             a proxy or firewall dropping it): {}",
+            e.advice()
+        ),
         Some(e) => e.hint().unwrap_or_else(|| e.advice()).to_owned(),
         None if missing_status => "something in the path drops HTTP/2 trailers (an HTTP/1.1 hop, or a proxy without trailer support), or the server's gRPC library ended the stream early: let gRPC through end to end over HTTP/2".to_owned(),
         None if http_answer => http_advice(http.unwrap_or_default()).to_owned(),

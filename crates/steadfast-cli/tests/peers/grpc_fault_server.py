@@ -44,6 +44,9 @@ def grpc_timeout_seconds(value):
 class GrpcFaultPeer(Peer):
     def on_request(self, req):
         print(f"request {req.method} {req.path}", flush=True)
+        # What h2 queued while reading (the ACK of the client's SETTINGS above all)
+        # leaves before any wait: the fault is the one named, not a missing ACK.
+        self.flush()
         sid = req.stream_id
         if MODE == "status":
             code = ARGS[0]
