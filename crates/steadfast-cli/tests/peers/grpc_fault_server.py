@@ -6,7 +6,7 @@ Usage: grpc_fault_server.py PORT MODE [ARGS...]
 Modes, each acting once a request is complete (HEADERS, body, END_STREAM):
   status CODE [MS|deadline]
                 answers a Trailers-Only gRPC status CODE, at once, after MS
-                milliseconds, or (`deadline`) at nine tenths of the grpc-timeout the
+                milliseconds, or (`deadline`) at eight tenths of the grpc-timeout the
                 request carried, as a server enforcing the caller's deadline does
   rst CODE [headers]
                 resets the stream with RST_STREAM(CODE); with `headers`, after
@@ -53,7 +53,7 @@ class GrpcFaultPeer(Peer):
             when = ARGS[1] if len(ARGS) > 1 else "0"
             if when == "deadline":
                 timeout = req.headers.get("grpc-timeout")
-                delay = grpc_timeout_seconds(timeout) * 0.9 if timeout else 0
+                delay = grpc_timeout_seconds(timeout) * 0.8 if timeout else 0
             else:
                 delay = int(when) / 1000
             time.sleep(delay)
