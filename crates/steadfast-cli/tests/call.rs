@@ -155,6 +155,41 @@ fn failures_say_which_layer_who_and_the_fate() {
     // A usage error: exit 2.
     let (code, _) = call(&["--plaintext", &addr, "nonsense"]);
     assert_eq!(code, 2);
+    // A service or method the server's reflection does not know: nothing is called;
+    // the names it has are listed.
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "--plaintext",
+            &addr,
+            "grpc.testing.NoSuchService/Call",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the server has no grpc.testing.NoSuchService"),
+        "{err}"
+    );
+    assert!(err.contains("it offers: grpc.health.v1.Health,"), "{err}");
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "--plaintext",
+            &addr,
+            "grpc.testing.TestService/NoSuchCall",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no method NoSuchCall; it has: EmptyCall"),
+        "{err}"
+    );
     let (code, _) = call(&["--plaintext", "127.0.0.1:", "list"]);
     assert_eq!(code, 2, "an address without a port is a usage error");
     // The exit codes are in --help.

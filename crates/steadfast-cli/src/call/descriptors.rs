@@ -137,7 +137,25 @@ pub(super) async fn pool_for(
     if let Source::Files(pool) = source {
         return Ok(pool.clone());
     }
-    let Answer::Files(files) = reflect(channel, Ask::Symbol(symbol), deadline).await? else {
+    let answer = match reflect(channel, Ask::Symbol(symbol), deadline).await {
+        // The reflection service's own answer: the server has no such symbol. Nothing
+        // was called, so this is the caller's name to fix, with the names there are.
+        Err(status) if status.code() == Code::NotFound && status.steadfast_error().is_none() => {
+            let offered = match reflect(channel, Ask::List, deadline).await {
+                Ok(Answer::Services(mut names)) => {
+                    names.sort();
+                    format!("; it offers: {}", names.join(", "))
+                }
+                _ => String::new(),
+            };
+            return Err(Failure::Usage(format!(
+                "the server has no {symbol} (its reflection says: {}){offered}",
+                status.message()
+            )));
+        }
+        other => other?,
+    };
+    let Answer::Files(files) = answer else {
         return Err(Failure::Usage("reflection: an unexpected answer".into()));
     };
     let decode = |bytes: Vec<u8>| {
