@@ -405,6 +405,17 @@ fn a_proxy_that_strips_trailers_and_load_balancer_answers_with_their_body() {
         );
         assert!(has(&v, "advice", advice), "{status}: {v}");
     }
+
+    // Under a retry policy too (each attempt answered 503): the last answer's body.
+    let (_server, addr) = grpc_fault_server(&["http", "503"]);
+    let config = r#"{"methodConfig": [{"name": [{"service": "grpc.testing.TestService"}],
+        "retryPolicy": {"maxAttempts": 2, "initialBackoff": "0.01s", "maxBackoff": "0.01s",
+        "backoffMultiplier": 1, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    let (code, v) = empty_call(&dir, addr, &["--service-config", config]);
+    assert_eq!(code, 4, "{v}");
+    assert_eq!(v["layer"], "HTTP", "{v}");
+    assert!(has(&v, "message", "the server answered HTTP 503"), "{v}");
+    assert!(has(&v, "message", "body: \"upstream connect error"), "{v}");
 }
 
 #[test]

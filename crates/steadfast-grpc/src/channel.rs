@@ -621,7 +621,7 @@ impl Shared {
 
 /// The first bytes of a non-gRPC answer's body (up to what its status shows), read
 /// for at most a second: a body that trickles or never ends costs the call no more.
-async fn http_body_start(mut body: RecvBody) -> Vec<u8> {
+pub(crate) async fn http_body_start(mut body: RecvBody) -> Vec<u8> {
     use http_body_util::BodyExt as _;
     let limit = crate::status::HTTP_BODY_SHOWN + 1;
     let mut shown = Vec::new();

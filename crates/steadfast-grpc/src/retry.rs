@@ -31,7 +31,7 @@ use tokio::time::Instant;
 use tonic::{Code, Status};
 
 use crate::service_config::{CallPolicy, Codes, HedgingPolicy, RetryPolicy, RetryThrottling};
-use crate::status::status_for_http;
+use crate::status::status_for_http_answer;
 
 /// The header that tells the server (and the application, on the final response)
 /// how many attempts came before this one.
@@ -182,7 +182,7 @@ enum Outcome {
     },
 }
 
-fn classify(
+async fn classify(
     result: Result<Response<RecvBody>, steadfast::Error>,
     failure: &(dyn Fn(steadfast::Error) -> Status + Sync),
 ) -> Outcome {
@@ -212,8 +212,11 @@ fn classify(
                 };
             }
             if response.status() != http::StatusCode::OK {
+                // What the answer says of itself (a proxy's reason, its error page).
+                let (parts, body) = response.into_parts();
+                let shown = crate::channel::http_body_start(body).await;
                 return Outcome::Failed {
-                    status: status_for_http(response.status()),
+                    status: status_for_http_answer(parts.status, &parts.headers, &shown),
                     response: None,
                     pushback: Pushback::None,
                     final_: false,
@@ -296,7 +299,7 @@ async fn retry(
     loop {
         let body = ReplayBody::new(tee.clone());
         let result = cx.client.send(attempt_request(parts, body, n)).await;
-        let (status, response, pushback, final_) = match classify(result, cx.failure) {
+        let (status, response, pushback, final_) = match classify(result, cx.failure).await {
             Outcome::Committed(response) => return commit(cx, response, n),
             Outcome::Failed {
                 status,
@@ -398,7 +401,7 @@ async fn hedge(
         };
         let Some(joined) = joined else { continue };
         let outcome = match joined {
-            Ok(result) => classify(result, cx.failure),
+            Ok(result) => classify(result, cx.failure).await,
             // The copy's task panicked or was aborted: no status came, and no other
             // copy should be sent for it.
             Err(e) => Outcome::Failed {
