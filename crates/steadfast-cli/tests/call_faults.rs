@@ -559,6 +559,22 @@ fn proto_files_and_a_client_certificate_against_grpcio_requiring_client_auth() {
     assert_eq!(v["fate"], "never sent", "{v}");
     assert_eq!(v["retry_safe"], true, "{v}");
     assert!(has(&v, "advice", "requires a client certificate"), "{v}");
+    // A certificate signed by a CA the server does not trust for clients (the
+    // server's own CA): refused the same way, and the advice is about that one.
+    let (code, v) = diagnosis(
+        &[
+            &common[..],
+            &["--cert", &path("server.pem"), "--key", &path("server.key")],
+            &[&addr, "grpc.health.v1.Health/Check"],
+        ]
+        .concat(),
+    );
+    assert_eq!(code, 3, "{v}");
+    assert_eq!(v["layer"], "TLS", "{v}");
+    assert!(
+        has(&v, "advice", "rejected this client's certificate"),
+        "{v}"
+    );
 
     // --proto lists what the files hold, without asking the server.
     let out = run(
