@@ -7,6 +7,7 @@
 //! and to JSON as dynamic messages (`prost-reflect`).
 
 mod descriptors;
+mod details;
 mod diagnosis;
 
 use std::path::PathBuf;

@@ -607,3 +607,42 @@ fn proto_files_and_a_client_certificate_against_grpcio_requiring_client_auth() {
         text(&out)
     );
 }
+
+#[test]
+fn rich_error_details_are_decoded() {
+    let dir = TempDir::new("call-details");
+    let (_server, addr) = grpc_fault_server(&["details"]);
+    let (code, v) = empty_call(&dir, addr, &[]);
+    assert_eq!(code, 18, "{v}");
+    assert_eq!(v["code"], "ResourceExhausted", "{v}");
+    assert_eq!(v["message"], "quota exceeded", "{v}");
+    assert_eq!(v["layer"], "gRPC status", "{v}");
+    assert_eq!(
+        v["details"],
+        serde_json::json!([
+            {"@type": "type.googleapis.com/google.rpc.ErrorInfo", "reason": "RATE_LIMITED",
+             "domain": "edge.example", "metadata": {"limit": "10"}},
+            {"@type": "type.googleapis.com/google.rpc.RetryInfo", "retryDelay": "1.5s"},
+        ]),
+        "{v}"
+    );
+    // Without --json, one line per detail.
+    let proto = write_proto(&dir, "grpc.testing", "TestService", "EmptyCall");
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "--plaintext",
+            "--proto",
+            &proto,
+            &addr.to_string(),
+            "grpc.testing.TestService/EmptyCall",
+        ],
+        LIMIT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("  details:    {\"@type\":\"type.googleapis.com/google.rpc.ErrorInfo\""),
+        "{err}"
+    );
+}

@@ -237,8 +237,11 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
         }
         Some(_) => EXIT_TRANSPORT,
     };
+    // The rich error model's details the server sent (grpc-status-details-bin).
+    let details = super::details::decode(status.details());
     if json {
         let value = serde_json::json!({
+            "details": details,
             "ok": false,
             "code": format!("{:?}", status.code()),
             "message": status.message(),
@@ -260,6 +263,9 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
         eprintln!("  retry-safe: {}", if retry_safe { "yes" } else { "no" });
         if let Some(goaway) = status.goaway() {
             eprintln!("  goaway:     {goaway}");
+        }
+        for detail in details.iter().flatten() {
+            eprintln!("  details:    {detail}");
         }
         eprintln!("  advice:     {advice}");
     }

@@ -13,12 +13,16 @@ Modes, each acting once a request is complete (HEADERS, body, END_STREAM):
                 response HEADERS (200, application/grpc) and no trailers
   notrailers    answers HEADERS (200, application/grpc) and one empty message, and
                 ends the stream without trailers (a proxy that strips them)
+  details       answers RESOURCE_EXHAUSTED with rich error details
+                (grpc-status-details-bin: a google.rpc.Status holding an ErrorInfo
+                and a RetryInfo), encoded here by hand
   http STATUS   answers STATUS with a plain-text body and `server: edge-proxy/1.0`,
                 as a load balancer does
   stall         stops reading and writing (keepalive PINGs go unanswered), holding
                 the connection open
 """
 
+import base64
 import os
 import sys
 import time
@@ -33,6 +37,45 @@ MODE = sys.argv[2] if len(sys.argv) > 2 else "stall"
 ARGS = sys.argv[3:]
 
 GRPC = [("content-type", "application/grpc")]
+
+
+def varint(n):
+    out = bytearray()
+    while True:
+        b = n & 0x7F
+        n >>= 7
+        if n:
+            out.append(b | 0x80)
+        else:
+            out.append(b)
+            return bytes(out)
+
+
+def field(number, value):
+    """A protobuf field: varint for ints, length-delimited for bytes."""
+    if isinstance(value, int):
+        return varint(number << 3) + varint(value)
+    return varint(number << 3 | 2) + varint(len(value)) + value
+
+
+def any_of(name, value):
+    return field(1, f"type.googleapis.com/{name}".encode()) + field(2, value)
+
+
+def rich_details():
+    error_info = (
+        field(1, b"RATE_LIMITED")
+        + field(2, b"edge.example")
+        + field(3, field(1, b"limit") + field(2, b"10"))
+    )
+    retry_info = field(1, field(1, 1) + field(2, 500_000_000))
+    status = (
+        field(1, 8)
+        + field(2, b"quota exceeded")
+        + field(3, any_of("google.rpc.ErrorInfo", error_info))
+        + field(3, any_of("google.rpc.RetryInfo", retry_info))
+    )
+    return base64.b64encode(status).decode().rstrip("=")
 
 
 def grpc_timeout_seconds(value):
@@ -61,6 +104,19 @@ class GrpcFaultPeer(Peer):
             self.h2.send_headers(
                 sid,
                 [(":status", "200")] + GRPC + [("grpc-status", code), ("grpc-message", message)],
+                end_stream=True,
+            )
+            self.flush()
+        elif MODE == "details":
+            self.h2.send_headers(
+                sid,
+                [(":status", "200")]
+                + GRPC
+                + [
+                    ("grpc-status", "8"),
+                    ("grpc-message", "quota exceeded"),
+                    ("grpc-status-details-bin", rich_details()),
+                ],
                 end_stream=True,
             )
             self.flush()
