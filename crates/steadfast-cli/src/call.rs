@@ -51,7 +51,8 @@ pub(crate) struct Args {
     #[arg(short = 'v', long)]
     verbose: bool,
     /// A gRPC service config (a file, or the JSON itself) for the call: timeouts,
-    /// retryPolicy, hedgingPolicy. Each attempt shows with RUST_LOG=steadfast_grpc=debug.
+    /// retryPolicy, hedgingPolicy. With -v, each attempt shows with its status and
+    /// the delay before the next.
     #[arg(long)]
     service_config: Option<String>,
     /// Describe messages with these `.proto` files (compiled here, with `protox`)
@@ -80,6 +81,13 @@ pub(crate) struct Args {
     /// `list [SERVICE]`, `describe SYMBOL`, or `SERVICE/METHOD` to call.
     #[arg(num_args = 1..=2, required = true)]
     what: Vec<String>,
+}
+
+impl Args {
+    /// `-v`: frames, headers and trailers, and each attempt of a retry policy.
+    pub(crate) fn verbose(&self) -> bool {
+        self.verbose
+    }
 }
 
 /// Exit codes (documented in the binary's help and the README).

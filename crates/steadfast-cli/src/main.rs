@@ -82,10 +82,12 @@ const BLOCKING_THREADS: usize = 4;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws its own output; servers log their lifecycle at info.
-    let default_level = if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
+    let default_level = match &cli.command {
+        Command::Demo(_) => "warn",
+        // `call -v`: each attempt of a retry or hedging policy, with its status and
+        // the delay before the next.
+        Command::Call(args) if args.verbose() => "info,steadfast_grpc::retry=debug",
+        _ => "info",
     };
     let filter = || {
         tracing_subscriber::EnvFilter::try_from_default_env()

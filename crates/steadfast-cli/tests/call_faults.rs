@@ -416,6 +416,33 @@ fn a_proxy_that_strips_trailers_and_load_balancer_answers_with_their_body() {
     assert_eq!(v["layer"], "HTTP", "{v}");
     assert!(has(&v, "message", "the server answered HTTP 503"), "{v}");
     assert!(has(&v, "message", "body: \"upstream connect error"), "{v}");
+    // With -v, each attempt: its status, then the delay before the next.
+    let proto = write_proto(&dir, "grpc.testing", "TestService", "EmptyCall");
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "-v",
+            "--plaintext",
+            "--proto",
+            &proto,
+            "--service-config",
+            config,
+            &addr.to_string(),
+            "grpc.testing.TestService/EmptyCall",
+        ],
+        LIMIT,
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("gRPC attempt failed attempt=1 code=Unavailable"),
+        "{err}"
+    );
+    assert!(err.contains("gRPC retry attempt=2 delay="), "{err}");
+    assert!(
+        err.contains("gRPC attempt failed attempt=2 code=Unavailable"),
+        "{err}"
+    );
 }
 
 #[test]
