@@ -653,6 +653,15 @@ fn rich_error_details_are_decoded() {
         ]),
         "{v}"
     );
+    assert!(has(&v, "advice", "back off"), "{v}");
+    assert!(
+        has(
+            &v,
+            "advice",
+            "the server asks to wait 1.5s before a retry (RetryInfo)"
+        ),
+        "{v}"
+    );
     // Without --json, one line per detail.
     let proto = write_proto(&dir, "grpc.testing", "TestService", "EmptyCall");
     let out = run(

@@ -239,6 +239,16 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
     };
     // The rich error model's details the server sent (grpc-status-details-bin).
     let details = super::details::decode(status.details());
+    let retry_delay = details
+        .iter()
+        .flatten()
+        .find_map(|d| d["retryDelay"].as_str().map(str::to_owned));
+    let advice = match retry_delay {
+        Some(delay) => {
+            format!("{advice}; the server asks to wait {delay} before a retry (RetryInfo)")
+        }
+        None => advice,
+    };
     if json {
         let value = serde_json::json!({
             "details": details,
@@ -280,6 +290,7 @@ fn advice_for(code: Code) -> &'static str {
         Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
             "the server refused the request as it is: fix the request"
         }
+        Code::ResourceExhausted => "the server (or a quota) is out of resources for this call: back off, and see its details",
         Code::Unauthenticated | Code::PermissionDenied => "credentials: see -H for metadata such as authorization",
         _ => "an answer of the server's application: see its message",
     }
