@@ -682,3 +682,34 @@ fn rich_error_details_are_decoded() {
         "{err}"
     );
 }
+
+#[test]
+fn unimplemented_from_grpcio_through_its_v1alpha_reflection_or_without_reflection() {
+    let dir = TempDir::new("call-grpcio-unimplemented");
+    // grpcio serves only grpc.health.v1 here; the call is for grpc.testing.
+    let (_grpcio, port) = grpcio_server(&[]);
+    let (code, v) = empty_call(&dir, ([127, 0, 0, 1], port).into(), &[]);
+    assert_eq!(code, 22, "{v}");
+    assert_eq!(v["code"], "Unimplemented", "{v}");
+    assert!(has(&v, "initiator", "no handler is registered"), "{v}");
+    assert!(has(&v, "fate", "not processed"), "{v}");
+    assert_eq!(v["retry_safe"], true, "{v}");
+    assert!(
+        has(&v, "advice", "unknown service: the server has no service grpc.testing.TestService; it offers: grpc.health.v1.Health"),
+        "{v}"
+    );
+
+    // Without reflection, which part is unknown cannot be told, and it says so.
+    let (_grpcio, port) = grpcio_server(&["--no-reflection"]);
+    let (code, v) = empty_call(&dir, ([127, 0, 0, 1], port).into(), &[]);
+    assert_eq!(code, 22, "{v}");
+    assert_eq!(
+        v["initiator"], "the server's application (a grpc-status it sent)",
+        "{v}"
+    );
+    assert_eq!(v["retry_safe"], false, "{v}");
+    assert!(
+        has(&v, "advice", "no reflection service to tell which"),
+        "{v}"
+    );
+}

@@ -173,6 +173,10 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
                 "gRPC status".to_owned(),
                 "the server's gRPC library or handler, enforcing the deadline this call sent".to_owned(),
             ),
+            (_, Some(Unimplemented::NoReflection)) => (
+                "gRPC status".to_owned(),
+                "the server: its gRPC library (no such path) or its handler; without reflection, which cannot be told".to_owned(),
+            ),
             (_, Some(Unimplemented::UnknownService { .. } | Unimplemented::UnknownMethod { .. })) => (
                 "gRPC status".to_owned(),
                 "the server's gRPC library (no handler is registered for this path)".to_owned(),

@@ -2,7 +2,8 @@
 grpcio-reflection is installed, server reflection: a peer `steadfast call` did not
 write. Prints the port it bound, then serves until killed.
 
-Usage: grpcio_server.py [--tls CERT KEY [CLIENT_CA]]
+Usage: grpcio_server.py [--no-reflection] [--tls CERT KEY [CLIENT_CA]]
+  --no-reflection  serves health only
   --tls CERT KEY   serves TLS with this certificate and key (ALPN h2)
   CLIENT_CA        and requires a client certificate signed by this CA
 """
@@ -16,6 +17,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 
 def main(argv):
+    reflect = "--no-reflection" not in argv
+    argv = [a for a in argv if a != "--no-reflection"]
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4))
     servicer = health.HealthServicer()
     servicer.set("", health_pb2.HealthCheckResponse.SERVING)
@@ -27,7 +30,8 @@ def main(argv):
             health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
             reflection.SERVICE_NAME,
         )
-        reflection.enable_server_reflection(names, server)
+        if reflect:
+            reflection.enable_server_reflection(names, server)
     except ImportError:
         print("grpcio-reflection is not installed: no reflection", file=sys.stderr)
     if len(argv) > 1 and argv[1] == "--tls":
