@@ -709,4 +709,12 @@ fn unimplemented_from_grpcio_through_its_v1alpha_reflection_or_without_reflectio
         has(&v, "advice", "no reflection service to tell which"),
         "{v}"
     );
+    // And `list`, through reflection, says what to use instead.
+    let (code, v) = diagnosis(&["--plaintext", &format!("127.0.0.1:{port}"), "list"]);
+    assert_eq!(code, 22, "{v}");
+    assert!(
+        has(&v, "advice", "the server has no reflection service"),
+        "{v}"
+    );
+    assert!(has(&v, "advice", "--proto FILE"), "{v}");
 }

@@ -219,6 +219,13 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
         Some(e) => e.hint().unwrap_or_else(|| e.advice()).to_owned(),
         None if missing_status => "something in the path drops HTTP/2 trailers (an HTTP/1.1 hop, or a proxy without trailer support), or the server's gRPC library ended the stream early: let gRPC through end to end over HTTP/2".to_owned(),
         None if http_answer => http_advice(http.unwrap_or_default()).to_owned(),
+        // Reflection itself (v1, then v1alpha) is what the server does not implement.
+        None if status.code() == Code::Unimplemented
+            && context.elapsed.is_none()
+            && !context.from_files =>
+        {
+            "the server has no reflection service (neither v1 nor v1alpha): describe its messages with --proto FILE (and -I DIR)".to_owned()
+        }
         None => match (&deadline, &context.unimplemented) {
             (Some(d), _) => d.advice(context),
             (_, Some(u)) => u.advice(context.from_files),
