@@ -717,4 +717,10 @@ fn unimplemented_from_grpcio_through_its_v1alpha_reflection_or_without_reflectio
         "{v}"
     );
     assert!(has(&v, "advice", "--proto FILE"), "{v}");
+    assert!(
+        has(&v, "initiator", "no reflection service is registered"),
+        "{v}"
+    );
+    assert!(has(&v, "fate", "not processed"), "{v}");
+    assert_eq!(v["retry_safe"], true, "{v}");
 }

@@ -147,11 +147,17 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
     let http_answer = error.is_none() && http.is_some();
     let missing_status = error.is_none() && status.message().starts_with(MISSING_STATUS);
     let deadline = Deadline::of(status, context);
-    let no_handler = error.is_none()
-        && matches!(
-            context.unimplemented,
-            Some(Unimplemented::UnknownService { .. } | Unimplemented::UnknownMethod { .. })
-        );
+    // Reflection itself (v1, then v1alpha) is what the server does not implement.
+    let no_reflection = error.is_none()
+        && status.code() == Code::Unimplemented
+        && context.elapsed.is_none()
+        && !context.from_files;
+    let no_handler = no_reflection
+        || error.is_none()
+            && matches!(
+                context.unimplemented,
+                Some(Unimplemented::UnknownService { .. } | Unimplemented::UnknownMethod { .. })
+            );
     let refused_client = context.tls && error.is_some_and(closed_after_tls_handshake);
     let (layer, who) = match error {
         Some(_) if refused_client => (
@@ -172,6 +178,10 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
             (Some(Deadline::Inherited), _) => (
                 "gRPC status".to_owned(),
                 "the server's gRPC library or handler, enforcing the deadline this call sent".to_owned(),
+            ),
+            _ if no_reflection => (
+                "gRPC status".to_owned(),
+                "the server's gRPC library (no reflection service is registered)".to_owned(),
             ),
             (_, Some(Unimplemented::NoReflection)) => (
                 "gRPC status".to_owned(),
@@ -194,7 +204,7 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
                 .to_owned()
         }
         None if missing_status => "unknown: a response began (HTTP 200, application/grpc) but ended without grpc-status; the server may have processed it".to_owned(),
-        None if no_handler => "not processed: the server's gRPC library has no handler for this path (its reflection says so)".to_owned(),
+        None if no_handler => "not processed: the server's gRPC library has no handler for this path".to_owned(),
         None => "processed (the server answered with a status)".to_owned(),
     };
     // No handler exists for the path: nothing could have run, so sending it again is
@@ -219,11 +229,7 @@ pub(super) fn report(status: &Status, context: &Context, json: bool) -> u8 {
         Some(e) => e.hint().unwrap_or_else(|| e.advice()).to_owned(),
         None if missing_status => "something in the path drops HTTP/2 trailers (an HTTP/1.1 hop, or a proxy without trailer support), or the server's gRPC library ended the stream early: let gRPC through end to end over HTTP/2".to_owned(),
         None if http_answer => http_advice(http.unwrap_or_default()).to_owned(),
-        // Reflection itself (v1, then v1alpha) is what the server does not implement.
-        None if status.code() == Code::Unimplemented
-            && context.elapsed.is_none()
-            && !context.from_files =>
-        {
+        None if no_reflection => {
             "the server has no reflection service (neither v1 nor v1alpha): describe its messages with --proto FILE (and -I DIR)".to_owned()
         }
         None => match (&deadline, &context.unimplemented) {
