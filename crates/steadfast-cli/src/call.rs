@@ -3,16 +3,24 @@
 //! it, and what to do.
 //!
 //! Messages are described by the server's reflection service (v1, falling back to
-//! v1alpha) and converted from and to JSON as dynamic messages (`prost-reflect`).
+//! v1alpha) or by `.proto` files compiled in-process (`protox`), and converted from
+//! and to JSON as dynamic messages (`prost-reflect`).
 
-use std::time::Duration;
+mod descriptors;
+mod details;
+mod diagnosis;
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
 
 use bytes::Buf;
 use prost::Message;
-use prost_reflect::{DescriptorPool, DynamicMessage, MessageDescriptor, MethodDescriptor};
-use steadfast_grpc::{Channel, StatusExt};
+use prost_reflect::{DynamicMessage, MessageDescriptor};
+use steadfast_grpc::Channel;
 use tonic::codec::{Codec, DecodeBuf, Decoder, EncodeBuf, Encoder};
-use tonic::{Code, Status};
+use tonic::Status;
+
+use descriptors::Source;
 
 #[derive(Debug, clap::Args)]
 pub(crate) struct Args {
@@ -38,13 +46,36 @@ pub(crate) struct Args {
     /// Print the result, or the diagnosis, as one JSON object.
     #[arg(long)]
     json: bool,
-    /// Show the response's headers and trailers (on stderr).
+    /// Show every HTTP/2 frame sent and received, with timestamps, and the
+    /// response's headers and trailers (on stderr).
     #[arg(short = 'v', long)]
     verbose: bool,
     /// A gRPC service config (a file, or the JSON itself) for the call: timeouts,
-    /// retryPolicy, hedgingPolicy. Each attempt shows with RUST_LOG=steadfast_grpc=debug.
+    /// retryPolicy, hedgingPolicy. With -v, each attempt shows with its status and
+    /// the delay before the next.
     #[arg(long)]
     service_config: Option<String>,
+    /// Describe messages with these `.proto` files (compiled here, with `protox`)
+    /// instead of asking the server's reflection service (repeatable).
+    #[arg(long = "proto", value_name = "FILE")]
+    protos: Vec<PathBuf>,
+    /// Where `--proto` files and their imports are found (repeatable). Default: the
+    /// directory of each `--proto` file.
+    #[arg(short = 'I', long = "import-path", value_name = "DIR")]
+    import_paths: Vec<PathBuf>,
+    /// Present this PEM certificate chain to the server (mutual TLS); needs --key.
+    #[arg(long, requires = "key")]
+    cert: Option<PathBuf>,
+    /// The PEM private key of --cert.
+    #[arg(long, requires = "cert")]
+    key: Option<PathBuf>,
+    /// Send a keepalive PING after this long without reading anything (e.g. `10s`);
+    /// no answer within --keepalive-timeout and the connection is declared dead.
+    #[arg(long)]
+    keepalive_time: Option<String>,
+    /// How long a keepalive PING may go unanswered.
+    #[arg(long, default_value = "20s")]
+    keepalive_timeout: String,
     /// host:port of the server.
     address: String,
     /// `list [SERVICE]`, `describe SYMBOL`, or `SERVICE/METHOD` to call.
@@ -52,8 +83,15 @@ pub(crate) struct Args {
     what: Vec<String>,
 }
 
+impl Args {
+    /// `-v`: frames, headers and trailers, and each attempt of a retry policy.
+    pub(crate) fn verbose(&self) -> bool {
+        self.verbose
+    }
+}
+
 /// Exit codes (documented in the binary's help and the README).
-const EXIT_USAGE: u8 = 2;
+pub(super) const EXIT_USAGE: u8 = 2;
 const EXIT_NOT_CONNECTED: u8 = 3;
 const EXIT_TRANSPORT: u8 = 4;
 /// A gRPC status from the server: 10 + its code.
@@ -70,23 +108,37 @@ pub(crate) async fn run(args: Args) -> u8 {
             return EXIT_USAGE;
         }
     };
-    let channel = match channel(&args) {
+    let channel = match channel(&args, deadline) {
         Ok(c) => c,
         Err(e) => {
             eprintln!("error: {e}");
             return EXIT_USAGE;
         }
     };
+    let source = if args.protos.is_empty() {
+        Source::Reflection
+    } else {
+        match descriptors::compile(&args.protos, &args.import_paths) {
+            Ok(pool) => Source::Files(pool),
+            Err(e) => {
+                eprintln!("error: {e}");
+                return EXIT_USAGE;
+            }
+        }
+    };
     let result = match args.what[0].as_str() {
-        "list" => list(&channel, args.what.get(1).map(String::as_str), deadline).await,
+        "list" => {
+            let service = args.what.get(1).map(String::as_str);
+            descriptors::list(&channel, &source, service, deadline).await
+        }
         "describe" => match args.what.get(1) {
-            Some(symbol) => describe(&channel, symbol, deadline).await,
+            Some(symbol) => descriptors::describe(&channel, &source, symbol, deadline).await,
             None => {
                 eprintln!("error: describe needs a symbol (a service, method or message)");
                 return EXIT_USAGE;
             }
         },
-        method => invoke(&channel, &args, method, deadline).await,
+        method => invoke(&channel, &source, &args, method, deadline).await,
     };
     match result {
         Ok(lines) => {
@@ -104,26 +156,56 @@ pub(crate) async fn run(args: Args) -> u8 {
             eprintln!("error: {message}");
             EXIT_USAGE
         }
-        Err(Failure::Call(status)) => report(&status, args.json),
+        Err(Failure::Call(status, elapsed)) => {
+            let mut context = diagnosis::Context {
+                budget: deadline,
+                elapsed,
+                from_files: source.is_files(),
+                unimplemented: None,
+                tls: !args.plaintext,
+                client_cert: args.cert.is_some(),
+            };
+            if let Some(method) = args.what.first().filter(|_| args.what.len() == 1) {
+                context.unimplemented = diagnosis::unimplemented(&channel, &status, method).await;
+            }
+            diagnosis::report(&status, &context, args.json)
+        }
     }
 }
 
 enum Failure {
     Usage(String),
-    Call(Status),
+    /// The call failed; with how long it had run when it did (the method's own call,
+    /// not the reflection before it).
+    Call(Status, Option<Duration>),
 }
 
 impl From<Status> for Failure {
     fn from(status: Status) -> Self {
-        Self::Call(status)
+        Self::Call(status, None)
     }
 }
 
-fn channel(args: &Args) -> Result<Channel, String> {
+/// Each step of connecting may take this long, and at most eight tenths of the call's
+/// deadline: a connection that stalls is then named by the step that stalled, not
+/// reported as a deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn channel(args: &Args, deadline: Duration) -> Result<Channel, String> {
+    let port = args.address.rsplit_once(':').map(|(_, p)| p.parse::<u16>());
+    if !matches!(port, Some(Ok(_))) {
+        return Err(format!("{:?}: the address is host:port", args.address));
+    }
     let scheme = if args.plaintext { "http" } else { "https" };
+    let connect_timeout = CONNECT_TIMEOUT.min(deadline * 8 / 10);
+    // Halfway between the connect timeout and the deadline: a server that sends no
+    // SETTINGS is a stalled handshake (the connect timeout, first); one that sends its
+    // own but never acknowledges ours is this timeout; both come before the deadline.
+    let settings_timeout = connect_timeout + deadline.saturating_sub(connect_timeout) / 2;
     let mut builder = Channel::builder(&format!("{scheme}://{}", args.address))
         .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(5))
+        .connect_timeout(connect_timeout)
+        .settings_timeout(settings_timeout)
         // One shot: a diagnosis tool reports the first failure, it does not wait.
         .wait_for_ready(false);
     if !args.plaintext {
@@ -134,7 +216,33 @@ fn channel(args: &Args) -> Result<Channel, String> {
         } else {
             steadfast::tls::Roots::WebPki
         };
-        builder = builder.tls_roots(roots).map_err(|e| e.to_string())?;
+        builder = match (&args.cert, &args.key) {
+            (Some(cert), Some(key)) => {
+                let (chain, key) = identity(cert, key)?;
+                builder.tls_identity(roots, chain, key)
+            }
+            _ => builder.tls_roots(roots),
+        }
+        .map_err(|e| e.to_string())?;
+    } else if args.cert.is_some() {
+        return Err("--cert: a client certificate needs TLS (drop --plaintext)".into());
+    }
+    if let Some(time) = &args.keepalive_time {
+        let time = parse_duration(time)
+            .ok_or_else(|| format!("--keepalive-time {time:?}: a number and a unit (ms, s, m)"))?;
+        let timeout = parse_duration(&args.keepalive_timeout).ok_or_else(|| {
+            format!(
+                "--keepalive-timeout {:?}: a number and a unit (ms, s, m)",
+                args.keepalive_timeout
+            )
+        })?;
+        builder = builder.keepalive(time, timeout, false);
+    }
+    if args.verbose {
+        // Every frame of every connection, with the time since the command started
+        // (probe's tap, on stderr).
+        let start = Instant::now();
+        builder = builder.wrap_transport(move |io| Box::new(crate::tap::Tap::new(io, start, true)));
     }
     if let Some(config) = &args.service_config {
         let json = if config.trim_start().starts_with('{') {
@@ -149,6 +257,30 @@ fn channel(args: &Args) -> Result<Channel, String> {
     Ok(builder.build())
 }
 
+/// The certificate chain and private key of `--cert` and `--key`.
+fn identity(
+    cert: &std::path::Path,
+    key: &std::path::Path,
+) -> Result<
+    (
+        Vec<rustls::pki_types::CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    String,
+> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_file_iter(cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("--cert {}: {e}", cert.display()))?;
+    if chain.is_empty() {
+        return Err(format!("--cert {}: no certificate in it", cert.display()));
+    }
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("--key {}: {e}", key.display()))?;
+    Ok((chain, key))
+}
+
 fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (n, unit) = s.split_at(split);
@@ -161,236 +293,11 @@ fn parse_duration(s: &str) -> Option<Duration> {
     })
 }
 
-// ---- reflection ----
-
-/// One reflection request and its answer, through v1, or v1alpha when the server
-/// has only that.
-macro_rules! reflect_with {
-    ($module:ident, $channel:expr, $request:expr, $deadline:expr) => {{
-        use tonic_reflection::pb::$module::server_reflection_client::ServerReflectionClient;
-        use tonic_reflection::pb::$module::server_reflection_request::MessageRequest;
-        use tonic_reflection::pb::$module::server_reflection_response::MessageResponse;
-        use tonic_reflection::pb::$module::ServerReflectionRequest;
-        let message_request = match $request {
-            Ask::List => MessageRequest::ListServices(String::new()),
-            Ask::Symbol(s) => MessageRequest::FileContainingSymbol(s.to_owned()),
-            Ask::File(f) => MessageRequest::FileByFilename(f.to_owned()),
-        };
-        let request = ServerReflectionRequest {
-            host: String::new(),
-            message_request: Some(message_request),
-        };
-        let mut call = tonic::Request::new(tokio_stream::iter([request]));
-        call.set_timeout($deadline);
-        let mut stream = ServerReflectionClient::new($channel.clone())
-            .server_reflection_info(call)
-            .await?
-            .into_inner();
-        match stream.message().await? {
-            Some(response) => match response.message_response {
-                Some(MessageResponse::ListServicesResponse(list)) => Ok(Answer::Services(
-                    list.service.into_iter().map(|s| s.name).collect(),
-                )),
-                Some(MessageResponse::FileDescriptorResponse(files)) => {
-                    Ok(Answer::Files(files.file_descriptor_proto))
-                }
-                Some(MessageResponse::ErrorResponse(e)) => Err(Status::new(
-                    Code::from(e.error_code),
-                    format!("reflection: {}", e.error_message),
-                )),
-                _ => Err(Status::internal("reflection: an unexpected answer")),
-            },
-            None => Err(Status::internal("reflection: no answer")),
-        }
-    }};
-}
-
-#[derive(Clone, Copy)]
-enum Ask<'a> {
-    List,
-    Symbol(&'a str),
-    File(&'a str),
-}
-
-enum Answer {
-    Services(Vec<String>),
-    Files(Vec<Vec<u8>>),
-}
-
-async fn reflect_v1(channel: &Channel, ask: Ask<'_>, deadline: Duration) -> Result<Answer, Status> {
-    reflect_with!(v1, channel, ask, deadline)
-}
-
-async fn reflect_v1alpha(
-    channel: &Channel,
-    ask: Ask<'_>,
-    deadline: Duration,
-) -> Result<Answer, Status> {
-    reflect_with!(v1alpha, channel, ask, deadline)
-}
-
-async fn reflect(channel: &Channel, ask: Ask<'_>, deadline: Duration) -> Result<Answer, Status> {
-    match reflect_v1(channel, ask, deadline).await {
-        Err(status) if status.code() == Code::Unimplemented && status.fate().is_none() => {
-            reflect_v1alpha(channel, ask, deadline).await
-        }
-        other => other,
-    }
-}
-
-/// The descriptors of `symbol` and everything its file imports.
-async fn pool_for(
-    channel: &Channel,
-    symbol: &str,
-    deadline: Duration,
-) -> Result<DescriptorPool, Failure> {
-    let Answer::Files(files) = reflect(channel, Ask::Symbol(symbol), deadline).await? else {
-        return Err(Failure::Usage("reflection: an unexpected answer".into()));
-    };
-    let decode = |bytes: Vec<u8>| {
-        prost_types::FileDescriptorProto::decode(bytes.as_slice())
-            .map_err(|e| Failure::Usage(format!("reflection sent a bad descriptor: {e}")))
-    };
-    let mut protos = Vec::new();
-    for bytes in files {
-        protos.push(decode(bytes)?);
-    }
-    // Servers may send the file alone (tonic-reflection does): ask for each import
-    // not sent yet, by file name, until every one is here.
-    let mut i = 0;
-    while i < protos.len() {
-        let missing: Vec<String> = protos[i]
-            .dependency
-            .iter()
-            .filter(|d| !protos.iter().any(|p| p.name() == d.as_str()))
-            .cloned()
-            .collect();
-        for name in missing {
-            if protos.len() > 256 {
-                return Err(Failure::Usage("reflection: more than 256 files".into()));
-            }
-            if let Answer::Files(files) = reflect(channel, Ask::File(&name), deadline).await? {
-                for bytes in files {
-                    let file = decode(bytes)?;
-                    if !protos.iter().any(|p| p.name() == file.name()) {
-                        protos.push(file);
-                    }
-                }
-            }
-        }
-        i += 1;
-    }
-    // Dependencies first: add what can be added until nothing is left.
-    let mut pool = DescriptorPool::new();
-    while !protos.is_empty() {
-        let before = protos.len();
-        let mut rest = Vec::new();
-        for file in protos {
-            let ready = file
-                .dependency
-                .iter()
-                .all(|d| pool.get_file_by_name(d).is_some());
-            if ready {
-                pool.add_file_descriptor_proto(file)
-                    .map_err(|e| Failure::Usage(format!("reflection: {e}")))?;
-            } else {
-                rest.push(file);
-            }
-        }
-        if rest.len() == before {
-            return Err(Failure::Usage(format!(
-                "reflection: missing imports for {}",
-                rest.iter().map(|f| f.name()).collect::<Vec<_>>().join(", ")
-            )));
-        }
-        protos = rest;
-    }
-    Ok(pool)
-}
-
-async fn list(
-    channel: &Channel,
-    service: Option<&str>,
-    deadline: Duration,
-) -> Result<Vec<String>, Failure> {
-    match service {
-        None => match reflect(channel, Ask::List, deadline).await? {
-            Answer::Services(mut names) => {
-                names.sort();
-                Ok(names)
-            }
-            Answer::Files(_) => Err(Failure::Usage("reflection: an unexpected answer".into())),
-        },
-        Some(service) => {
-            let pool = pool_for(channel, service, deadline).await?;
-            let service = pool
-                .get_service_by_name(service)
-                .ok_or_else(|| Failure::Usage(format!("no service {service} on the server")))?;
-            Ok(service
-                .methods()
-                .map(|m| m.full_name().to_owned())
-                .collect())
-        }
-    }
-}
-
-async fn describe(
-    channel: &Channel,
-    symbol: &str,
-    deadline: Duration,
-) -> Result<Vec<String>, Failure> {
-    let lookup = symbol.rsplit_once('.').map_or(symbol, |(s, _)| s);
-    let pool = match pool_for(channel, symbol, deadline).await {
-        Ok(pool) => pool,
-        // A method: reflection knows it by its service.
-        Err(_) => pool_for(channel, lookup, deadline).await?,
-    };
-    if let Some(service) = pool.get_service_by_name(symbol) {
-        let mut lines = vec![format!("{} is a service:", service.full_name())];
-        lines.push(format!("service {} {{", service.name()));
-        for m in service.methods() {
-            lines.push(format!("  {};", method_line(&m)));
-        }
-        lines.push("}".into());
-        return Ok(lines);
-    }
-    if let Some(message) = pool.get_message_by_name(symbol) {
-        let mut lines = vec![format!("{} is a message:", message.full_name())];
-        lines.push(format!("message {} {{", message.name()));
-        for f in message.fields() {
-            lines.push(format!("  {:?} {} = {};", f.kind(), f.name(), f.number()));
-        }
-        lines.push("}".into());
-        return Ok(lines);
-    }
-    if let Some(service) = pool.get_service_by_name(lookup) {
-        let method = symbol.rsplit('.').next().unwrap_or_default();
-        if let Some(m) = service.methods().find(|m| m.name() == method) {
-            return Ok(vec![
-                format!("{} is a method:", m.full_name()),
-                method_line(&m),
-            ]);
-        }
-    }
-    Err(Failure::Usage(format!("no symbol {symbol} on the server")))
-}
-
-fn method_line(m: &MethodDescriptor) -> String {
-    let stream = |s: bool| if s { "stream " } else { "" };
-    format!(
-        "rpc {} ( {}.{} ) returns ( {}.{} )",
-        m.name(),
-        stream(m.is_client_streaming()),
-        m.input().full_name(),
-        stream(m.is_server_streaming()),
-        m.output().full_name()
-    )
-}
-
 // ---- calling ----
 
 async fn invoke(
     channel: &Channel,
+    source: &Source,
     args: &Args,
     target: &str,
     deadline: Duration,
@@ -403,11 +310,14 @@ async fn invoke(
                 "{target:?}: expected list, describe or SERVICE/METHOD"
             ))
         })?;
-    let pool = pool_for(channel, service, deadline).await?;
+    let pool = descriptors::pool_for(channel, source, service, deadline).await?;
     let Some(svc) = pool.get_service_by_name(service) else {
-        return Err(Failure::Usage(format!(
-            "no service {service} on the server (reflection)"
-        )));
+        let whose = if source.is_files() {
+            "in the --proto files"
+        } else {
+            "on the server (reflection)"
+        };
+        return Err(Failure::Usage(format!("no service {service} {whose}")));
     };
     let Some(m) = svc.methods().find(|m| m.name() == method) else {
         return Err(Failure::Usage(format!(
@@ -486,43 +396,48 @@ async fn invoke(
     let codec = DynamicCodec(m.output());
     let to_json = |msg: &DynamicMessage| serde_json::to_string(msg).unwrap_or_default();
     let (metadata, extensions, ()) = request.into_parts();
-    if m.is_client_streaming() {
-        let request =
-            tonic::Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
-        let response = grpc.streaming(request, path, codec).await?;
-        show("header", args.verbose, response.metadata());
-        let mut stream = response.into_inner();
-        let mut lines = Vec::new();
-        while let Some(reply) = stream.message().await? {
-            lines.push(to_json(&reply));
+    let started = Instant::now();
+    let result = async {
+        if m.is_client_streaming() {
+            let request =
+                tonic::Request::from_parts(metadata, extensions, tokio_stream::iter(messages));
+            let response = grpc.streaming(request, path, codec).await?;
+            show("header", args.verbose, response.metadata());
+            let mut stream = response.into_inner();
+            let mut lines = Vec::new();
+            while let Some(reply) = stream.message().await? {
+                lines.push(to_json(&reply));
+            }
+            if let Some(trailers) = stream.trailers().await? {
+                show("trailer", args.verbose, &trailers);
+            }
+            return Ok(lines);
         }
-        if let Some(trailers) = stream.trailers().await? {
-            show("trailer", args.verbose, &trailers);
+        let message = messages
+            .pop()
+            .unwrap_or_else(|| DynamicMessage::new(m.input()));
+        let request = tonic::Request::from_parts(metadata, extensions, message);
+        if m.is_server_streaming() {
+            let response = grpc.server_streaming(request, path, codec).await?;
+            show("header", args.verbose, response.metadata());
+            let mut stream = response.into_inner();
+            let mut lines = Vec::new();
+            while let Some(reply) = stream.message().await? {
+                lines.push(to_json(&reply));
+            }
+            if let Some(trailers) = stream.trailers().await? {
+                show("trailer", args.verbose, &trailers);
+            }
+            Ok(lines)
+        } else {
+            let reply = grpc.unary(request, path, codec).await?;
+            // tonic merges a unary call's trailers into its metadata.
+            show("header/trailer", args.verbose, reply.metadata());
+            Ok(vec![to_json(reply.get_ref())])
         }
-        return Ok(lines);
     }
-    let message = messages
-        .pop()
-        .unwrap_or_else(|| DynamicMessage::new(m.input()));
-    let request = tonic::Request::from_parts(metadata, extensions, message);
-    if m.is_server_streaming() {
-        let response = grpc.server_streaming(request, path, codec).await?;
-        show("header", args.verbose, response.metadata());
-        let mut stream = response.into_inner();
-        let mut lines = Vec::new();
-        while let Some(reply) = stream.message().await? {
-            lines.push(to_json(&reply));
-        }
-        if let Some(trailers) = stream.trailers().await? {
-            show("trailer", args.verbose, &trailers);
-        }
-        Ok(lines)
-    } else {
-        let reply = grpc.unary(request, path, codec).await?;
-        // tonic merges a unary call's trailers into its metadata.
-        show("header/trailer", args.verbose, reply.metadata());
-        Ok(vec![to_json(reply.get_ref())])
-    }
+    .await;
+    result.map_err(|status: Status| Failure::Call(status, Some(started.elapsed())))
 }
 
 /// With `-v`, prints metadata as `< kind name: value` lines on stderr.
@@ -579,95 +494,5 @@ impl Decoder for DynamicCodec {
             .map_err(|e| {
                 Status::internal(format!("the response is not a {}: {e}", self.0.full_name()))
             })
-    }
-}
-
-// ---- the diagnosis ----
-
-/// Prints what failed and returns the exit code.
-fn report(status: &Status, json: bool) -> u8 {
-    let error = status.steadfast_error();
-    // A response without grpc-status: an HTTP answer, not the gRPC application's.
-    let http_answer = error.is_none() && status.message().starts_with("the server answered HTTP");
-    let (layer, who) = match error {
-        None if http_answer => (
-            "HTTP".to_owned(),
-            "the server, or a proxy or load balancer in the path (not a gRPC answer)".to_owned(),
-        ),
-        Some(e) => (e.layer().to_string(), e.initiator().to_string()),
-        None => (
-            "gRPC status".to_owned(),
-            "the server's application (a grpc-status it sent)".to_owned(),
-        ),
-    };
-    let fate = match status.fate() {
-        Some(f) => f.to_string(),
-        None if http_answer => {
-            "unknown: something in the path answered; the gRPC server may never have seen it"
-                .to_owned()
-        }
-        None => "processed (the server answered with a status)".to_owned(),
-    };
-    let retry_safe = status.is_retry_safe();
-    let advice = match error {
-        Some(e) => e.hint().map(str::to_owned).unwrap_or_else(|| {
-            if retry_safe {
-                "the server never saw the call: fix the cause above, then send it again".into()
-            } else {
-                "the call may have been processed: send it again only if it is idempotent".into()
-            }
-        }),
-        None if http_answer => "check the address and any proxy in between: it does not speak gRPC here (a 502/503/504 is usually the load balancer's own answer)".to_owned(),
-        None => advice_for(status.code()).to_owned(),
-    };
-    let code = match error {
-        None if http_answer => EXIT_TRANSPORT,
-        None => EXIT_STATUS_BASE + status.code() as u8,
-        Some(e) if e.fate() == Some(steadfast::Fate::NotSent) && e.goaway().is_none() => {
-            EXIT_NOT_CONNECTED
-        }
-        Some(_) if status.code() == Code::DeadlineExceeded => {
-            EXIT_STATUS_BASE + status.code() as u8
-        }
-        Some(_) => EXIT_TRANSPORT,
-    };
-    if json {
-        let value = serde_json::json!({
-            "ok": false,
-            "code": format!("{:?}", status.code()),
-            "message": status.message(),
-            "layer": layer,
-            "initiator": who,
-            "fate": fate,
-            "retry_safe": retry_safe,
-            "goaway": status.goaway().map(|g| g.to_string()),
-            "advice": advice,
-            "exit": code,
-        });
-        println!("{value}");
-    } else {
-        eprintln!("error: {:?}: {}", status.code(), status.message());
-        eprintln!("  layer:      {layer}");
-        eprintln!("  initiator:  {who}");
-        eprintln!("  fate:       {fate}");
-        eprintln!("  retry-safe: {}", if retry_safe { "yes" } else { "no" });
-        if let Some(goaway) = status.goaway() {
-            eprintln!("  goaway:     {goaway}");
-        }
-        eprintln!("  advice:     {advice}");
-    }
-    code
-}
-
-fn advice_for(code: Code) -> &'static str {
-    match code {
-        Code::Unimplemented => "the server has no such method or service: check the name and the server's version (`list`)",
-        Code::DeadlineExceeded => "the server gave up within the deadline: raise --deadline, or find what is slow behind it",
-        Code::Unavailable => "the server says it cannot serve now: retry later, or elsewhere",
-        Code::InvalidArgument | Code::FailedPrecondition | Code::OutOfRange => {
-            "the server refused the request as it is: fix the request"
-        }
-        Code::Unauthenticated | Code::PermissionDenied => "credentials: see -H for metadata such as authorization",
-        _ => "an answer of the server's application: see its message",
     }
 }

@@ -13,7 +13,7 @@
 //! - 5: (`probe`) no complete response within `--timeout`
 //! - 130: (`probe`) interrupted by Ctrl-C, after printing what was known
 //! - 10 + code: (`call`) the server answered with that gRPC status (or the deadline
-//!   passed: 14)
+//!   passed here: 14); a non-gRPC HTTP answer (a proxy's 502) is 4
 
 mod call;
 mod demo;
@@ -64,11 +64,16 @@ enum Command {
     /// failed, who caused it, whether the server could have processed it, and what to
     /// do.
     ///
-    /// `steadfast call [--plaintext] ADDR list [SERVICE] | describe SYMBOL |
-    /// SERVICE/METHOD [-d JSON]`, through the server's reflection service. Exit
-    /// codes: 0 the call succeeded; 2 usage; 3 could not connect (nothing sent); 4 the
-    /// transport or HTTP/2 failed after connecting; 10 + the status code for a gRPC
-    /// status from the server (e.g. 15 NOT_FOUND, 24 UNAVAILABLE) or a deadline.
+    /// `steadfast call [--plaintext] [--proto F… -I DIR…] ADDR list [SERVICE] |
+    /// describe SYMBOL | SERVICE/METHOD [-d JSON]`, through the server's reflection
+    /// service, or `.proto` files compiled here. `-v` prints every HTTP/2 frame with
+    /// timestamps, and the headers and trailers; `--json` the result or the diagnosis
+    /// as one object. Exit codes: 0 the call succeeded; 2 usage; 3 could not connect
+    /// (name resolution, TCP, TLS or the HTTP/2 handshake failed: nothing sent); 4 the
+    /// transport, HTTP/2 or HTTP failed after connecting (GOAWAY, RST_STREAM, a
+    /// connection lost, a proxy's non-gRPC answer); 10 + the status code for a gRPC
+    /// status from the server (e.g. 12 UNIMPLEMENTED is 22, 14 UNAVAILABLE is 24) or
+    /// a deadline that passed here (14).
     Call(call::Args),
     /// A gRPC-aware reverse proxy: per-call balancing over health-checked backends,
     /// and every call the backends provably did not process retried on another one.
@@ -87,10 +92,12 @@ const BLOCKING_THREADS: usize = 4;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     // The demo draws its own output; servers log their lifecycle at info.
-    let default_level = if matches!(cli.command, Command::Demo(_)) {
-        "warn"
-    } else {
-        "info"
+    let default_level = match &cli.command {
+        Command::Demo(_) => "warn",
+        // `call -v`: each attempt of a retry or hedging policy, with its status and
+        // the delay before the next.
+        Command::Call(args) if args.verbose() => "info,steadfast_grpc::retry=debug",
+        _ => "info",
     };
     let quiet_access_log = match &cli.command {
         Command::Proxy(args) => args.access_log_directive(),

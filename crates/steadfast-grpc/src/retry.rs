@@ -32,7 +32,7 @@ use tonic::{Code, Status};
 
 use crate::metrics::Attempt;
 use crate::service_config::{CallPolicy, Codes, HedgingPolicy, RetryPolicy, RetryThrottling};
-use crate::status::status_for_http;
+use crate::status::status_for_http_answer;
 
 /// The header that tells the server (and the application, on the final response)
 /// how many attempts came before this one.
@@ -185,7 +185,7 @@ enum Outcome {
     },
 }
 
-fn classify(
+async fn classify(
     result: Result<Response<RecvBody>, steadfast::Error>,
     failure: &(dyn Fn(steadfast::Error) -> Status + Sync),
 ) -> Outcome {
@@ -215,8 +215,11 @@ fn classify(
                 };
             }
             if response.status() != http::StatusCode::OK {
+                // What the answer says of itself (a proxy's reason, its error page).
+                let (parts, body) = response.into_parts();
+                let shown = crate::channel::http_body_start(body).await;
                 return Outcome::Failed {
-                    status: status_for_http(response.status()),
+                    status: status_for_http_answer(parts.status, &parts.headers, &shown),
                     response: None,
                     pushback: Pushback::None,
                     final_: false,
@@ -301,7 +304,7 @@ async fn retry(
         let attempt = Attempt::of(cx.attempts);
         let request = attempt_request(parts, body, n).map(|b| attempt.count(b));
         let result = cx.client.send(request).await;
-        let (status, response, pushback, final_) = match classify(result, cx.failure) {
+        let (status, response, pushback, final_) = match classify(result, cx.failure).await {
             Outcome::Committed(response) => {
                 attempt.committed();
                 return commit(cx, response, n);
@@ -413,7 +416,7 @@ async fn hedge(
         };
         let Some(joined) = joined else { continue };
         let (attempt, outcome) = match joined {
-            Ok((attempt, result)) => (Some(attempt), classify(result, cx.failure)),
+            Ok((attempt, result)) => (Some(attempt), classify(result, cx.failure).await),
             // The copy's task panicked or was aborted: no status came, and no other
             // copy should be sent for it.
             Err(e) => (

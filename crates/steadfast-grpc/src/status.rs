@@ -164,6 +164,43 @@ pub(crate) fn status_for_http(status: StatusCode) -> Status {
     )
 }
 
+/// The bytes of a non-gRPC answer's body shown in its status: enough for a load
+/// balancer's one-line reason or an error page's title.
+pub(crate) const HTTP_BODY_SHOWN: usize = 200;
+
+/// The [`Status`] of a response with HTTP status `status` and no `grpc-status`, with
+/// what the answer says of itself: its `server` and `content-type` headers and the
+/// beginning of its body (at most [`HTTP_BODY_SHOWN`] bytes, as text).
+pub(crate) fn status_for_http_answer(
+    status: StatusCode,
+    headers: &http::HeaderMap,
+    body: &[u8],
+) -> Status {
+    let plain = status_for_http(status);
+    let mut message = plain.message().to_owned();
+    for name in [http::header::SERVER, http::header::CONTENT_TYPE] {
+        if let Some(value) = headers.get(&name) {
+            message.push_str(&format!(
+                "; {name}: {}",
+                String::from_utf8_lossy(value.as_bytes())
+            ));
+        }
+    }
+    if !body.is_empty() {
+        let shown = &body[..body.len().min(HTTP_BODY_SHOWN)];
+        let more = if body.len() > HTTP_BODY_SHOWN {
+            "…"
+        } else {
+            ""
+        };
+        message.push_str(&format!(
+            "; body: {:?}{more}",
+            String::from_utf8_lossy(shown).trim_end()
+        ));
+    }
+    Status::new(plain.code(), message)
+}
+
 /// A `Status` somewhere in the source chain of `error` (a request body that tonic's
 /// encoder failed, for instance).
 fn status_in_chain(error: &steadfast::Error) -> Option<&Status> {

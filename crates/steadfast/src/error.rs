@@ -238,7 +238,12 @@ impl Error {
             Kind::Proto(e) => match e {
                 steadfast_proto::Error::GoAway { .. } => Layer::Connection,
                 steadfast_proto::Error::Reset { .. } => Layer::Stream,
-                steadfast_proto::Error::TransportClosed { .. } => Layer::Transport,
+                // A close after the peer's GOAWAY is the end of its graceful shutdown
+                // of the HTTP/2 connection; without one, the transport just went away.
+                steadfast_proto::Error::TransportClosed {
+                    after_goaway: Some(_),
+                } => Layer::Connection,
+                steadfast_proto::Error::TransportClosed { after_goaway: None } => Layer::Transport,
                 steadfast_proto::Error::User(_) => Layer::Application,
                 _ => Layer::Connection,
             },
@@ -368,6 +373,14 @@ impl Error {
                 "give the server a leaf certificate (basicConstraints CA:FALSE), self-signed \
                  or signed by a CA the client trusts: see the README's certificate recipe"
             }
+            (Kind::Tls { message, .. }, _) if message.contains(UNTRUSTED) => {
+                "trust the authority that signed the server's certificate (--cacert with its \
+                 CA, or the certificate itself when self-signed; -k only against test servers)"
+            }
+            (Kind::Tls { message, .. }, _) if message.contains(WRONG_NAME) => {
+                "connect by a name the certificate holds (its subjectAltName), or give the \
+                 server a certificate for the name used here"
+            }
             (Kind::Tls { .. }, _) => {
                 "check the server's certificate and the roots the client trusts"
             }
@@ -424,6 +437,11 @@ impl Error {
     }
 }
 
+/// How `tls` words a certificate signed by no trusted authority.
+pub(crate) const UNTRUSTED: &str = "is not signed by an authority the client trusts";
+/// How `tls` words a certificate for other names than the one connected to.
+pub(crate) const WRONG_NAME: &str = "does not name this host";
+
 /// How rustls (webpki) names a CA certificate presented as a server's own.
 pub(crate) const CA_AS_LEAF: &str = "CaUsedAsEndEntity";
 
@@ -431,7 +449,51 @@ impl Error {
     /// What the HTTP/2 codes involved suggest, beyond [`advice`](Self::advice): the
     /// lead a person should follow. `None` when the codes say nothing more.
     pub fn hint(&self) -> Option<&'static str> {
+        if let Kind::Proto(steadfast_proto::Error::Reset {
+            code,
+            initiator: Initiator::Remote,
+            ..
+        }) = &self.inner.kind
+        {
+            return match *code {
+                ErrorCode::CANCEL => Some(
+                    "the server (or a proxy in the path) cancelled the stream: its handler gave \
+                     up, hit a deadline of its own, or its client went away; the server's logs \
+                     for this stream say why",
+                ),
+                // RFC 9113 §8.1: NO_ERROR only after a complete response, to stop the
+                // request's upload; gRPC's response is complete with its trailers.
+                ErrorCode::NO_ERROR => Some(
+                    "the server ended the stream with RST_STREAM(NO_ERROR) before its trailers \
+                     (grpc-status): the response is incomplete; a server may do that only \
+                     after a complete response (RFC 9113 §8.1), so its gRPC library or a \
+                     proxy ended it too early",
+                ),
+                _ => None,
+            };
+        }
+        if let Kind::Proto(steadfast_proto::Error::KeepaliveTimeout { .. }) = &self.inner.kind {
+            return Some(
+                "the server stopped answering, even PINGs: it is stuck or gone, or a proxy or \
+                 NAT in the path dropped the connection silently; the call may have been \
+                 processed",
+            );
+        }
         let goaway = self.goaway()?;
+        if goaway.code == ErrorCode::SETTINGS_TIMEOUT
+            && matches!(
+                &self.inner.kind,
+                Kind::Proto(steadfast_proto::Error::GoAway {
+                    initiator: Initiator::Library,
+                    ..
+                })
+            )
+        {
+            return Some(
+                "the server sent its SETTINGS but never acknowledged this client's (RFC 9113 \
+                 §6.5.3): it is stuck, or not a conforming HTTP/2 server",
+            );
+        }
         if goaway.code == ErrorCode::ENHANCE_YOUR_CALM
             && &goaway.debug_data[..] == b"too_many_pings"
         {
@@ -450,7 +512,17 @@ impl Error {
         if !remote {
             return None;
         }
+        let in_flight = matches!(
+            self.inner.fate,
+            Some(Fate::MaybeProcessed | Fate::Processed)
+        );
         Some(match goaway.code {
+            ErrorCode::NO_ERROR if in_flight && &goaway.debug_data[..] == b"max_age" => {
+                "the server is draining the connection at its maximum age (max_age) and closed \
+                 it before this call finished: its grace period (grpc's \
+                 MAX_CONNECTION_AGE_GRACE) is shorter than the call; raise it, or retry if \
+                 the call is idempotent"
+            }
             ErrorCode::NO_ERROR => {
                 "the server is draining the connection (a restart, a maximum connection age): \
                  normal; new requests belong on a new connection"

@@ -245,8 +245,14 @@ fn describe_client_error(e: &io::Error) -> (String, bool) {
         ),
         Some(rustls::Error::InvalidCertificate(why)) => {
             let what = match why {
-                C::UnknownIssuer => "is not signed by an authority the client trusts (use --cacert; -k for test servers)".to_owned(),
-                C::NotValidForName | C::NotValidForNameContext { .. } => "does not name this host".to_owned(),
+                C::UnknownIssuer => format!("{} (use --cacert; -k for test servers)", crate::error::UNTRUSTED),
+                C::NotValidForNameContext { expected, presented } => format!(
+                    "{}: it is for {}, not {}",
+                    crate::error::WRONG_NAME,
+                    presented.iter().map(|p| presented_name(p)).collect::<Vec<_>>().join(", "),
+                    expected.to_str()
+                ),
+                C::NotValidForName => crate::error::WRONG_NAME.to_owned(),
                 C::Expired | C::ExpiredContext { .. } => "has expired".to_owned(),
                 other if format!("{other:?}").contains(crate::error::CA_AS_LEAF) => format!(
                     "is a CA certificate (basicConstraints CA:TRUE) used as the server's own, \
@@ -266,6 +272,14 @@ fn describe_client_error(e: &io::Error) -> (String, bool) {
             true,
         ),
         None => (e.to_string(), false),
+    }
+}
+
+/// A name as rustls presents it (`DnsName("localhost")`), without its wrapping.
+fn presented_name(name: &str) -> &str {
+    match name.split_once("(\"") {
+        Some((_, rest)) => rest.strip_suffix("\")").unwrap_or(rest),
+        None => name,
     }
 }
 

@@ -351,3 +351,84 @@ async fn invalid_configurations_are_refused_with_the_field() {
     assert_eq!(err.kind(), std::io::ErrorKind::InvalidInput);
     assert!(err.to_string().contains("initial_stream_window"), "{err}");
 }
+
+/// A transport that counts the bytes written through it.
+struct Counting {
+    inner: steadfast::client::BoxIo,
+    written: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl tokio::io::AsyncRead for Counting {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut tokio::io::ReadBuf<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_read(cx, buf)
+    }
+}
+
+impl tokio::io::AsyncWrite for Counting {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        let written = self.written.clone();
+        let poll = std::pin::Pin::new(&mut self.inner).poll_write(cx, buf);
+        if let std::task::Poll::Ready(Ok(n)) = &poll {
+            written.fetch_add(*n, std::sync::atomic::Ordering::Relaxed);
+        }
+        poll
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}
+
+#[tokio::test]
+async fn wrap_transport_sees_every_byte_of_each_new_connection() {
+    let (addr, shutdown, task) = start(ServerConfig::default()).await;
+    let written = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let mut config = steadfast::PoolConfig::default();
+    let counter = written.clone();
+    config.connection.wrap_transport = Some(steadfast::client::WrapTransport(std::sync::Arc::new(
+        move |inner| {
+            Box::new(Counting {
+                inner,
+                written: counter.clone(),
+            })
+        },
+    )));
+    let client = steadfast::Client::new(config);
+    let res = client
+        .send(
+            Request::post(uri(addr, "/echo"))
+                .body(body::full("through the wrapper"))
+                .unwrap(),
+        )
+        .await
+        .unwrap();
+    let body = res.into_body().collect().await.unwrap().to_bytes();
+    assert_eq!(&body[..], b"through the wrapper");
+    // The preface, SETTINGS, the request's HEADERS and its 19 bytes of DATA at least.
+    let n = written.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(n > steadfast_proto::PREFACE.len() + 9 + 9 + 19, "{n} bytes");
+    drop(client);
+    shutdown.graceful();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+}

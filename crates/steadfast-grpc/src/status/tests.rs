@@ -109,3 +109,29 @@ fn binary_metadata_is_emitted_unpadded_and_nothing_else_changes() {
     // Not binary metadata: '=' is just a character.
     assert_eq!(headers["x-text"], "a==");
 }
+
+#[test]
+fn a_non_grpc_answer_shows_who_answered_and_the_start_of_its_body() {
+    let mut headers = http::HeaderMap::new();
+    headers.insert(http::header::SERVER, "edge-proxy/1.0".parse().unwrap());
+    headers.insert(http::header::CONTENT_TYPE, "text/plain".parse().unwrap());
+    let body = "no healthy upstream\n".repeat(20);
+    let status = status_for_http_answer(StatusCode::SERVICE_UNAVAILABLE, &headers, body.as_bytes());
+    assert_eq!(status.code(), Code::Unavailable);
+    let message = status.message();
+    assert!(
+        message.starts_with("the server answered HTTP 503"),
+        "{message}"
+    );
+    assert!(
+        message.contains("; server: edge-proxy/1.0; content-type: text/plain"),
+        "{message}"
+    );
+    assert!(
+        message.contains("; body: \"no healthy upstream"),
+        "{message}"
+    );
+    // At most HTTP_BODY_SHOWN bytes of it, marked as cut.
+    assert!(message.ends_with('…'), "{message}");
+    assert!(message.len() < HTTP_BODY_SHOWN + 250, "{message}");
+}

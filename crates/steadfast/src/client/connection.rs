@@ -1,5 +1,6 @@
 //! The HTTP/2 client: one connection, over TCP (h2c with prior knowledge) or TLS.
 
+use std::fmt;
 use std::future::Future;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
@@ -34,6 +35,21 @@ pub struct ClientConfig {
     pub tls: Option<Arc<rustls::ClientConfig>>,
     /// (A [`Client`](super::Client)'s connections) where frames and ends are counted.
     pub(crate) counters: Option<Arc<crate::conn_stats::ConnCounters>>,
+    /// Wraps each new connection's transport (after TLS, before HTTP/2): a tap that
+    /// decodes or records the frames, for diagnosis tools. `None`: the transport
+    /// as it is.
+    pub wrap_transport: Option<WrapTransport>,
+}
+
+/// A function that wraps a connection's transport (see
+/// [`ClientConfig::wrap_transport`]).
+#[derive(Clone)]
+pub struct WrapTransport(pub Arc<dyn Fn(BoxIo) -> BoxIo + Send + Sync>);
+
+impl fmt::Debug for WrapTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("WrapTransport")
+    }
 }
 
 impl Default for ClientConfig {
@@ -43,6 +59,7 @@ impl Default for ClientConfig {
             connect_timeout: Duration::from_secs(20),
             tls: None,
             counters: None,
+            wrap_transport: None,
         }
     }
 }
@@ -100,6 +117,10 @@ pub(crate) async fn connect_to(
     let (io, addrs) = transport(uri, addr, config)
         .await
         .map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
+    let io = match &config.wrap_transport {
+        Some(wrap) => (wrap.0)(io),
+        None => io,
+    };
     let (_, _, _, target) = target(uri).map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
     let scheme = uri.scheme().cloned().unwrap_or(Scheme::HTTP);
     let span = tracing::debug_span!("h2", role = "client", peer = %target);
@@ -128,10 +149,14 @@ pub async fn connect_transport_to(
     addr: Option<std::net::SocketAddr>,
     config: &ClientConfig,
 ) -> Result<BoxIo, Error> {
-    transport(uri, addr, config)
+    let io = transport(uri, addr, config)
         .await
         .map(|(io, _)| io)
-        .map_err(|e| e.with_fate_if_none(Fate::NotSent))
+        .map_err(|e| e.with_fate_if_none(Fate::NotSent))?;
+    Ok(match &config.wrap_transport {
+        Some(wrap) => (wrap.0)(io),
+        None => io,
+    })
 }
 
 /// The (local, peer) addresses of a TCP connection.

@@ -13,7 +13,7 @@ mod subchannel;
 pub use self::backoff::{Backoff, BackoffConfig, SplitMix64};
 pub use self::connection::{
     connect, connect_transport, connect_transport_to, handshake, handshake_for, BoxIo,
-    ClientConfig, Io, SendRequest,
+    ClientConfig, Io, SendRequest, WrapTransport,
 };
 mod pool;
 

@@ -80,7 +80,8 @@ fn transport_errors() {
         Some(Fate::MaybeProcessed),
         Some(StreamId::new(5)),
     );
-    assert_eq!(lost.layer(), Layer::Transport);
+    // The close that ends the peer's graceful shutdown: the HTTP/2 connection's layer.
+    assert_eq!(lost.layer(), Layer::Connection);
     assert_eq!(lost.goaway().unwrap().last_stream_id, StreamId::new(5));
 }
 
@@ -244,6 +245,19 @@ fn goaway_hints_follow_the_code_and_the_code_survives_the_close() {
     assert!(protocol.hint().unwrap().contains("retry will likely fail"));
     let drain = after(ErrorCode::NO_ERROR, "max_age");
     assert!(drain.hint().unwrap().contains("draining"));
+    // In flight when the connection reached its maximum age: the grace was too short.
+    assert!(drain.hint().unwrap().contains("grace period"));
+    let refused = Error::proto(
+        steadfast_proto::Error::GoAway {
+            goaway: goaway(0, ErrorCode::NO_ERROR, "max_age"),
+            initiator: Initiator::Remote,
+            reason: None,
+        },
+        Some(Fate::Refused),
+        Some(StreamId::new(1)),
+    );
+    assert!(refused.hint().unwrap().contains("new connection"));
+    assert!(!refused.hint().unwrap().contains("grace period"));
     // A GOAWAY this side sent on its own says nothing about the server's intent.
     let ours = Error::proto(
         steadfast_proto::Error::GoAway {
@@ -255,4 +269,55 @@ fn goaway_hints_follow_the_code_and_the_code_survives_the_close() {
         None,
     );
     assert_eq!(ours.hint(), None);
+}
+
+#[test]
+fn resets_from_the_peer_hint_at_who_ended_the_stream() {
+    let reset = |code| {
+        Error::proto(
+            steadfast_proto::Error::Reset {
+                stream_id: StreamId::new(1),
+                code,
+                initiator: Initiator::Remote,
+                reason: None,
+            },
+            Some(Fate::MaybeProcessed),
+            None,
+        )
+    };
+    assert!(reset(ErrorCode::CANCEL)
+        .hint()
+        .unwrap()
+        .contains("cancelled the stream"));
+    assert!(reset(ErrorCode::NO_ERROR)
+        .hint()
+        .unwrap()
+        .contains("before its trailers"));
+    assert_eq!(reset(ErrorCode::INTERNAL_ERROR).hint(), None);
+}
+
+#[test]
+fn a_settings_ack_that_never_came_and_a_silent_keepalive_have_their_own_hints() {
+    let unacked = Error::proto(
+        steadfast_proto::Error::GoAway {
+            goaway: goaway(
+                0,
+                ErrorCode::SETTINGS_TIMEOUT,
+                "SETTINGS not acknowledged in time",
+            ),
+            initiator: Initiator::Library,
+            reason: Some("SETTINGS not acknowledged in time".into()),
+        },
+        Some(Fate::MaybeProcessed),
+        Some(StreamId::new(1)),
+    );
+    assert!(unacked.hint().unwrap().contains("never acknowledged"));
+    let keepalive = Error::proto(
+        steadfast_proto::Error::KeepaliveTimeout {
+            timeout: std::time::Duration::from_millis(300),
+        },
+        Some(Fate::MaybeProcessed),
+        Some(StreamId::new(1)),
+    );
+    assert!(keepalive.hint().unwrap().contains("even PINGs"));
 }
