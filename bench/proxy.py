@@ -43,6 +43,7 @@ that other processes took from CPUs 0 and 1 during the measurements is reported 
 
 Usage: bench/proxy.py [--rounds R] [--requests N] [--latency-requests L] [--clients C]
                       [--streams M] [--threads T] [--settle S] [--nice N]
+                      [--backend-max-streams S]
                       [--only throughput|rolling] [--no-build]
 """
 import argparse
@@ -108,8 +109,13 @@ def start(cmd, cpu, port, **kw):
     return proc
 
 
+BACKEND_STREAMS = None  # --backend-max-streams (None: steadfast serve's default, 256)
+
+
 def backend_cmd(port, metrics=None, grace=None):
     cmd = [STEADFAST, "--threads", "1", "serve", "--listen", f"127.0.0.1:{port}"]
+    if BACKEND_STREAMS:
+        cmd += ["--max-concurrent-streams", str(BACKEND_STREAMS)]
     if metrics:
         cmd += ["--metrics", f"127.0.0.1:{metrics}"]
     if grace is not None:
@@ -173,7 +179,7 @@ def start_proxy(kind, tmp, backends, keepalive=NGINX_KEEPALIVE):
     d, conf = nginx_conf(tmp, port, backends, keepalive)
     proc = start(["nginx", "-p", d, "-c", conf], PROXY_CPU, port)
     with open(conf) as f:
-        return proc, port, f.read()
+        return proc, port, f.read().replace(d, "DIR")
 
 
 def preflight(port):
@@ -336,7 +342,7 @@ def throughput_bench(args, tmp):
     cmd = " ".join(h2load_cmd("PORT", args.requests, args.clients, args.streams, "empty.bin", "LOG"))
     print(f"\n**Throughput**: `{cmd}` (`empty.bin`: the 5-byte empty EmptyCall message; a warm-up of "
           f"{min(args.requests, 20000)} requests first; grpc-status 0 checked before and after). Backend "
-          f"`steadfast --threads 1 serve` and h2load on CPU 0, the proxy alone on CPU 1 (one thread; nginx one "
+          f"`steadfast --threads 1 serve{backend_streams_note()}` and h2load on CPU 0, the proxy alone on CPU 1 (one thread; nginx one "
           f"worker){priority_note(args)}. Median of {args.rounds} interleaved rounds; other processes took a median "
           f"{median(others):.2f} of the 2 CPUs meanwhile.\n")
     print("| target | req/s | p50 µs | p99 µs | mean ± sd µs | added p50 / p99 µs | proxy CPU µs/call | proxy CPU busy | backend CPU µs/call |")
@@ -366,6 +372,10 @@ def throughput_bench(args, tmp):
     print(f"\nThe proxies: `{configs.get('steadfast', '')}` (ports vary); nginx {nginx_version()}, "
           f"`nginx -p DIR -c DIR/nginx.conf` with (keepalive {NGINX_KEEPALIVE}; the other run differs only there):\n")
     print("```nginx\n" + configs.get(names[2], "").rstrip() + "\n```")
+
+
+def backend_streams_note():
+    return f" --max-concurrent-streams {BACKEND_STREAMS}" if BACKEND_STREAMS else ""
 
 
 def priority_note(args):
@@ -507,7 +517,8 @@ def rolling_bench(args, tmp):
           f"ports (CPU 0), restarted one at a time (SIGTERM, wait for exit, start on the same port, wait until it "
           f"served 20 calls again, {args.settle} s pause) under a Python grpcio {grpc_version()} load: {args.threads} "
           f"threads, one channel each, calling EmptyCall in a loop (5 s deadline), on CPU 0; the proxy on CPU 1 "
-          f"(steadfast: `--backend` ×3; nginx: one upstream of the 3, round robin, `keepalive 32`). "
+          f"(steadfast: `--backend` ×3; nginx: one upstream of the 3, round robin, `keepalive 32`, so `max_fails=1 "
+          f"fail_timeout=10s`: a server that failed once is left out for 10 s). "
           f"Totals of {args.rounds} rounds, {3 * args.rounds} restarts per proxy.\n")
     print("| proxy | calls ok | calls failed | failures (count × code: message) | calls/s | restarted backend serving again after (median / max) |")
     print("|---|---:|---:|---|---:|---:|")
@@ -535,6 +546,8 @@ def main():
     ap.add_argument("--streams", type=int, default=32, help="h2load streams per connection")
     ap.add_argument("--threads", type=int, default=4, help="grpcio client threads (rolling deploy)")
     ap.add_argument("--settle", type=float, default=1.0, help="seconds of load between restarts")
+    ap.add_argument("--backend-max-streams", type=int,
+                    help="the backends' SETTINGS_MAX_CONCURRENT_STREAMS (default: steadfast serve's, 256)")
     ap.add_argument("--nice", type=int, default=0,
                     help="run everything at this nice value (e.g. -10 on a machine shared with builds; needs root)")
     ap.add_argument("--only", choices=["throughput", "rolling"])
@@ -552,6 +565,8 @@ def main():
         sys.exit("grpcio is required (pip install grpcio)")
     if not args.no_build:
         subprocess.run(["cargo", "build", "--release", "-q", "-p", "steadfast-cli"], cwd=ROOT, check=True)
+    global BACKEND_STREAMS
+    BACKEND_STREAMS = args.backend_max_streams
     if args.nice:
         os.nice(args.nice)  # the servers, proxies and load generators inherit it
     print(f"`bench/proxy.py {' '.join(sys.argv[1:])}`")
