@@ -56,10 +56,11 @@ with other builds — other processes took a median 0.9 of the 2 CPUs; nginx 1.2
 - Rolling deploys (15 graceful restarts each): no call failed through either; a
   restarted backend gets calls again after ~1 s through steadfast (health checks,
   reconnect), ~11 s through nginx (max_fails=1 fail_timeout=10s).
-- At 256 calls in flight = the backend's SETTINGS_MAX_CONCURRENT_STREAMS (steadfast
-  serve's 256), calls queue in the proxy's one connection per backend (round_robin);
-  `--backend-max-streams 2000` lifted steadfast's req/s in 4 of 4 interleaved tries
-  (median 22.9k vs 13.1k in an ad-hoc sweep).
+- 256 calls in flight is also the backends' SETTINGS_MAX_CONCURRENT_STREAMS (steadfast
+  serve's default), and round_robin keeps one connection per backend, so calls may
+  queue in the proxy. An ad-hoc sweep hinted it costs req/s; a 3-round run with
+  `--backend-max-streams 2000` did not confirm it (steadfast 15.8k req/s, 26.4 µs/call;
+  p99 30 ms rather than 60; nginx-256 10.5k, 46 µs).
 
 Usage: bench/proxy.py [--rounds R] [--requests N] [--latency-requests L] [--clients C]
                       [--streams M] [--threads T] [--settle S] [--nice N]
