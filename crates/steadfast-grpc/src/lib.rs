@@ -29,6 +29,6 @@ pub mod timeout;
 pub use channel::{Channel, ChannelBuilder, InvalidTarget, ResponseBody};
 pub use ext::{PeerExt, StatusExt};
 pub use health::GrpcHealthCheck;
-pub use retry::RetryStats;
+pub use retry::{PolicyRunner, RetryStats};
 pub use server::{GrpcService, Server, ServerBody};
 pub use service_config::{ServiceConfig, ServiceConfigError};

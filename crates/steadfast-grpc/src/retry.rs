@@ -688,3 +688,65 @@ impl Body for ReplayBody {
 
 #[cfg(test)]
 mod tests;
+
+/// gRFC A6 retries and hedging for a caller that holds its own
+/// [`steadfast::Client`] rather than a [`Channel`](crate::Channel): a proxy applying
+/// a service config's `retryPolicy` or `hedgingPolicy` to the calls it forwards. The
+/// same machinery as the channel's: the request body kept for replay (1 MiB per
+/// call, 16 MiB in all), the service config's retry throttling, server pushback,
+/// `grpc-previous-rpc-attempts`, and the transparent retry by fate underneath each
+/// attempt.
+#[derive(Debug)]
+pub struct PolicyRunner {
+    throttle: Option<Arc<Throttle>>,
+    counters: Arc<Counters>,
+    buffer: Arc<ByteBudget>,
+}
+
+impl PolicyRunner {
+    /// A runner with `throttling` (a service config's `retryThrottling`), if any.
+    pub fn new(throttling: Option<RetryThrottling>) -> Self {
+        Self {
+            throttle: throttling.map(|t| Arc::new(Throttle::new(t))),
+            counters: Arc::default(),
+            buffer: Arc::new(ByteBudget::new(CHANNEL_BUFFER)),
+        }
+    }
+
+    /// Runs the call `request` under `policy` on `client`, until `deadline` (the
+    /// request's `steadfast::Deadline`, if it carries one, must be the same). The
+    /// answer is the response the call committed to, or that carried the final
+    /// status; `Err` when no attempt got a response (the status carries the
+    /// `steadfast::Error`, see [`StatusExt`](crate::StatusExt)).
+    pub async fn call<B>(
+        &self,
+        client: &steadfast::Client,
+        request: Request<B>,
+        policy: &CallPolicy,
+        deadline: Option<std::time::Instant>,
+    ) -> Result<Response<RecvBody>, Status>
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = request.into_parts();
+        let failure = |error: steadfast::Error| {
+            crate::status::status_for_error(error, crate::status::Side::Client)
+        };
+        let cx = CallContext {
+            client,
+            throttle: self.throttle.as_ref(),
+            counters: &self.counters,
+            buffer: &self.buffer,
+            deadline: deadline.map(Instant::from_std),
+            failure: &failure,
+            attempts: None,
+        };
+        call(cx, parts, tonic::body::Body::new(body), policy).await
+    }
+
+    /// Its retries and hedges so far.
+    pub fn stats(&self) -> RetryStats {
+        self.counters.snapshot()
+    }
+}

@@ -98,6 +98,12 @@ pub struct RouteConfig {
     /// `"250ms"`); a gRPC call's own `grpc-timeout` still applies when shorter. No
     /// limit when absent.
     pub timeout: Option<String>,
+    /// A gRPC service config (JSON, as gRPC clients take it) for this route's calls:
+    /// each method's `retryPolicy` or `hedgingPolicy` (gRFC A6), `timeout`, and the
+    /// config's `retryThrottling`. The proxy retries a call whose attempt failed with
+    /// a retryable status before any response header — so only for methods safe to
+    /// run twice, which is what listing them says.
+    pub service_config: Option<String>,
 }
 
 /// A cluster of backends, all serving the same thing.
@@ -277,6 +283,7 @@ impl Config {
                 prefix: Some("/".to_owned()),
                 cluster: "default".to_owned(),
                 timeout: None,
+                service_config: None,
             }],
             clusters: vec![ClusterConfig {
                 name: "default".to_owned(),
@@ -370,6 +377,10 @@ impl Config {
             }
             if let Some(t) = &r.timeout {
                 parse_duration(t).map_err(|m| error(key("timeout"), m))?;
+            }
+            if let Some(json) = &r.service_config {
+                steadfast_grpc::ServiceConfig::from_json(json)
+                    .map_err(|e| error(key("service_config"), e.to_string()))?;
             }
         }
         let l = &self.limits;
@@ -488,6 +499,12 @@ mod tests {
         cluster = "search"
         timeout = "30s"
 
+        service_config = """
+        {"methodConfig": [{"name": [{"service": "example.Search"}],
+          "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.1s", "maxBackoff": "1s",
+                          "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}
+        """
+
         [limits]
         refused_retries = 2
     "#;
@@ -555,6 +572,10 @@ mod tests {
                 "route[1].timeout",
             ),
             (("prefix = \"/\"", "prefix = \"api\""), "route[1].prefix"),
+            (
+                ("\"maxAttempts\": 3", "\"maxAttempts\": 1"),
+                "route[1].service_config",
+            ),
             (
                 (
                     "refused_retries = 2",

@@ -10,7 +10,7 @@ use http::{header, HeaderMap, HeaderName, Request, Response};
 use http_body::Body as _;
 use steadfast::client::SendAuthority;
 use steadfast::{BoxError, ConnectionInfo, Deadline, RecvBody, StreamId, TimeoutHeader};
-use steadfast_grpc::timeout;
+use steadfast_grpc::{timeout, StatusExt};
 
 use crate::answer;
 use crate::body::ProxyBody;
@@ -112,6 +112,19 @@ async fn forward(
             }
         }
     }
+    // The route's service config: the method's timeout bounds the deadline (gRPC's
+    // rule: the deadline of calls that set none, the longest of those that do), and
+    // its retry or hedging policy runs the call.
+    let method_config = if grpc {
+        route.method_config(parts.uri.path())
+    } else {
+        None
+    };
+    if let Some(t) = method_config.and_then(|(m, _)| m.timeout) {
+        let at = started + t;
+        deadline = Some(deadline.map_or(at, |d| d.min(at)));
+    }
+    let policy = method_config.and_then(|(m, runner)| Some((m.policy.as_ref()?, runner)));
     let mut upstream = Request::new(body);
     *upstream.method_mut() = parts.method.clone();
     *upstream.uri_mut() = route.cluster.uri(parts.uri.path_and_query());
@@ -129,7 +142,28 @@ async fn forward(
         }
     }
     let cluster = route.cluster.name.clone();
-    match route.cluster.client.send(upstream).await {
+    let result = match policy {
+        None => route.cluster.client.send(upstream).await,
+        Some((policy, runner)) => {
+            match runner
+                .call(&route.cluster.client, upstream, policy, deadline)
+                .await
+            {
+                Ok(response) => Ok(response),
+                Err(status) => match status.steadfast_error() {
+                    // Below gRPC: answered by fate, as without a policy.
+                    Some(error) => Err(error.clone()),
+                    // The policy's own answer (out of time, throttled…).
+                    None => {
+                        record.error = Some(status.message().to_owned());
+                        let response = answer::grpc_status(status.code(), status.message());
+                        return Ok(answered(record, response, Outcome::Failed));
+                    }
+                },
+            }
+        }
+    };
+    match result {
         Ok(response) => {
             let (head, body) = response.into_parts();
             record.backend = head

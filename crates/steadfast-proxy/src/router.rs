@@ -3,6 +3,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use steadfast_grpc::{PolicyRunner, ServiceConfig};
+
 use crate::cluster::Cluster;
 use crate::config::{parse_duration, ConfigError, RouteConfig};
 
@@ -15,6 +17,9 @@ pub(crate) struct Route {
     pub(crate) timeout: Option<Duration>,
     /// `route[i]`, for logs and metrics.
     pub(crate) name: Arc<str>,
+    /// The route's service config (A6 policies, method timeouts) and the runner of
+    /// its policies, with the config's retry throttle.
+    pub(crate) service_config: Option<Arc<(ServiceConfig, PolicyRunner)>>,
 }
 
 impl Route {
@@ -35,7 +40,19 @@ impl Route {
             })?),
             None => None,
         };
+        let service_config = match &config.service_config {
+            Some(json) => {
+                let sc = ServiceConfig::from_json(json).map_err(|e| ConfigError {
+                    key: format!("route[{i}].service_config"),
+                    message: e.to_string(),
+                })?;
+                let runner = PolicyRunner::new(sc.retry_throttling());
+                Some(Arc::new((sc, runner)))
+            }
+            None => None,
+        };
         Ok(Self {
+            service_config,
             authority: config.authority.as_ref().map(|a| a.to_ascii_lowercase()),
             prefix,
             cluster,
@@ -57,6 +74,19 @@ impl Route {
             (Some(_), None) => false,
         };
         authority_ok && path.starts_with(&self.prefix)
+    }
+}
+
+impl Route {
+    /// The method config the route's service config has for `path`
+    /// (`/package.Service/Method`).
+    pub(crate) fn method_config(
+        &self,
+        path: &str,
+    ) -> Option<(&steadfast_grpc::service_config::MethodConfig, &PolicyRunner)> {
+        let sc = self.service_config.as_deref()?;
+        let (service, method) = path.strip_prefix('/')?.split_once('/')?;
+        Some((sc.0.method(service, method)?, &sc.1))
     }
 }
 
@@ -101,6 +131,7 @@ mod tests {
             prefix: prefix.map(str::to_owned),
             cluster: c.to_owned(),
             timeout: None,
+            service_config: None,
         };
         Route::new(i, &config, cluster(c)).expect("valid")
     }

@@ -706,3 +706,53 @@ async fn a_dns_cluster_resolves_its_name() {
         assert_eq!(reply.get_ref().message, format!("dns {i}"));
     }
 }
+
+#[tokio::test]
+async fn a_routes_a6_retry_policy_retries_retryable_statuses_elsewhere() {
+    let broken = broken_backend().await;
+    let good = serve_echo().await;
+    let policy = r#"{"methodConfig": [{"name": [{"service": "steadfast.test.Echo"}],
+        "retryPolicy": {"maxAttempts": 3, "initialBackoff": "0.01s", "maxBackoff": "0.1s",
+                        "backoffMultiplier": 2, "retryableStatusCodes": ["UNAVAILABLE"]}}]}"#;
+    for with_policy in [false, true] {
+        let (proxy, running) = proxy_with(&[broken, good.addr], |config| {
+            config.clusters[0].health_check = None;
+            let mut outlier = steadfast_proxy::config::OutlierConfig::default();
+            outlier.consecutive_failures = 0;
+            config.clusters[0].outlier = Some(outlier);
+            if with_policy {
+                config.routes[0].service_config = Some(policy.to_owned());
+            }
+        })
+        .await;
+        let ready = proxy.wait_for_backends("default", |subs| {
+            subs.len() == 2
+                && subs
+                    .iter()
+                    .all(|s| s.state == steadfast::client::ConnectivityState::Ready)
+        });
+        bounded(ready).await.unwrap();
+        let mut client = echo_client(&url(&running));
+        let mut failed = 0;
+        for i in 0..20 {
+            match bounded(client.unary(echo(&format!("{i}")))).await {
+                Ok(reply) => assert_eq!(reply.get_ref().message, format!("{i}")),
+                Err(status) => {
+                    assert_eq!(status.code(), Code::Unavailable);
+                    assert_eq!(status.message(), "broken");
+                    failed += 1;
+                }
+            }
+        }
+        if with_policy {
+            assert_eq!(failed, 0, "every UNAVAILABLE retried on the other backend");
+        } else {
+            // Round robin: every other call lands on the broken backend.
+            assert!(
+                (8..=12).contains(&failed),
+                "{failed} failed without a policy"
+            );
+        }
+        running.shutdown().await.unwrap();
+    }
+}
