@@ -388,6 +388,12 @@ fn metrics_and_the_access_log_after_a_known_workload() {
     assert_eq!(empty.len(), 3, "{records:?}");
     for r in empty {
         assert_eq!(r["backend"], backend.as_str(), "{r}");
+        assert!(
+            r["backend_local"]
+                .as_str()
+                .is_some_and(|c| c.starts_with("127.0.0.1:")),
+            "{r}"
+        );
         assert_eq!(r["grpc_status"], "0", "{r}");
         assert_eq!(r["outcome"], "answered", "{r}");
         assert!(

@@ -166,10 +166,9 @@ async fn forward(
     match result {
         Ok(response) => {
             let (head, body) = response.into_parts();
-            record.backend = head
-                .extensions
-                .get::<ConnectionInfo>()
-                .and_then(ConnectionInfo::remote_addr);
+            let backend = head.extensions.get::<ConnectionInfo>();
+            record.backend = backend.and_then(ConnectionInfo::remote_addr);
+            record.backend_local = backend.and_then(ConnectionInfo::local_addr);
             record.backend_stream = Some(body.stream_id());
             record.http_status = head.status.as_u16();
             record.status_from(&head.headers);

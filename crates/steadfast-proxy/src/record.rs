@@ -3,7 +3,8 @@
 //!
 //! The log line (`tracing` target `steadfast_proxy::access`, level INFO) carries both
 //! sides: the client's address and stream id, the route and cluster, the backend's
-//! address and stream id, the HTTP status and grpc-status, the outcome and, for a
+//! address, the proxy's address on that connection and the stream id (the
+//! backend's own join key for the call), the HTTP status and grpc-status, the outcome and, for a
 //! failure, its fate, and the duration.
 
 use std::net::SocketAddr;
@@ -48,6 +49,9 @@ pub(crate) struct Record {
     pub(crate) client: Option<SocketAddr>,
     pub(crate) client_stream: Option<StreamId>,
     pub(crate) backend: Option<SocketAddr>,
+    /// The proxy's own address on the backend connection: with `backend` and
+    /// `backend_stream`, the join key of the backend's record of the call.
+    pub(crate) backend_local: Option<SocketAddr>,
     pub(crate) backend_stream: Option<StreamId>,
     pub(crate) http_status: u16,
     /// From the response head (Trailers-Only) or the trailers.
@@ -75,6 +79,7 @@ impl Record {
             client: None,
             client_stream: None,
             backend: None,
+            backend_local: None,
             backend_stream: None,
             http_status: 0,
             grpc_status: None,
@@ -120,6 +125,7 @@ impl Record {
             client = self.client.map(tracing::field::display),
             client_stream = self.client_stream.map(StreamId::get),
             backend = self.backend.map(tracing::field::display),
+            backend_local = self.backend_local.map(tracing::field::display),
             backend_stream = self.backend_stream.map(StreamId::get),
             http_status = self.http_status,
             grpc_status = self.grpc_status.as_deref(),
