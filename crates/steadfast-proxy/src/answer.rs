@@ -144,3 +144,27 @@ pub(crate) fn reset_for(error: &steadfast::Error) -> ResetStream {
         _ => ResetStream(ErrorCode::INTERNAL_ERROR),
     }
 }
+
+/// On a response the proxy wrote for a call no backend answered (a response
+/// extension): how far the call got, for its record.
+#[derive(Clone, Debug)]
+pub(crate) struct Unanswered {
+    pub(crate) fate: Option<Fate>,
+    pub(crate) error: String,
+}
+
+/// The error of a call every backend tried refused: recorded by the record layer,
+/// which hands the server the reset (REFUSED_STREAM) inside.
+#[derive(Debug)]
+pub(crate) struct Refused {
+    pub(crate) reset: ResetStream,
+    pub(crate) unanswered: Unanswered,
+}
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.reset, self.unanswered.error)
+    }
+}
+
+impl std::error::Error for Refused {}

@@ -37,19 +37,26 @@ enum Inner {
 }
 
 impl ProxyBody {
-    pub(crate) fn forward(body: RecvBody, grpc: bool, cluster: Arc<str>, record: Record) -> Self {
+    /// A backend's body, passed through (gRPC: a failure becomes trailers).
+    pub(crate) fn forward(body: RecvBody, grpc: bool, cluster: Arc<str>) -> Self {
         Self(Inner::Forward {
             body,
             grpc,
             cluster,
-            record: Some(Box::new(record)),
+            record: None,
         })
     }
 
-    /// A backend body already at its end (its record written).
-    pub(crate) fn forward_done(body: RecvBody) -> Self {
-        drop(body);
-        Self(Inner::Done)
+    /// Hands the call's record to the body, which writes it at its end; `Err` gives
+    /// it back when the body has no end to wait for (the proxy's own answers).
+    pub(crate) fn attach(&mut self, record: Box<Record>) -> Result<(), Box<Record>> {
+        match &mut self.0 {
+            Inner::Forward { record: slot, .. } => {
+                *slot = Some(record);
+                Ok(())
+            }
+            _ => Err(record),
+        }
     }
 
     pub(crate) fn empty() -> Self {

@@ -1,152 +1,139 @@
-//! The proxy's service: route, deadline, forward, answer — one call through.
+//! The proxy's service as a stack of small layers, outermost first:
+//!
+//! 1. [`Routing`](crate::router::Routing): the route and cluster of the call (none:
+//!    UNIMPLEMENTED, or 404 for plain HTTP, answered and recorded there);
+//! 2. [`Recording`](crate::record::Recording): the call's record — the access log
+//!    line and the metrics — written when its response ends;
+//! 3. [`Deadlines`](crate::deadline::Deadlines): the call's deadline from its
+//!    `grpc-timeout`, the route's `timeout` and the method's service config;
+//! 4. [`Forward`]: the cluster's `steadfast::Client` (per-call balancing, retry by
+//!    fate, the pool) or the route's A6 policy over it, and the answer by fate when
+//!    no backend answered.
+//!
+//! Each layer hands the next what it found in the request's extensions (`Routed`,
+//! `steadfast::Deadline`), and the inner ones tell the outer ones how it went in the
+//! response's (`BackendStream`, `Unanswered`, the backend's `ConnectionInfo`).
 
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
-use std::time::Instant;
 
-use http::{header, HeaderMap, HeaderName, Request, Response};
-use http_body::Body as _;
+use http::{header, HeaderMap, Request, Response};
 use steadfast::client::SendAuthority;
-use steadfast::{BoxError, ConnectionInfo, Deadline, RecvBody, StreamId, TimeoutHeader};
-use steadfast_grpc::{timeout, StatusExt};
+use steadfast::{BoxError, Deadline, RecvBody, StreamId, TimeoutHeader};
+use steadfast_grpc::StatusExt;
+use tower_layer::Layer;
+use tower_service::Service;
 
-use crate::answer;
+use crate::answer::{self, Unanswered};
 use crate::body::ProxyBody;
+use crate::deadline::DeadlineLayer;
 use crate::metrics::ProxyMetrics;
-use crate::record::{Outcome, Record};
-use crate::router::{self, Route};
+use crate::record::RecordLayer;
+use crate::router::{Route, Routed, Routing};
 
 /// The routes and clusters in force; a reload swaps it whole.
 #[derive(Debug)]
 pub(crate) struct Table {
-    pub(crate) routes: Vec<Route>,
+    pub(crate) routes: Vec<Arc<Route>>,
 }
+
+/// A boxed future of the proxy's services.
+pub(crate) type ProxyFuture =
+    Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
+
+type Stack = Routing<crate::record::Recording<crate::deadline::Deadlines<Forward>>>;
 
 /// The [`tower_service::Service`] a listener's [`steadfast::Server`] runs: every
-/// request forwarded as the routes say. Cheap to clone.
+/// request forwarded as the routes say (the layers above). Cheap to clone.
 #[derive(Clone, Debug)]
-pub struct ProxyService {
-    pub(crate) table: Arc<RwLock<Arc<Table>>>,
-    pub(crate) metrics: Arc<ProxyMetrics>,
+pub struct ProxyService(Stack);
+
+impl ProxyService {
+    pub(crate) fn new(table: Arc<RwLock<Arc<Table>>>, metrics: Arc<ProxyMetrics>) -> Self {
+        let inner = DeadlineLayer.layer(Forward);
+        let inner = RecordLayer::new(metrics.clone()).layer(inner);
+        Self(Routing::new(table, metrics, inner))
+    }
 }
 
-const GRPC_TIMEOUT: HeaderName = HeaderName::from_static("grpc-timeout");
+impl Service<Request<RecvBody>> for ProxyService {
+    type Response = Response<ProxyBody>;
+    type Error = BoxError;
+    type Future = ProxyFuture;
 
-fn is_grpc(headers: &HeaderMap) -> bool {
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request<RecvBody>) -> ProxyFuture {
+        self.0.call(request)
+    }
+}
+
+/// Whether a request or response is gRPC.
+pub(crate) fn is_grpc(headers: &HeaderMap) -> bool {
     headers
         .get(header::CONTENT_TYPE)
         .is_some_and(|v| v.as_bytes().starts_with(b"application/grpc"))
 }
 
-impl tower_service::Service<Request<RecvBody>> for ProxyService {
+/// The backend stream a forwarded response came on (a response extension).
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct BackendStream(pub(crate) StreamId);
+
+/// The innermost service: the call sent to its cluster, answered by fate when no
+/// backend answered.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Forward;
+
+impl Service<Request<RecvBody>> for Forward {
     type Response = Response<ProxyBody>;
     type Error = BoxError;
-    type Future = Pin<Box<dyn Future<Output = Result<Response<ProxyBody>, BoxError>> + Send>>;
+    type Future = ProxyFuture;
 
     fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), BoxError>> {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, request: Request<RecvBody>) -> Self::Future {
-        let table = match self.table.read() {
-            Ok(t) => t.clone(),
-            Err(poisoned) => poisoned.into_inner().clone(),
-        };
-        Box::pin(forward(table, self.metrics.clone(), request))
+    fn call(&mut self, request: Request<RecvBody>) -> ProxyFuture {
+        Box::pin(forward(request))
     }
 }
 
-async fn forward(
-    table: Arc<Table>,
-    metrics: Arc<ProxyMetrics>,
-    request: Request<RecvBody>,
-) -> Result<Response<ProxyBody>, BoxError> {
-    let started = Instant::now();
-    let grpc = is_grpc(request.headers());
-    let authority = request.uri().authority().cloned();
-    // gRPC methods are a bounded set; arbitrary URL paths are not.
-    let method = if grpc {
-        request.uri().path().to_owned()
-    } else {
-        "other".to_owned()
+async fn forward(request: Request<RecvBody>) -> Result<Response<ProxyBody>, BoxError> {
+    let (mut parts, body) = request.into_parts();
+    let Some(Routed(route)) = parts.extensions.remove::<Routed>() else {
+        return Err("steadfast proxy: Forward runs under Routing".into());
     };
-    let route = router::find(
-        &table.routes,
-        authority.as_ref().map(|a| a.as_str()),
-        request.uri().path(),
-    );
-    let (route_name, cluster_name) = match route {
-        Some(r) => (r.name.clone(), r.cluster.name.clone()),
-        None => (Arc::from("none"), Arc::from("none")),
-    };
-    let mut record = Record::new(metrics, route_name, cluster_name, method);
-    record.client = request
-        .extensions()
-        .get::<ConnectionInfo>()
-        .and_then(ConnectionInfo::remote_addr);
-    record.client_stream = request.extensions().get::<StreamId>().copied();
-    let Some(route) = route else {
-        let response = answer::no_route(
-            grpc,
-            authority.as_ref().map(|a| a.as_str()),
-            request.uri().path(),
-        );
-        return Ok(answered(record, response, Outcome::Answered));
-    };
-    record.cluster_ref = Some(route.cluster.clone());
-    let (parts, body) = request.into_parts();
-    // The call's deadline: the route's limit, or the client's grpc-timeout counted
-    // from when the proxy received the call, whichever comes first. The client's
-    // steadfast::Client writes the time *left* into grpc-timeout on every attempt.
-    let mut deadline = route.timeout.map(|t| started + t);
-    if grpc {
-        if let Some(value) = parts.headers.get(GRPC_TIMEOUT) {
-            match timeout::parse(value.as_bytes()) {
-                Ok(t) => {
-                    let at = started + t;
-                    deadline = Some(deadline.map_or(at, |d| d.min(at)));
-                }
-                Err(_) => return Ok(answered(record, answer::bad_timeout(), Outcome::Answered)),
-            }
-        }
-    }
-    // The route's service config: the method's timeout bounds the deadline (gRPC's
-    // rule: the deadline of calls that set none, the longest of those that do), and
-    // its retry or hedging policy runs the call.
-    let method_config = if grpc {
-        route.method_config(parts.uri.path())
-    } else {
-        None
-    };
-    if let Some(t) = method_config.and_then(|(m, _)| m.timeout) {
-        let at = started + t;
-        deadline = Some(deadline.map_or(at, |d| d.min(at)));
-    }
-    let policy = method_config.and_then(|(m, runner)| Some((m.policy.as_ref()?, runner)));
+    let grpc = is_grpc(&parts.headers);
+    let deadline = parts.extensions.remove::<Deadline>();
     let mut upstream = Request::new(body);
-    *upstream.method_mut() = parts.method.clone();
+    *upstream.method_mut() = parts.method;
     *upstream.uri_mut() = route.cluster.uri(parts.uri.path_and_query());
-    *upstream.headers_mut() = parts.headers;
-    if let Some(authority) = authority {
-        upstream.extensions_mut().insert(SendAuthority(authority));
+    if let Some(authority) = parts.uri.authority() {
+        upstream
+            .extensions_mut()
+            .insert(SendAuthority(authority.clone()));
     }
     if let Some(d) = deadline {
-        upstream.extensions_mut().insert(Deadline(d));
-        if grpc {
-            upstream.extensions_mut().insert(TimeoutHeader {
-                name: GRPC_TIMEOUT,
-                format: timeout::header_value,
-            });
+        upstream.extensions_mut().insert(d);
+        if let Some(header) = parts.extensions.remove::<TimeoutHeader>() {
+            upstream.extensions_mut().insert(header);
         }
     }
-    let cluster = route.cluster.name.clone();
+    let policy = grpc
+        .then(|| route.method_config(parts.uri.path()))
+        .flatten()
+        .and_then(|(m, runner)| Some((m.policy.as_ref()?, runner)));
+    *upstream.headers_mut() = parts.headers;
+    let cluster = &route.cluster;
     let result = match policy {
-        None => route.cluster.client.send(upstream).await,
+        None => cluster.client.send(upstream).await,
         Some((policy, runner)) => {
             match runner
-                .call(&route.cluster.client, upstream, policy, deadline)
+                .call(&cluster.client, upstream, policy, deadline.map(|d| d.0))
                 .await
             {
                 Ok(response) => Ok(response),
@@ -155,9 +142,12 @@ async fn forward(
                     Some(error) => Err(error.clone()),
                     // The policy's own answer (out of time, throttled…).
                     None => {
-                        record.error = Some(status.message().to_owned());
-                        let response = answer::grpc_status(status.code(), status.message());
-                        return Ok(answered(record, response, Outcome::Failed));
+                        let mut response = answer::grpc_status(status.code(), status.message());
+                        response.extensions_mut().insert(Unanswered {
+                            fate: None,
+                            error: status.message().to_owned(),
+                        });
+                        return Ok(response);
                     }
                 },
             }
@@ -165,46 +155,26 @@ async fn forward(
     };
     match result {
         Ok(response) => {
-            let (head, body) = response.into_parts();
-            let backend = head.extensions.get::<ConnectionInfo>();
-            record.backend = backend.and_then(ConnectionInfo::remote_addr);
-            record.backend_local = backend.and_then(ConnectionInfo::local_addr);
-            record.backend_stream = Some(body.stream_id());
-            record.http_status = head.status.as_u16();
-            record.status_from(&head.headers);
+            let (mut head, body) = response.into_parts();
+            head.extensions.insert(BackendStream(body.stream_id()));
             let grpc_response = is_grpc(&head.headers);
-            if body.is_end_stream() {
-                // Trailers-Only, or an empty response: done already.
-                record.finish(Outcome::Answered);
-                return Ok(Response::from_parts(head, ProxyBody::forward_done(body)));
-            }
             Ok(Response::from_parts(
                 head,
-                ProxyBody::forward(body, grpc_response, cluster, record),
+                ProxyBody::forward(body, grpc_response, cluster.name.clone()),
             ))
         }
         Err(error) => {
-            record.fate = error.fate();
-            record.error = Some(error.to_string());
-            match answer::failed(&error, grpc, &cluster) {
-                Ok(response) => Ok(answered(record, response, Outcome::Failed)),
-                Err(reset) => {
-                    record.finish(Outcome::Failed);
-                    Err(Box::new(reset) as BoxError)
+            let unanswered = Unanswered {
+                fate: error.fate(),
+                error: error.to_string(),
+            };
+            match answer::failed(&error, grpc, &cluster.name) {
+                Ok(mut response) => {
+                    response.extensions_mut().insert(unanswered);
+                    Ok(response)
                 }
+                Err(reset) => Err(Box::new(answer::Refused { reset, unanswered }) as BoxError),
             }
         }
     }
-}
-
-/// Writes the record of a call the proxy answered itself.
-fn answered(
-    mut record: Record,
-    response: Response<ProxyBody>,
-    outcome: Outcome,
-) -> Response<ProxyBody> {
-    record.http_status = response.status().as_u16();
-    record.status_from(response.headers());
-    record.finish(outcome);
-    response
 }

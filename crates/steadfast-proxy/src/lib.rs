@@ -20,9 +20,10 @@
 //!   no backend could take is UNAVAILABLE saying it was never sent; a backend that
 //!   failed after the call was sent gives UNAVAILABLE saying it may have processed it.
 //!
-//! The pieces are small: [`config`] (the TOML file and its checks), the router, the
-//! clusters (one client each), the forwarding service ([`ProxyService`], usable on
-//! any [`steadfast::Server`]) and the answers it writes itself.
+//! The service is a stack of small tower layers (see [`ProxyService`]): routing,
+//! the call's record (access log and metrics), deadlines, and forwarding; below
+//! them, the cluster's [`steadfast::Client`] does per-call balancing, retry by fate
+//! and the connection pool. [`config`] is the TOML file and its checks.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
@@ -31,6 +32,7 @@ mod answer;
 mod body;
 mod cluster;
 pub mod config;
+mod deadline;
 mod forward;
 pub mod metrics;
 mod outlier;
@@ -93,7 +95,7 @@ fn build(config: &Config, old: Option<&Table>) -> Result<Table, ConfigError> {
                     key: format!("route[{i}].cluster"),
                     message: format!("no [[cluster]] is named {:?}", r.cluster),
                 })?;
-            Route::new(i, r, cluster)
+            Route::new(i, r, cluster).map(Arc::new)
         })
         .collect::<Result<_, _>>()?;
     Ok(Table { routes })
@@ -114,10 +116,7 @@ impl Proxy {
     /// The service that forwards requests, to run on a [`steadfast::Server`] of your
     /// own; [`Proxy::bind`] runs it on the configured listeners.
     pub fn service(&self) -> ProxyService {
-        ProxyService {
-            table: self.table.clone(),
-            metrics: self.metrics.clone(),
-        }
+        ProxyService::new(self.table.clone(), self.metrics.clone())
     }
 
     /// Registers the proxy's metrics (see [`metrics`]) into `registry`; call it

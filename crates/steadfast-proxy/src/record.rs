@@ -97,6 +97,31 @@ impl Record {
         }
     }
 
+    /// The record of `request`, on `route` of `cluster` (`None`: no route).
+    pub(crate) fn for_request(
+        metrics: Arc<ProxyMetrics>,
+        route: Arc<str>,
+        cluster: Option<&Arc<Cluster>>,
+        request: &http::Request<steadfast::RecvBody>,
+    ) -> Self {
+        // gRPC methods are a bounded set (and bounded again in the metrics);
+        // arbitrary URL paths are not.
+        let method = if crate::forward::is_grpc(request.headers()) {
+            request.uri().path().to_owned()
+        } else {
+            "other".to_owned()
+        };
+        let cluster_name = cluster.map_or_else(|| Arc::from("none"), |c| c.name.clone());
+        let mut record = Self::new(metrics, route, cluster_name, method);
+        record.cluster_ref = cluster.cloned();
+        let extensions = request.extensions();
+        record.client = extensions
+            .get::<steadfast::ConnectionInfo>()
+            .and_then(steadfast::ConnectionInfo::remote_addr);
+        record.client_stream = extensions.get::<StreamId>().copied();
+        record
+    }
+
     pub(crate) fn finish(mut self, outcome: Outcome) {
         self.write(outcome);
     }
@@ -143,5 +168,117 @@ impl Drop for Record {
         // Dropped before its end: the client went away (the server dropped the
         // response body, or the handler before it answered).
         self.write(Outcome::Cancelled);
+    }
+}
+
+/// Makes [`Recording`].
+#[derive(Clone, Debug)]
+pub(crate) struct RecordLayer {
+    metrics: Arc<ProxyMetrics>,
+}
+
+impl RecordLayer {
+    pub(crate) fn new(metrics: Arc<ProxyMetrics>) -> Self {
+        Self { metrics }
+    }
+}
+
+impl<S> tower_layer::Layer<S> for RecordLayer {
+    type Service = Recording<S>;
+
+    fn layer(&self, inner: S) -> Recording<S> {
+        Recording {
+            metrics: self.metrics.clone(),
+            inner,
+        }
+    }
+}
+
+/// The record layer: a [`Record`] per routed call, filled from the response the
+/// layers below give (the backend's `ConnectionInfo` and stream, or what the proxy
+/// answered for it) and written when the response ends — by the body at its last
+/// frame, or at once for a response that has no body to wait for.
+#[derive(Clone, Debug)]
+pub(crate) struct Recording<S> {
+    metrics: Arc<ProxyMetrics>,
+    inner: S,
+}
+
+impl<S> tower_service::Service<http::Request<steadfast::RecvBody>> for Recording<S>
+where
+    S: tower_service::Service<
+        http::Request<steadfast::RecvBody>,
+        Response = http::Response<crate::body::ProxyBody>,
+        Error = steadfast::BoxError,
+        Future = crate::forward::ProxyFuture,
+    >,
+{
+    type Response = http::Response<crate::body::ProxyBody>;
+    type Error = steadfast::BoxError;
+    type Future = crate::forward::ProxyFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), steadfast::BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: http::Request<steadfast::RecvBody>) -> Self::Future {
+        let Some(crate::router::Routed(route)) = request.extensions().get().cloned() else {
+            return self.inner.call(request);
+        };
+        // Dropped with this future if the client goes away first: `cancelled`.
+        let mut record = Record::for_request(
+            self.metrics.clone(),
+            route.name.clone(),
+            Some(&route.cluster),
+            &request,
+        );
+        let future = self.inner.call(request);
+        Box::pin(async move {
+            match future.await {
+                Ok(mut response) => {
+                    record.http_status = response.status().as_u16();
+                    record.status_from(response.headers());
+                    let extensions = response.extensions();
+                    if let Some(backend) = extensions.get::<steadfast::ConnectionInfo>() {
+                        record.backend = backend.remote_addr();
+                        record.backend_local = backend.local_addr();
+                    }
+                    record.backend_stream = extensions
+                        .get::<crate::forward::BackendStream>()
+                        .map(|s| s.0);
+                    let outcome = match extensions.get::<crate::answer::Unanswered>() {
+                        Some(u) => {
+                            record.fate = u.fate;
+                            record.error = Some(u.error.clone());
+                            Outcome::Failed
+                        }
+                        None => Outcome::Answered,
+                    };
+                    if http_body::Body::is_end_stream(response.body()) {
+                        // Trailers-Only, or the proxy's own answer: done already.
+                        record.finish(outcome);
+                    } else if let Err(record) = response.body_mut().attach(Box::new(record)) {
+                        record.finish(outcome);
+                    }
+                    Ok(response)
+                }
+                Err(error) => match error.downcast::<crate::answer::Refused>() {
+                    Ok(refused) => {
+                        record.fate = refused.unanswered.fate;
+                        record.error = Some(refused.unanswered.error.clone());
+                        record.finish(Outcome::Failed);
+                        Err(Box::new(refused.reset) as steadfast::BoxError)
+                    }
+                    Err(other) => {
+                        record.error = Some(other.to_string());
+                        record.finish(Outcome::Failed);
+                        Err(other)
+                    }
+                },
+            }
+        })
     }
 }

@@ -92,11 +92,89 @@ impl Route {
 
 /// The first route that matches.
 pub(crate) fn find<'a>(
-    routes: &'a [Route],
+    routes: &'a [Arc<Route>],
     authority: Option<&str>,
     path: &str,
-) -> Option<&'a Route> {
+) -> Option<&'a Arc<Route>> {
     routes.iter().find(|r| r.matches(authority, path))
+}
+
+/// The route a call took (a request extension the layers below read).
+#[derive(Clone, Debug)]
+pub(crate) struct Routed(pub(crate) Arc<Route>);
+
+/// The outermost layer: finds the call's route in the table in force (a reload swaps
+/// the table; a call keeps the route it started with); a call no route matches is
+/// answered UNIMPLEMENTED (HTTP 404 for plain HTTP) and recorded here.
+#[derive(Clone, Debug)]
+pub(crate) struct Routing<S> {
+    table: Arc<std::sync::RwLock<Arc<crate::forward::Table>>>,
+    metrics: Arc<crate::metrics::ProxyMetrics>,
+    inner: S,
+}
+
+impl<S> Routing<S> {
+    pub(crate) fn new(
+        table: Arc<std::sync::RwLock<Arc<crate::forward::Table>>>,
+        metrics: Arc<crate::metrics::ProxyMetrics>,
+        inner: S,
+    ) -> Self {
+        Self {
+            table,
+            metrics,
+            inner,
+        }
+    }
+}
+
+impl<S> tower_service::Service<http::Request<steadfast::RecvBody>> for Routing<S>
+where
+    S: tower_service::Service<
+        http::Request<steadfast::RecvBody>,
+        Response = http::Response<crate::body::ProxyBody>,
+        Error = steadfast::BoxError,
+        Future = crate::forward::ProxyFuture,
+    >,
+{
+    type Response = http::Response<crate::body::ProxyBody>;
+    type Error = steadfast::BoxError;
+    type Future = crate::forward::ProxyFuture;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), steadfast::BoxError>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, mut request: http::Request<steadfast::RecvBody>) -> Self::Future {
+        let table = match self.table.read() {
+            Ok(t) => t.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        };
+        let authority = request.uri().authority().map(|a| a.as_str());
+        match find(&table.routes, authority, request.uri().path()) {
+            Some(route) => {
+                let route = route.clone();
+                request.extensions_mut().insert(Routed(route));
+                self.inner.call(request)
+            }
+            None => {
+                let grpc = crate::forward::is_grpc(request.headers());
+                let response = crate::answer::no_route(grpc, authority, request.uri().path());
+                let mut record = crate::record::Record::for_request(
+                    self.metrics.clone(),
+                    Arc::from("none"),
+                    None,
+                    &request,
+                );
+                record.http_status = response.status().as_u16();
+                record.status_from(response.headers());
+                record.finish(crate::record::Outcome::Answered);
+                Box::pin(async move { Ok(response) })
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -136,6 +214,10 @@ mod tests {
         Route::new(i, &config, cluster(c)).expect("valid")
     }
 
+    fn arc(route: Route) -> Arc<Route> {
+        Arc::new(route)
+    }
+
     #[tokio::test]
     async fn first_match_by_authority_service_and_prefix() {
         let routes = [
@@ -149,7 +231,8 @@ mod tests {
             route(1, None, Some("example.Users"), None, "users"),
             route(2, None, None, Some("/static/"), "files"),
             route(3, None, None, None, "rest"),
-        ];
+        ]
+        .map(arc);
         let pick = |a: Option<&str>, p: &str| find(&routes, a, p).map(|r| &*r.cluster.name);
         assert_eq!(
             pick(Some("API.example:8443"), "/example.Users/Get"),
