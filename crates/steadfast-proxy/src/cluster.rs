@@ -7,9 +7,7 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::Uri;
-use steadfast::client::{
-    BalanceConfig, BalancePolicy, DnsResolver, Resolve, StaticResolver, SubchannelInfo,
-};
+use steadfast::client::{BalanceConfig, BalancePolicy, Resolve, StaticResolver, SubchannelInfo};
 use steadfast::{Client, PoolConfig, RetryPolicy};
 
 use crate::config::{
@@ -32,7 +30,11 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    pub(crate) fn new(config: &ClusterConfig, limits: &Limits) -> Result<Self, ConfigError> {
+    pub(crate) fn new(
+        config: &ClusterConfig,
+        limits: &Limits,
+        dns: &Arc<dyn Resolve>,
+    ) -> Result<Self, ConfigError> {
         let err = |key: &str, message: String| ConfigError {
             key: format!("cluster {:?}.{key}", config.name),
             message,
@@ -56,6 +58,10 @@ impl Cluster {
             Some(t) => parse_duration(t).map_err(|m| err("connect_timeout", m))?,
             None => Duration::from_secs(5),
         };
+        pool.ready_wait = Some(
+            parse_duration(&limits.wait_for_backend)
+                .map_err(|m| err("limits.wait_for_backend", m))?,
+        );
         let mut retry = RetryPolicy::default();
         retry.refused_retries = limits.refused_retries;
         retry.buffer_per_request = limits.retry_buffer_per_call;
@@ -93,7 +99,7 @@ impl Cluster {
                             .to_owned(),
                     ));
                 }
-                (host, port, Arc::new(DnsResolver))
+                (host, port, dns.clone())
             }
         };
         let authority: Authority = format!("{host}:{port}")

@@ -199,6 +199,10 @@ pub struct Limits {
     pub refused_retries: u32,
     /// How long calls in flight may take to finish once a graceful shutdown starts.
     pub shutdown_grace: String,
+    /// How long a call waits for a backend when none of its cluster is ready (all
+    /// restarting, or the name not re-resolved yet) before it fails UNAVAILABLE,
+    /// never sent. A call's own deadline bounds the wait too.
+    pub wait_for_backend: String,
 }
 
 impl Default for Limits {
@@ -211,6 +215,7 @@ impl Default for Limits {
             retry_buffer_total: 64 << 20,
             refused_retries: 4,
             shutdown_grace: "30s".to_owned(),
+            wait_for_backend: "5s".to_owned(),
         }
     }
 }
@@ -385,6 +390,7 @@ impl Config {
         }
         let l = &self.limits;
         parse_duration(&l.shutdown_grace).map_err(|m| error("limits.shutdown_grace", m))?;
+        parse_duration(&l.wait_for_backend).map_err(|m| error("limits.wait_for_backend", m))?;
         if l.max_concurrent_streams == 0 {
             return Err(error(
                 "limits.max_concurrent_streams",

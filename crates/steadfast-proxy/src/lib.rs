@@ -43,7 +43,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::{Arc, RwLock};
 
-use steadfast::client::SubchannelInfo;
+use steadfast::client::{DnsResolver, Resolve, SubchannelInfo};
 use steadfast::{Server, ServerConfig, ShutdownHandle};
 use tokio::task::JoinSet;
 
@@ -56,15 +56,29 @@ use forward::Table;
 use router::Route;
 
 /// A proxy: its configuration, built into routes and clusters.
-#[derive(Debug)]
 pub struct Proxy {
     config: RwLock<Config>,
+    /// How `dns` clusters resolve their name.
+    dns: Arc<dyn Resolve>,
     table: Arc<RwLock<Arc<Table>>>,
     metrics: Arc<metrics::ProxyMetrics>,
     listener_stats: std::sync::Mutex<Vec<steadfast::StatsHandle>>,
 }
 
-fn build(config: &Config, old: Option<&Table>) -> Result<Table, ConfigError> {
+impl std::fmt::Debug for Proxy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Proxy")
+            .field("config", &self.config)
+            .field("table", &self.table)
+            .finish_non_exhaustive()
+    }
+}
+
+fn build(
+    config: &Config,
+    old: Option<&Table>,
+    dns: &Arc<dyn Resolve>,
+) -> Result<Table, ConfigError> {
     config.validate()?;
     // A cluster whose configuration did not change keeps its client, and so its
     // connections and health state.
@@ -78,7 +92,7 @@ fn build(config: &Config, old: Option<&Table>) -> Result<Table, ConfigError> {
     for c in &config.clusters {
         let cluster = match kept.get(c.name.as_str()) {
             Some(old) if old.config == *c && old.limits == config.limits => old.clone(),
-            _ => Arc::new(Cluster::new(c, &config.limits)?),
+            _ => Arc::new(Cluster::new(c, &config.limits, dns)?),
         };
         clusters.insert(&c.name, cluster);
     }
@@ -104,8 +118,18 @@ fn build(config: &Config, old: Option<&Table>) -> Result<Table, ConfigError> {
 impl Proxy {
     /// Builds the routes and clusters of `config` (nothing is bound or connected yet).
     pub fn new(config: Config) -> Result<Self, ConfigError> {
-        let table = build(&config, None)?;
+        Self::with_resolver(config, DnsResolver)
+    }
+
+    /// Like [`Proxy::new`], with `dns` clusters resolved by `resolver` rather than
+    /// the system's resolver (a service registry, say). It is asked as the system's
+    /// would be: at a cluster's first call, then when a backend fails or goes away,
+    /// at most once a second.
+    pub fn with_resolver(config: Config, resolver: impl Resolve) -> Result<Self, ConfigError> {
+        let dns: Arc<dyn Resolve> = Arc::new(resolver);
+        let table = build(&config, None, &dns)?;
         Ok(Self {
+            dns,
             config: RwLock::new(config),
             table: Arc::new(RwLock::new(Arc::new(table))),
             metrics: Arc::default(),
@@ -153,7 +177,7 @@ impl Proxy {
             });
         }
         let old = self.table.read().map(|t| t.clone()).ok();
-        let table = build(&config, old.as_deref())?;
+        let table = build(&config, old.as_deref(), &self.dns)?;
         if let Ok(mut t) = self.table.write() {
             *t = Arc::new(table);
         }

@@ -193,7 +193,8 @@ mod tests {
             connect_timeout: None,
             outlier: None,
         };
-        Arc::new(Cluster::new(&config, &Limits::default()).expect("valid"))
+        let dns: Arc<dyn steadfast::client::Resolve> = Arc::new(steadfast::client::DnsResolver);
+        Arc::new(Cluster::new(&config, &Limits::default(), &dns).expect("valid"))
     }
 
     fn route(

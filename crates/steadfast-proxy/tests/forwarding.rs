@@ -261,6 +261,8 @@ async fn no_reachable_backend_is_unavailable_and_never_sent() {
         .unwrap();
     let (_proxy, running) = proxy_with(&[closed], |config| {
         config.clusters[0].connect_timeout = Some("1s".into());
+        // Nothing will become ready: fail after a short wait.
+        config.limits.wait_for_backend = "200ms".into();
     })
     .await;
     let mut client = echo_client(&url(&running));
@@ -296,6 +298,8 @@ async fn an_http1_backend_is_unavailable_with_that_reason() {
     });
     let (_proxy, running) = proxy_with(&[addr], |config| {
         config.clusters[0].health_check = None;
+        // Nothing will become ready: fail after a short wait.
+        config.limits.wait_for_backend = "200ms".into();
     })
     .await;
     let mut client = echo_client(&url(&running));
@@ -500,6 +504,8 @@ async fn a_tls_backend_behind_an_h2c_cluster_is_unavailable_with_that_reason() {
     let (_proxy, running) = proxy_with(&[addr], |config| {
         config.clusters[0].health_check = None;
         config.clusters[0].connect_timeout = Some("2s".into());
+        // Nothing will become ready: fail after a short wait.
+        config.limits.wait_for_backend = "200ms".into();
     })
     .await;
     let mut client = echo_client(&url(&running));
@@ -755,4 +761,43 @@ async fn a_routes_a6_retry_policy_retries_retryable_statuses_elsewhere() {
         }
         running.shutdown().await.unwrap();
     }
+}
+
+#[tokio::test]
+async fn a_dns_cluster_follows_its_name_to_new_addresses() {
+    // A name that resolves to `old`, then to `new` once `old` is gone (a Kubernetes
+    // headless Service across a rollout).
+    let mut old = serve_echo().await;
+    let mut new = serve_echo().await;
+    let resolver = steadfast::client::StaticResolver::new(vec![old.addr]);
+    let addresses = resolver.0.clone();
+    let mut config = Config::simple("127.0.0.1:0".parse().unwrap(), &[]);
+    config.clusters[0].backends.clear();
+    config.clusters[0].dns = Some("echo.default.svc:50051".into());
+    config.clusters[0].health_check = None;
+    let proxy = Arc::new(Proxy::with_resolver(config, resolver).expect("valid"));
+    let running = proxy.bind().await.unwrap();
+    let mut client = echo_client(&url(&running));
+    for i in 0..5 {
+        bounded(client.unary(echo(&format!("{i}"))))
+            .await
+            .expect("served by old");
+    }
+    assert_eq!(old.take_finished(), 5);
+    // The name moves; the old backend drains and goes. Its GOAWAY makes the
+    // cluster resolve again, and calls follow the name without failing.
+    *addresses.lock().unwrap() = vec![new.addr];
+    old.shutdown_gracefully().await;
+    for i in 0..20 {
+        bounded(client.unary(echo(&format!("after {i}"))))
+            .await
+            .expect("never fails");
+    }
+    assert_eq!(new.take_finished(), 20);
+    let backends: Vec<SocketAddr> = proxy
+        .backends("default")
+        .iter()
+        .map(|b| b.address)
+        .collect();
+    assert_eq!(backends, [new.addr]);
 }

@@ -156,6 +156,12 @@ pub struct PoolConfig {
     /// How requests are spread over an authority's addresses (the pool's least
     /// loaded connection by default; gRPC's `pick_first` or `round_robin`).
     pub balance: BalanceConfig,
+    /// How long a request without a [`Deadline`] (and not [`FailFast`]) waits for a
+    /// connection when none is ready — under a balancer, every address failed or
+    /// none resolved yet — before it fails, never sent. `None` (the default): it
+    /// fails at once. A proxy sets it so that a backend being replaced (its name
+    /// re-resolved, its address reconnected) costs its calls a wait, not a failure.
+    pub ready_wait: Option<Duration>,
 }
 
 impl Default for PoolConfig {
@@ -168,6 +174,7 @@ impl Default for PoolConfig {
             retry: RetryPolicy::default(),
             default_timeout: None,
             balance: BalanceConfig::default(),
+            ready_wait: None,
         }
     }
 }
@@ -473,10 +480,16 @@ impl Client {
             };
             // Under a balancer, a request with a deadline that may wait (not FailFast)
             // waits through "every address failed" for one to become ready.
-            let wait_for_ready = deadline.is_some() && !fail_fast;
+            // One without a deadline waits `PoolConfig::ready_wait`, if set.
+            let ready_wait = self
+                .inner
+                .config
+                .ready_wait
+                .filter(|_| deadline.is_none() && !fail_fast);
+            let wait_for_ready = (deadline.is_some() || ready_wait.is_some()) && !fail_fast;
             let connection = self.connection(&authority, avoid.as_ref(), wait_for_ready);
-            let connection = match deadline {
-                Some(d) => match tokio::time::timeout_at(d, connection).await {
+            let connection = match (deadline, ready_wait) {
+                (Some(d), _) => match tokio::time::timeout_at(d, connection).await {
                     Ok(connection) => connection,
                     // No connection ever had the request.
                     Err(_) => {
@@ -484,7 +497,13 @@ impl Client {
                             .context("the deadline passed while connecting"))
                     }
                 },
-                None => connection.await,
+                (None, Some(wait)) => match tokio::time::timeout(wait, connection).await {
+                    Ok(connection) => connection,
+                    // Asked once more without waiting: the error says why no address
+                    // is ready (or one just became so).
+                    Err(_) => self.connection(&authority, avoid.as_ref(), false).await,
+                },
+                (None, None) => connection.await,
             };
             let (conn, result) = match connection {
                 Err(e) => (None, Err(e)),
