@@ -151,6 +151,8 @@ pub(crate) fn reset_for(error: &steadfast::Error) -> ResetStream {
 pub(crate) struct Unanswered {
     pub(crate) fate: Option<Fate>,
     pub(crate) error: String,
+    /// The backend connection the call failed on, if it got one.
+    pub(crate) backend: Option<steadfast::ConnectionInfo>,
 }
 
 /// The error of a call every backend tried refused: recorded by the record layer,

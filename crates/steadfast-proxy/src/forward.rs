@@ -146,6 +146,7 @@ async fn forward(request: Request<RecvBody>) -> Result<Response<ProxyBody>, BoxE
                         response.extensions_mut().insert(Unanswered {
                             fate: None,
                             error: status.message().to_owned(),
+                            backend: None,
                         });
                         return Ok(response);
                     }
@@ -167,6 +168,7 @@ async fn forward(request: Request<RecvBody>) -> Result<Response<ProxyBody>, BoxE
             let unanswered = Unanswered {
                 fate: error.fate(),
                 error: error.to_string(),
+                backend: error.connection().cloned(),
             };
             match answer::failed(&error, grpc, &cluster.name) {
                 Ok(mut response) => {

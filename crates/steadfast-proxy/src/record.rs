@@ -122,6 +122,16 @@ impl Record {
         record
     }
 
+    /// Notes how a call no backend answered failed, and on which backend.
+    pub(crate) fn failed_on(&mut self, unanswered: &crate::answer::Unanswered) {
+        self.fate = unanswered.fate;
+        self.error = Some(unanswered.error.clone());
+        if let Some(backend) = &unanswered.backend {
+            self.backend = backend.remote_addr();
+            self.backend_local = backend.local_addr();
+        }
+    }
+
     pub(crate) fn finish(mut self, outcome: Outcome) {
         self.write(outcome);
     }
@@ -134,11 +144,15 @@ impl Record {
         self.metrics.observe(self, outcome, elapsed);
         if let (Some(cluster), Some(backend)) = (&self.cluster_ref, self.backend) {
             if outcome != Outcome::Cancelled {
-                let failed = crate::outlier::is_failure(
-                    outcome == Outcome::Failed,
-                    self.http_status,
-                    self.grpc_status.as_deref(),
-                );
+                // A refusal (a drain, a backend shedding load) or a call never sent
+                // is the backend protecting itself, not the backend failing.
+                let unprocessed = matches!(self.fate, Some(Fate::Refused | Fate::NotSent));
+                let failed = !unprocessed
+                    && crate::outlier::is_failure(
+                        outcome == Outcome::Failed,
+                        self.http_status,
+                        self.grpc_status.as_deref(),
+                    );
                 cluster.observe(backend, failed);
             }
         }
@@ -251,8 +265,7 @@ where
                         .map(|s| s.0);
                     let outcome = match extensions.get::<crate::answer::Unanswered>() {
                         Some(u) => {
-                            record.fate = u.fate;
-                            record.error = Some(u.error.clone());
+                            record.failed_on(u);
                             Outcome::Failed
                         }
                         None => Outcome::Answered,
@@ -267,8 +280,7 @@ where
                 }
                 Err(error) => match error.downcast::<crate::answer::Refused>() {
                     Ok(refused) => {
-                        record.fate = refused.unanswered.fate;
-                        record.error = Some(refused.unanswered.error.clone());
+                        record.failed_on(&refused.unanswered);
                         record.finish(Outcome::Failed);
                         Err(Box::new(refused.reset) as steadfast::BoxError)
                     }

@@ -801,3 +801,48 @@ async fn a_dns_cluster_follows_its_name_to_new_addresses() {
         .collect();
     assert_eq!(backends, [new.addr]);
 }
+
+#[tokio::test]
+async fn a_call_a_backend_dropped_before_answering_names_that_backend() {
+    let backend = serve_echo().await;
+    let addr = backend.addr;
+    let (proxy, running) = proxy(&[addr]).await;
+    let mut client = echo_client(&url(&running));
+    bounded(client.unary(echo("warm"))).await.expect("served");
+    let slow = EchoRequest {
+        sleep_ms: 10_000,
+        ..echo("in flight")
+    };
+    let call = tokio::spawn(async move { client.unary(slow).await });
+    // The call reaches the backend's handler, then the backend dies with it.
+    let mut backend = backend;
+    assert_eq!(
+        backend.next_event().await,
+        Event::Finished("warm".into()),
+        "the warm-up finished first"
+    );
+    // No event says the request was written to the backend: a margin for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    drop(backend);
+    let status = bounded(call)
+        .await
+        .unwrap()
+        .expect_err("the backend went away");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(
+        status.message().contains("may have processed"),
+        "{}",
+        status.message()
+    );
+    // Its record names the backend, though no response head ever came.
+    let mut registry = prometheus_client::registry::Registry::default();
+    proxy.register_metrics(&mut registry);
+    let mut text = String::new();
+    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let failed = text.lines().find(|l| {
+        l.starts_with("steadfast_proxy_calls_total{")
+            && l.contains(&format!("backend=\"{addr}\""))
+            && l.contains("outcome=\"failed\"")
+    });
+    assert!(failed.is_some_and(|l| l.ends_with(" 1")), "{text}");
+}

@@ -93,6 +93,8 @@ struct Inner {
     stream_id: Option<StreamId>,
     /// Extra words from the caller's side (e.g. the address being connected to).
     context: Option<String>,
+    /// The connection the request was on, once it got one.
+    connection: Option<crate::ConnectionInfo>,
 }
 
 #[derive(Debug)]
@@ -136,6 +138,7 @@ impl Error {
                 fate: None,
                 stream_id: None,
                 context: None,
+                connection: None,
             }),
         }
     }
@@ -147,6 +150,7 @@ impl Error {
                 fate,
                 stream_id,
                 context: None,
+                connection: None,
             }),
         }
     }
@@ -202,6 +206,23 @@ impl Error {
         self.modify(|inner| inner.fate = None)
     }
 
+    /// The connection the request was on when it failed — its address pair — when
+    /// it got that far (a proxy names the backend of a failed call so).
+    pub fn connection(&self) -> Option<&crate::ConnectionInfo> {
+        self.inner.connection.as_ref()
+    }
+
+    /// Notes the connection the request was on, unless one is noted already.
+    pub(crate) fn on_connection(self, info: Option<&crate::ConnectionInfo>) -> Self {
+        match info {
+            Some(info) if self.inner.connection.is_none() => {
+                let info = info.clone();
+                self.modify(|inner| inner.connection = Some(info))
+            }
+            _ => self,
+        }
+    }
+
     pub(crate) fn context(self, context: impl Into<String>) -> Self {
         let context = context.into();
         self.modify(|inner| inner.context = Some(context))
@@ -218,6 +239,7 @@ impl Error {
             fate: self.inner.fate,
             stream_id: self.inner.stream_id,
             context: self.inner.context.clone(),
+            connection: self.inner.connection.clone(),
         };
         change(&mut inner);
         Self {

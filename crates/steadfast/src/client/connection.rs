@@ -78,6 +78,8 @@ struct HandleInner {
     next_token: AtomicU64,
     scheme: Scheme,
     authority: Option<Authority>,
+    /// The connection's address pair, noted on the errors of its requests.
+    info: Option<crate::ConnectionInfo>,
 }
 
 impl Drop for HandleInner {
@@ -331,7 +333,7 @@ where
         proto: config.proto.clone(),
         shutdown_grace: Duration::from_secs(3600),
         shed: None,
-        connection_info: info,
+        connection_info: info.clone(),
         stream_end: false,
         counters: config.counters.clone(),
     };
@@ -345,6 +347,7 @@ where
             next_token: AtomicU64::new(1),
             scheme,
             authority,
+            info,
         }),
     };
     Ok((handle, ready))
@@ -383,19 +386,20 @@ impl SendRequest {
             armed: sent.is_ok(),
         };
         let shared = self.inner.shared.clone();
+        let info = self.inner.info.clone();
         async move {
             let mut guard = guard;
             if !guard.armed {
-                return Err(shared.not_sent_error());
+                return Err(shared.not_sent_error().on_connection(info.as_ref()));
             }
             let result = rx.await;
             guard.armed = false;
             match result {
-                Ok(result) => result,
+                Ok(result) => result.map_err(|e| e.on_connection(info.as_ref())),
                 // The driver ended without answering (its task panicked or its
                 // runtime shut down) after it accepted the request: nothing proves
                 // the request was not written, so it may have been processed.
-                Err(_) => Err(driver_lost(&shared)),
+                Err(_) => Err(driver_lost(&shared).on_connection(info.as_ref())),
             }
         }
     }
