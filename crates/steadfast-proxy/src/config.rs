@@ -167,7 +167,7 @@ pub struct HealthCheckConfig {
 }
 
 /// TLS towards a cluster's backends.
-#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Deserialize)]
 #[serde(deny_unknown_fields)]
 #[non_exhaustive]
 pub struct ClusterTls {

@@ -165,6 +165,19 @@ async fn forward(request: Request<RecvBody>) -> Result<Response<ProxyBody>, BoxE
             ))
         }
         Err(error) => {
+            // Once per failed call, naming the backend when there was one: the
+            // operator's lead when a backend speaks HTTP/1.1, or TLS where h2c was
+            // configured, or is gone.
+            tracing::warn!(
+                cluster = %cluster.name,
+                backend = error
+                    .connection()
+                    .and_then(steadfast::ConnectionInfo::remote_addr)
+                    .map(tracing::field::display),
+                fate = error.fate().map(tracing::field::display),
+                %error,
+                "no backend answered the call"
+            );
             let unanswered = Unanswered {
                 fate: error.fate(),
                 error: error.to_string(),

@@ -846,3 +846,67 @@ async fn a_call_a_backend_dropped_before_answering_names_that_backend() {
     });
     assert!(failed.is_some_and(|l| l.ends_with(" 1")), "{text}");
 }
+
+#[tokio::test]
+async fn an_h2c_backend_behind_a_tls_cluster_is_unavailable_with_that_reason() {
+    let backend = serve_echo().await;
+    let (_proxy, running) = proxy_with(&[backend.addr], |config| {
+        config.clusters[0].health_check = None;
+        config.clusters[0].tls = Some(steadfast_proxy::config::ClusterTls::default());
+        config.limits.wait_for_backend = "200ms".into();
+    })
+    .await;
+    let mut client = echo_client(&url(&running));
+    let status = bounded(client.unary(echo("x")))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    assert!(status.message().contains("not TLS"), "{}", status.message());
+    assert!(
+        status.message().contains("never sent"),
+        "{}",
+        status.message()
+    );
+}
+
+#[tokio::test]
+async fn rich_error_details_and_binary_trailers_pass_through_byte_for_byte() {
+    use base64::Engine as _;
+    // A google.rpc.Status with an ErrorInfo, as a backend's Trailers-Only answer,
+    // and a custom binary trailer after data on a second path.
+    let details = base64::engine::general_purpose::STANDARD_NO_PAD
+        .encode(b"\x08\x05\x12\x04gone\x1a\x2a\x0a\x28type.googleapis.com/google.rpc.ErrorInfo");
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let sent = details.clone();
+    let service = steadfast::service_fn(move |_request: Request<steadfast::RecvBody>| {
+        let details = sent.clone();
+        async move {
+            let mut response = Response::new(http_body_util::Empty::<Bytes>::new());
+            let headers = response.headers_mut();
+            headers.insert("content-type", "application/grpc".parse().unwrap());
+            headers.insert("grpc-status", "5".parse().unwrap());
+            headers.insert("grpc-message", "gone%20for%20good".parse().unwrap());
+            headers.insert("grpc-status-details-bin", details.parse().unwrap());
+            headers.insert("x-trace-bin", "AAEC/w".parse().unwrap());
+            Ok::<_, std::convert::Infallible>(response)
+        }
+    });
+    tokio::spawn(steadfast::Server::new(ServerConfig::default()).serve(listener, service));
+    let (_proxy, running) = proxy_with(&[addr], |config| {
+        config.clusters[0].health_check = None;
+    })
+    .await;
+    let client = steadfast::Client::new(steadfast::PoolConfig::default());
+    let request = Request::post(format!("{}/steadfast.test.Echo/Unary", url(&running)))
+        .header("content-type", "application/grpc")
+        .body(Full::new(Bytes::from_static(&[0, 0, 0, 0, 0])))
+        .unwrap();
+    let response = bounded(client.send(request)).await.expect("response");
+    let headers = response.headers();
+    assert_eq!(headers["grpc-status"], "5");
+    assert_eq!(headers["grpc-message"], "gone%20for%20good");
+    assert_eq!(headers["grpc-status-details-bin"], details.as_str());
+    assert_eq!(headers["x-trace-bin"], "AAEC/w");
+    assert!(response.body().is_end_stream(), "still Trailers-Only");
+}
