@@ -37,7 +37,7 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_seconds, free_port, stop_process, wait_listening
+from benchlib import cpu_seconds, free_port, grpc_preflight, stop_process, wait_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "bench", "grpc-bench", "Cargo.toml")
@@ -108,47 +108,9 @@ def preflight(port, call, body):
     """One call with h2load's body and headers over Python h2: the response must be
     :status 200, one uncompressed message equal to the expected one, and grpc-status 0
     in the trailers."""
-    import h2.config
-    import h2.connection
-    import h2.events
-
     path, expected = CALLS[call]
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    try:
-        conn.initiate_connection()
-        conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", path),
-                              (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
-                              ("te", "trailers")])
-        conn.send_data(1, body, end_stream=True)
-        sock.sendall(conn.data_to_send())
-        headers, trailers, data, ended = {}, {}, b"", False
-        while not ended:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError(f"{call}: connection closed before the response ended")
-            for event in conn.receive_data(chunk):
-                if isinstance(event, h2.events.ResponseReceived):
-                    headers = dict(event.headers)
-                elif isinstance(event, h2.events.DataReceived):
-                    data += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length, 1)
-                elif isinstance(event, h2.events.TrailersReceived):
-                    trailers = dict(event.headers)
-                elif isinstance(event, h2.events.StreamEnded):
-                    ended = True
-                elif isinstance(event, h2.events.StreamReset):
-                    raise RuntimeError(f"{call}: stream reset ({event.error_code})")
-            sock.sendall(conn.data_to_send())
-    finally:
-        sock.close()
-    status = trailers.get("grpc-status", headers.get("grpc-status"))
-    if headers.get(":status") != "200" or status != "0":
-        raise RuntimeError(f"{call}: :status {headers.get(':status')}, grpc-status {status} "
-                           f"({trailers.get('grpc-message', headers.get('grpc-message'))!r})")
     want = b"\x00" + len(expected).to_bytes(4, "big") + expected
-    if data != want:
-        raise RuntimeError(f"{call}: unexpected response message {data[:32]!r}... ({len(data)} bytes)")
+    grpc_preflight(port, path, body, want, call)
 
 
 def h2load(port, args, call, body_file, n):

@@ -83,7 +83,7 @@ import textwrap
 import time
 import urllib.request
 
-from benchlib import TICKS, cpu_seconds, free_port, stop_process, wait_listening
+from benchlib import TICKS, cpu_seconds, free_port, grpc_preflight, stop_process, wait_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEADFAST = os.path.join(ROOT, "target", "release", "steadfast")
@@ -206,45 +206,7 @@ def start_proxy(kind, tmp, backends, keepalive=NGINX_KEEPALIVE):
 def preflight(port):
     """One EmptyCall with h2load's body and headers over Python h2: :status 200, the
     empty message, grpc-status 0."""
-    import h2.config
-    import h2.connection
-    import h2.events
-
-    conn = h2.connection.H2Connection(h2.config.H2Configuration(client_side=True, header_encoding="utf-8"))
-    sock = socket.create_connection(("127.0.0.1", port), timeout=5)
-    try:
-        conn.initiate_connection()
-        conn.send_headers(1, [(":method", "POST"), (":scheme", "http"), (":path", PATH),
-                              (":authority", f"127.0.0.1:{port}"), ("content-type", "application/grpc"),
-                              ("te", "trailers")])
-        conn.send_data(1, BODY, end_stream=True)
-        sock.sendall(conn.data_to_send())
-        headers, trailers, data, ended = {}, {}, b"", False
-        while not ended:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise RuntimeError("preflight: connection closed before the response ended")
-            for event in conn.receive_data(chunk):
-                if isinstance(event, h2.events.ResponseReceived):
-                    headers = dict(event.headers)
-                elif isinstance(event, h2.events.DataReceived):
-                    data += event.data
-                    conn.acknowledge_received_data(event.flow_controlled_length, 1)
-                elif isinstance(event, h2.events.TrailersReceived):
-                    trailers = dict(event.headers)
-                elif isinstance(event, h2.events.StreamEnded):
-                    ended = True
-                elif isinstance(event, h2.events.StreamReset):
-                    raise RuntimeError(f"preflight: stream reset ({event.error_code})")
-            sock.sendall(conn.data_to_send())
-    finally:
-        sock.close()
-    status = trailers.get("grpc-status", headers.get("grpc-status"))
-    if headers.get(":status") != "200" or status != "0":
-        raise RuntimeError(f"preflight: :status {headers.get(':status')}, grpc-status {status} "
-                           f"({trailers.get('grpc-message', headers.get('grpc-message'))!r})")
-    if data != BODY:
-        raise RuntimeError(f"preflight: unexpected response message {data[:32]!r}")
+    grpc_preflight(port, PATH, BODY, BODY, "preflight")
 
 
 def h2load_cmd(port, n, clients, streams, body_file, log_file=None):

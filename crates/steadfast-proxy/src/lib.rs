@@ -188,6 +188,17 @@ impl Proxy {
         Ok(())
     }
 
+    /// The OpenMetrics text of the proxy's metrics alone, as a scrape would read
+    /// them (for an endpoint of your own, or a test).
+    pub fn metrics_exposition(&self) -> String {
+        let mut registry = prometheus_client::registry::Registry::default();
+        self.register_metrics(&mut registry);
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &registry);
+        text
+    }
+
     /// Each backend of `cluster` with its state, health and last error (empty before
     /// the cluster's first call, or if there is no such cluster).
     pub fn backends(&self, cluster: &str) -> Vec<SubchannelInfo> {

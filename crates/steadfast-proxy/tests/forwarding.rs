@@ -572,10 +572,7 @@ async fn a_backend_failing_every_call_is_ejected() {
         .find(|s| s.address == broken)
         .unwrap();
     assert!(broken_info.ejected, "{broken_info:?}");
-    let mut registry = prometheus_client::registry::Registry::default();
-    proxy.register_metrics(&mut registry);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = proxy.metrics_exposition();
     let line =
         format!("steadfast_proxy_ejections_total{{cluster=\"default\",backend=\"{broken}\"}} 1");
     assert!(text.lines().any(|l| l == line), "{text}");
@@ -835,10 +832,7 @@ async fn a_call_a_backend_dropped_before_answering_names_that_backend() {
         status.message()
     );
     // Its record names the backend, though no response head ever came.
-    let mut registry = prometheus_client::registry::Registry::default();
-    proxy.register_metrics(&mut registry);
-    let mut text = String::new();
-    prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+    let text = proxy.metrics_exposition();
     let failed = text.lines().find(|l| {
         l.starts_with("steadfast_proxy_calls_total{")
             && l.contains(&format!("backend=\"{addr}\""))

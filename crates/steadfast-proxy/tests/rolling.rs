@@ -216,10 +216,7 @@ async fn backends_shedding_with_refused_stream_cost_no_call_while_one_has_room()
     all_ready(&proxy).await;
     let load = Load::start_with(running.local_addrs()[0], 3);
     let refused = || {
-        let mut registry = prometheus_client::registry::Registry::default();
-        proxy.register_metrics(&mut registry);
-        let mut text = String::new();
-        prometheus_client::encoding::text::encode(&mut text, &registry).unwrap();
+        let text = proxy.metrics_exposition();
         text.lines()
             .find(|l| {
                 l.starts_with(
