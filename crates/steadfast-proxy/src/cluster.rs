@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use http::uri::{Authority, PathAndQuery, Scheme};
 use http::Uri;
-use steadfast::client::{BalanceConfig, BalancePolicy, Resolve, StaticResolver, SubchannelInfo};
+use steadfast::client::{BalancePolicy, Resolve, StaticResolver, SubchannelInfo};
 use steadfast::{Client, PoolConfig, RetryPolicy};
 
 use crate::config::{
@@ -41,7 +41,6 @@ impl Cluster {
         };
         let backends = config.backends_spec().map_err(|(k, m)| err(&k, m))?;
         let mut pool = PoolConfig::default();
-        pool.balance = BalanceConfig::default();
         pool.balance.policy = match config.balance().map_err(|m| err("balance", m))? {
             Balance::RoundRobin => BalancePolicy::RoundRobin,
             Balance::LeastRequest => BalancePolicy::LeastRequest,
