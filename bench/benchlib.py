@@ -36,6 +36,17 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / TICKS
 
 
+def machine_cpu_seconds():
+    """Busy time (user, nice, system, irq, softirq, steal) of CPUs 0 and 1, in seconds."""
+    total = 0
+    with open("/proc/stat") as f:
+        for line in f:
+            cols = line.split()
+            if cols[0] in ("cpu0", "cpu1"):
+                total += sum(int(cols[i]) for i in (1, 2, 3, 6, 7, 8))
+    return total / TICKS
+
+
 def stop_process(proc):
     """Stops a server: SIGTERM (a graceful shutdown), SIGKILL after 10 s."""
     proc.terminate()

@@ -37,12 +37,11 @@ import sys
 import tempfile
 import time
 
-from benchlib import cpu_seconds, free_port, grpc_preflight, stop_process, wait_listening
+from benchlib import cpu_seconds, free_port, grpc_preflight, machine_cpu_seconds, stop_process, wait_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 MANIFEST = os.path.join(ROOT, "bench", "grpc-bench", "Cargo.toml")
 BINARY = os.path.join(ROOT, "bench", "grpc-bench", "target", "release", "grpc-bench")
-from benchlib import TICKS  # noqa: E402
 SERVERS = ["steadfast", "tonic-ct", "tonic-mt"]
 CLIENTS = ["steadfast", "tonic"]
 PAYLOAD = 100
@@ -52,17 +51,6 @@ CALLS = {
     "empty": ("/grpc.testing.TestService/EmptyCall", b""),
     "unary100": ("/grpc.testing.TestService/UnaryCall", bytes([0x0A, PAYLOAD + 2, 0x12, PAYLOAD]) + bytes(PAYLOAD)),
 }
-
-
-def machine_cpu_seconds():
-    """Busy time (user, nice, system, irq, softirq, steal) of CPUs 0 and 1, in seconds."""
-    total = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            cols = line.split()
-            if cols[0] in ("cpu0", "cpu1"):
-                total += sum(int(cols[i]) for i in (1, 2, 3, 6, 7, 8))
-    return total / TICKS
 
 
 def children_cpu_seconds():

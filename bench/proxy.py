@@ -83,7 +83,7 @@ import textwrap
 import time
 import urllib.request
 
-from benchlib import TICKS, cpu_seconds, free_port, grpc_preflight, stop_process, wait_listening
+from benchlib import cpu_seconds, free_port, grpc_preflight, machine_cpu_seconds, stop_process, wait_listening
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 STEADFAST = os.path.join(ROOT, "target", "release", "steadfast")
@@ -92,17 +92,6 @@ BODY = b"\x00\x00\x00\x00\x00"  # an uncompressed, empty message
 PROXIES = ["steadfast", "nginx"]  # the rolling deploy
 NGINX_KEEPALIVE = 32
 BACKEND_CPU, PROXY_CPU, LOAD_CPU = "0", "1", "0"
-
-
-def machine_cpu_seconds():
-    """Busy time (user, nice, system, irq, softirq, steal) of CPUs 0 and 1, in seconds."""
-    total = 0
-    with open("/proc/stat") as f:
-        for line in f:
-            cols = line.split()
-            if cols[0] in ("cpu0", "cpu1"):
-                total += sum(int(cols[i]) for i in (1, 2, 3, 6, 7, 8))
-    return total / TICKS
 
 
 def tree_cpu_seconds(pid):

@@ -32,21 +32,8 @@ fn has(v: &Value, field: &str, words: &str) -> bool {
 
 /// A gRPC-shaped Python h2 server with one fault (tests/peers/grpc_fault_server.py).
 fn grpc_fault_server(args: &[&str]) -> (Proc, SocketAddr) {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/peers/grpc_fault_server.py");
-    let mut command = Command::new("python3");
-    command
-        .arg(&script)
-        .arg("0")
-        .args(args)
-        .env("PYTHONDONTWRITEBYTECODE", "1");
-    let (proc, rx) = spawn_reporting(command, &format!("grpc_fault_server.py {args:?}"));
-    let port: u16 = rx
-        .recv_timeout(Duration::from_secs(30))
-        .expect("grpc_fault_server.py printed its port (is Python's h2 installed?)")
-        .trim()
-        .parse()
-        .expect("a port");
-    (proc, ([127, 0, 0, 1], port).into())
+    let (proc, addr, _) = python_server("tests/peers/grpc_fault_server.py", args);
+    (proc, addr)
 }
 
 /// A `.proto` file for grpc.testing's EmptyCall, as `package PACKAGE; service

@@ -252,6 +252,23 @@ async fn a_refusing_backend_costs_nothing_and_all_refusing_is_refused_in_turn() 
     assert!(error.is_retry_safe());
 }
 
+/// A call through `running` fails UNAVAILABLE, saying it was never sent and why
+/// (`reasons`, each a part of the message).
+async fn unavailable_never_sent(running: &Running, reasons: &[&str]) {
+    let mut client = echo_client(&url(running));
+    let status = bounded(client.unary(echo("x")))
+        .await
+        .expect_err("unavailable");
+    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+    for words in ["never sent"].iter().chain(reasons) {
+        assert!(
+            status.message().contains(words),
+            "{words:?}: {}",
+            status.message()
+        );
+    }
+}
+
 #[tokio::test]
 async fn no_reachable_backend_is_unavailable_and_never_sent() {
     // A port nothing listens on.
@@ -265,21 +282,8 @@ async fn no_reachable_backend_is_unavailable_and_never_sent() {
         config.limits.wait_for_backend = "200ms".into();
     })
     .await;
-    let mut client = echo_client(&url(&running));
-    let status = bounded(client.unary(echo("x")))
-        .await
-        .expect_err("unavailable");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(
-        status.message().contains("never sent"),
-        "{}",
-        status.message()
-    );
-    assert!(
-        status.message().contains("127.0.0.1"),
-        "names the backend: {}",
-        status.message()
-    );
+    // Names the backend.
+    unavailable_never_sent(&running, &["127.0.0.1"]).await;
 }
 
 #[tokio::test]
@@ -302,12 +306,7 @@ async fn an_http1_backend_is_unavailable_with_that_reason() {
         config.limits.wait_for_backend = "200ms".into();
     })
     .await;
-    let mut client = echo_client(&url(&running));
-    let status = bounded(client.unary(echo("x")))
-        .await
-        .expect_err("unavailable");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(status.message().contains("HTTP/1"), "{}", status.message());
+    unavailable_never_sent(&running, &["HTTP/1"]).await;
 }
 
 #[tokio::test]
@@ -508,17 +507,7 @@ async fn a_tls_backend_behind_an_h2c_cluster_is_unavailable_with_that_reason() {
         config.limits.wait_for_backend = "200ms".into();
     })
     .await;
-    let mut client = echo_client(&url(&running));
-    let status = bounded(client.unary(echo("x")))
-        .await
-        .expect_err("unavailable");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(status.message().contains("TLS"), "{}", status.message());
-    assert!(
-        status.message().contains("never sent"),
-        "{}",
-        status.message()
-    );
+    unavailable_never_sent(&running, &["TLS"]).await;
 }
 
 /// A backend that answers every gRPC call UNAVAILABLE (Trailers-Only).
@@ -850,17 +839,7 @@ async fn an_h2c_backend_behind_a_tls_cluster_is_unavailable_with_that_reason() {
         config.limits.wait_for_backend = "200ms".into();
     })
     .await;
-    let mut client = echo_client(&url(&running));
-    let status = bounded(client.unary(echo("x")))
-        .await
-        .expect_err("unavailable");
-    assert_eq!(status.code(), Code::Unavailable, "{status:?}");
-    assert!(status.message().contains("not TLS"), "{}", status.message());
-    assert!(
-        status.message().contains("never sent"),
-        "{}",
-        status.message()
-    );
+    unavailable_never_sent(&running, &["not TLS"]).await;
 }
 
 #[tokio::test]

@@ -170,18 +170,27 @@ pub fn write_payload(path: &Path, len: usize) -> Vec<u8> {
 /// A Python h2 server with one fault (`fault_server.py MODE ARGS`), killed on drop;
 /// its stdout lines (one per complete request) come through the receiver.
 pub fn fault_server(args: &[&str]) -> (Proc, SocketAddr, mpsc::Receiver<String>) {
-    let script =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../steadfast/tests/peers/fault_server.py");
+    python_server("../steadfast/tests/peers/fault_server.py", args)
+}
+
+/// `python3 SCRIPT 0 ARGS` (SCRIPT relative to this crate), a server that prints the
+/// port it bound first; killed on drop. Its later stdout lines come through the
+/// receiver.
+pub fn python_server(script: &str, args: &[&str]) -> (Proc, SocketAddr, mpsc::Receiver<String>) {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(script);
+    let name = path
+        .file_name()
+        .map_or_else(|| script.into(), |n| n.to_string_lossy());
     let mut command = Command::new("python3");
     command
-        .arg(&script)
+        .arg(&path)
         .arg("0")
         .args(args)
         .env("PYTHONDONTWRITEBYTECODE", "1");
-    let (proc, rx) = spawn_reporting(command, &format!("fault_server.py {args:?}"));
+    let (proc, rx) = spawn_reporting(command, &format!("{name} {args:?}"));
     let port: u16 = rx
         .recv_timeout(Duration::from_secs(30))
-        .expect("fault_server.py printed its port (is Python's h2 installed?)")
+        .unwrap_or_else(|_| panic!("{name} printed its port (is Python's h2 installed?)"))
         .trim()
         .parse()
         .expect("a port");
